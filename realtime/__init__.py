@@ -1,0 +1,1 @@
+"""eegmamba-live real-time side: LSL inlet, windows, inference loop, outlets, dashboard, replay."""
