@@ -1,0 +1,74 @@
+"""Registry of named model variants (timm style): ``create_model("eegmamba_single", tasks=...)``.
+
+A variant is a function returning a config; the registry builds the model class registered with it.
+Checkpoints store the variant name and the config dict, and are rebuilt with :func:`build_model`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch.nn as nn
+
+
+@dataclass(frozen=True)
+class _Entry:
+    make_config: Callable[..., Any]
+    model_cls: type[nn.Module]
+    config_cls: type
+    doc: str
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_variant(name: str, model_cls: type[nn.Module], config_cls: type) -> Callable:
+    """Decorator: register ``fn(**kwargs) -> config`` under ``name`` for ``model_cls(config)``.
+
+    ``config_cls`` must provide ``to_dict()`` and ``from_dict(d)``; the built model gets
+    ``model.variant = name``.
+    """
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _REGISTRY:
+            raise ValueError(f"model variant {name!r} registered twice")
+        _REGISTRY[name] = _Entry(fn, model_cls, config_cls, (fn.__doc__ or "").strip())
+        return fn
+
+    return deco
+
+
+def _entry(name: str) -> _Entry:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model variant {name!r}; available: {', '.join(list_models())}")
+    return _REGISTRY[name]
+
+
+def list_models() -> list[str]:
+    """Names of all registered variants, sorted."""
+    return sorted(_REGISTRY)
+
+
+def variant_config(name: str, **kwargs: Any) -> Any:
+    """The config object variant ``name`` builds for these keyword arguments."""
+    return _entry(name).make_config(**kwargs)
+
+
+def build_model(name: str, config: Any) -> nn.Module:
+    """Build variant ``name`` from a config object or its ``to_dict()`` form."""
+    entry = _entry(name)
+    if isinstance(config, dict):
+        config = entry.config_cls.from_dict(config)
+    if not isinstance(config, entry.config_cls):
+        raise TypeError(
+            f"variant {name!r} needs a {entry.config_cls.__name__}, got {type(config).__name__}"
+        )
+    model = entry.model_cls(config)
+    model.variant = name
+    return model
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build variant ``name``; ``kwargs`` go to the variant's config function."""
+    return build_model(name, variant_config(name, **kwargs))
