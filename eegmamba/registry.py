@@ -6,6 +6,7 @@ Checkpoints store the variant name and the config dict, and are rebuilt with :fu
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -21,6 +22,17 @@ class _Entry:
 
 
 _REGISTRY: dict[str, _Entry] = {}
+# Modules whose import registers the built-in variants; imported on first registry lookup.
+_BUILTIN_MODULES = ("eegmamba.model.variants",)
+_loaded = False
+
+
+def _load_builtin() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in _BUILTIN_MODULES:
+            importlib.import_module(module)
 
 
 def register_variant(name: str, model_cls: type[nn.Module], config_cls: type) -> Callable:
@@ -40,6 +52,7 @@ def register_variant(name: str, model_cls: type[nn.Module], config_cls: type) ->
 
 
 def _entry(name: str) -> _Entry:
+    _load_builtin()
     if name not in _REGISTRY:
         raise ValueError(f"unknown model variant {name!r}; available: {', '.join(list_models())}")
     return _REGISTRY[name]
@@ -47,6 +60,7 @@ def _entry(name: str) -> _Entry:
 
 def list_models() -> list[str]:
     """Names of all registered variants, sorted."""
+    _load_builtin()
     return sorted(_REGISTRY)
 
 
