@@ -138,6 +138,11 @@ class Preprocessor:
         """Delay (input samples) between an input sample and the output that represents it."""
         return self._delay / self.up
 
+    def n_outputs(self, n_in: int) -> int:
+        """Output samples emitted after ``n_in`` input samples (from a reset)."""
+        lim = n_in * self.up - self._delay - 1
+        return lim // self.down + 1 if lim >= 0 else 0
+
     def push(self, samples: np.ndarray, timestamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Filter and resample one chunk.
 
@@ -185,8 +190,7 @@ class Preprocessor:
 
         # output k is ready once the newest input it needs, (k*down + delay)//up, has arrived:
         # k*down + delay < n_in*up
-        lim = self._n_in * self.up - self._delay - 1
-        n_ready = lim // self.down + 1 if lim >= 0 else 0
+        n_ready = self.n_outputs(self._n_in)
         ks = np.arange(self._n_out, max(n_ready, self._n_out))
         self._n_out += len(ks)
         if len(ks) == 0:

@@ -335,6 +335,10 @@ def load_profile(name_or_path: str | Path | Profile) -> Profile:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            first = f"{getattr(exc, 'problem', '')} at line {mark.line + 1}, column {mark.column + 1}"
+        else:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserInputError(f"{source}: cannot read profile YAML: {first}") from exc
     return _parse(data, _Ctx(source))

@@ -1,0 +1,149 @@
+"""Read a recording file into a ``Recording``: the profile's channels in profile order, in µV.
+
+Any file ``mne.io.read_raw`` reads (EDF/BDF/GDF/FIF…). Sleep-EDF style ``*-PSG.edf`` files are paired
+automatically with their ``*-Hypnogram.edf`` in the same folder (annotations from the hypnogram).
+
+Subject and run come from the file name (the rule of ``shared/data/SOURCES.md``: the subject is the
+name's prefix): ``S001R04.edf`` → ``S001``, run 4 (EEGMMIDB); ``chb01_03_ictal10s.edf`` → ``chb01``
+(CHB-MIT); ``SC4001E0-PSG.edf`` → ``SC400`` (Sleep-EDF: subject = first 5 characters, the 6th is the
+night); anything else → the whole stem (``dreams_excerpt1``), run None.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import mne
+import numpy as np
+
+from eegmamba._checks import UserInputError, check_file
+from eegmamba.channels import match_channels
+from eegmamba.profiles import Profile
+
+READABLE_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".vhdr", ".set", ".cnt")
+
+_SUBJECT_RULES = (
+    (re.compile(r"^(S\d{3})R(\d+)", re.IGNORECASE), True),  # EEGMMIDB: S001R04
+    (re.compile(r"^(chb\d+)_", re.IGNORECASE), False),  # CHB-MIT: chb01_03...
+    (re.compile(r"^((?:SC4|ST7)\d\d)\d", re.IGNORECASE), False),  # Sleep-EDF: SC4001E0-PSG
+)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One recording in the profile's channel order.
+
+    data : ndarray, shape (C, n), float64, µV
+    sfreq : float, Hz
+    ch_names : tuple of str, the profile's (canonical) names; ``source_ch_names`` the file's names
+    annotations : tuple of (onset s, duration s, description), onset from the first sample
+    subject : str; run : int or None; path : Path
+    """
+
+    data: np.ndarray
+    sfreq: float
+    ch_names: tuple[str, ...]
+    source_ch_names: tuple[str, ...]
+    annotations: tuple[tuple[float, float, str], ...]
+    subject: str
+    run: int | None
+    path: Path
+
+    @property
+    def n_samples(self) -> int:
+        return self.data.shape[1]
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.sfreq
+
+
+def subject_and_run(path: str | Path) -> tuple[str, int | None]:
+    """``(subject, run)`` from a file name (see module docstring)."""
+    stem = Path(path).name
+    for suffix in READABLE_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    for rx, has_run in _SUBJECT_RULES:
+        m = rx.match(stem)
+        if m:
+            return m.group(1), (int(m.group(2)) if has_run else None)
+    return re.sub(r"-PSG$", "", stem), None
+
+
+def find_hypnogram(psg: Path) -> Path | None:
+    """The ``*-Hypnogram.edf`` paired with a Sleep-EDF ``*-PSG.edf`` (same folder), or None.
+
+    Sleep-EDF names differ in the last character before the dash (``SC4001E0-PSG.edf`` ↔
+    ``SC4001EC-Hypnogram.edf``): an exact ``<stem>-Hypnogram.edf`` is preferred, else the single file
+    matching ``<stem minus last char>*-Hypnogram.edf``.
+    """
+    if not psg.name.endswith("-PSG.edf"):
+        return None
+    stem = psg.name[: -len("-PSG.edf")]
+    exact = psg.with_name(f"{stem}-Hypnogram.edf")
+    if exact.is_file():
+        return exact
+    cands = sorted(psg.parent.glob(f"{stem[:-1]}*-Hypnogram.edf"))
+    if len(cands) > 1:
+        raise UserInputError(f"{psg}: several hypnograms match ({', '.join(c.name for c in cands)})")
+    return cands[0] if cands else None
+
+
+def is_readable(path: Path) -> bool:
+    """True for a file whose suffix MNE reads (hypnogram-only files excluded)."""
+    name = path.name.lower()
+    return path.is_file() and name.endswith(READABLE_SUFFIXES) and not name.endswith("-hypnogram.edf")
+
+
+def expand_paths(paths) -> list[Path]:
+    """Files from a mix of files and folders (folders: readable files inside, recursively, sorted)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if is_readable(f))
+            if not found:
+                raise UserInputError(f"no readable recordings ({', '.join(READABLE_SUFFIXES)}) in {p}")
+            out.extend(found)
+        else:
+            out.append(check_file(p, "recording"))
+    return out
+
+
+def read_recording(path: str | Path, profile: Profile) -> Recording:
+    """Read ``path`` and pick the profile's channels (aliases allowed), converting volts to µV.
+
+    Raises ``UserInputError`` for a missing/unreadable file or missing channels (naming the file).
+    """
+    path = check_file(path, "recording")
+    try:
+        raw = mne.io.read_raw(path, preload=False, verbose="error")
+    except Exception as exc:  # MNE raises many types for a bad file; all mean "cannot read this"
+        raise UserInputError(f"cannot read recording {path}: {type(exc).__name__}: {exc}") from exc
+    try:
+        picks = match_channels(raw.ch_names, profile.channels.names, profile.channels.aliases)
+    except UserInputError as exc:
+        raise UserInputError(f"{path}: {exc}") from exc
+    data = raw.get_data(picks=picks) * 1e6  # MNE gives volts
+    annotations = raw.annotations
+    hyp = find_hypnogram(path)
+    if hyp is not None:
+        annotations = mne.read_annotations(hyp)
+    # onsets relative to the first sample (MNE's are relative to meas_date / first_samp)
+    first = raw.first_samp / raw.info["sfreq"]
+    ann = tuple(
+        (float(o) - first, float(d), str(desc))
+        for o, d, desc in zip(annotations.onset, annotations.duration, annotations.description)
+    )
+    subject, run = subject_and_run(path)
+    return Recording(
+        data=np.ascontiguousarray(data, dtype=np.float64), sfreq=float(raw.info["sfreq"]),
+        ch_names=tuple(profile.channels.names), source_ch_names=tuple(raw.ch_names[i] for i in picks),
+        annotations=ann, subject=subject, run=run, path=path,
+    )

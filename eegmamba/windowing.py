@@ -1,0 +1,196 @@
+"""The windowing rule, shared by training and the live loop.
+
+Window k covers output samples ``[k*hop, k*hop + length)`` of the preprocessed (200 Hz) signal,
+counted from the first sample pushed into the ``Windower`` (after ``reset()``, from the first sample
+pushed after it). Every window index k is either emitted or counted in ``drops`` with a reason:
+
+- ``gap``: consecutive timestamps inside the window differ by more than ``gap_factor / sfreq`` or do
+  not increase (lost samples, a stream restart);
+- ``nonfinite``: NaN/inf in the window (the preprocessor writes NaN where the input was non-finite);
+- ``flat``: a channel's std < ``flat_std_uv``; ``saturated``: a channel's peak |x| >= ``saturation_uv``
+  (with ``on_bad: flag`` these two keep the window, set ``Window.flags`` and count in ``flagged``).
+
+Emitted data are normalized per the profile (``zscore``: per window, per channel, over the window's
+samples; a flat channel becomes zeros) and cast to float32.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from eegmamba._checks import check_option, check_positive
+from eegmamba.preprocessing import Preprocessor
+from eegmamba.profiles import Profile, QualitySpec
+
+_STD_FLOOR = 1e-6  # µV; below this a channel's z-score would be noise amplification
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of preprocessed signal.
+
+    data : ndarray, shape (C, length), float32, normalized per profile
+    t_start, t_end : float, seconds, source timestamps of the first and last sample
+    index : int, window number k
+    sample_start : int, first output sample (k * hop)
+    flags : frozenset of str, quality problems kept with ``on_bad: flag``
+    """
+
+    data: np.ndarray
+    t_start: float
+    t_end: float
+    index: int
+    sample_start: int
+    flags: frozenset = field(default_factory=frozenset)
+
+
+class Windower:
+    """Cut windows of ``length_samples`` every ``hop_samples`` from a pushed signal (see module doc).
+
+    Parameters
+    ----------
+    length_samples, hop_samples : int, samples at ``sfreq``
+    sfreq : float, Hz
+    quality : QualitySpec, optional (default: ``QualitySpec()``)
+    normalization : ``"zscore"`` or ``"none"``
+    """
+
+    def __init__(self, length_samples: int, hop_samples: int, sfreq: float, *,
+                 quality: QualitySpec | None = None, normalization: str = "zscore"):
+        for name, v in (("length_samples", length_samples), ("hop_samples", hop_samples)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        self.length = int(length_samples)
+        self.hop = int(hop_samples)
+        self.sfreq = float(check_positive(sfreq, "sfreq"))
+        self.quality = quality or QualitySpec()
+        self.normalization = check_option(normalization, ("zscore", "none"), "normalization")
+        self.reset()
+
+    @classmethod
+    def from_profile(cls, profile: Profile, hop_s: float | None = None) -> "Windower":
+        """A windower with the profile's length, rate, quality and normalization; ``hop_s`` defaults
+        to the live ``window.hop_s`` (pass ``profile.window.train_hop_s`` for training)."""
+        return cls(profile.window_samples, profile.hop_samples(hop_s), profile.sfreq,
+                   quality=profile.quality, normalization=profile.normalization)
+
+    def reset(self) -> None:
+        """Start over: the next sample pushed is output sample 0, the next window is index 0."""
+        self.drops: collections.Counter = collections.Counter()
+        self.flagged: collections.Counter = collections.Counter()
+        self.n_emitted = 0
+        self._next_k = 0
+        self._buf_start = 0  # output-sample index of _buf[:, 0]
+        self._buf = None
+        self._buf_t = np.zeros(0)
+
+    @property
+    def n_samples_seen(self) -> int:
+        """Output samples pushed so far."""
+        return self._buf_start + self._buf_t.size
+
+    def push(self, x: np.ndarray, ts: np.ndarray) -> list[Window]:
+        """Append samples; return the windows completed by them (in index order).
+
+        x : ndarray, shape (C, n), µV (preprocessed); ts : ndarray, shape (n,), seconds
+        """
+        return list(self.push_iter(x, ts))
+
+    def push_iter(self, x: np.ndarray, ts: np.ndarray) -> Iterator[Window]:
+        """As ``push`` but yields windows one by one (saves memory on whole recordings). The
+        samples are appended at once; drops are counted as the iteration reaches each window."""
+        x = np.asarray(x, dtype=np.float64)
+        ts = np.asarray(ts, dtype=np.float64)
+        if x.ndim != 2 or ts.shape != (x.shape[1],):
+            raise ValueError(f"x must be (C, n) with ts (n,), got {x.shape} and {ts.shape}")
+        if self._buf is None:
+            self._buf = np.zeros((x.shape[0], 0))
+        elif x.shape[0] != self._buf.shape[0]:
+            raise ValueError(f"x has {x.shape[0]} channels, earlier pushes had {self._buf.shape[0]}")
+        self._buf = np.concatenate([self._buf, x], axis=1)
+        self._buf_t = np.concatenate([self._buf_t, ts])
+        return self._drain()
+
+    def _drain(self) -> Iterator[Window]:
+        while True:
+            start = self._next_k * self.hop
+            a = start - self._buf_start
+            if a + self.length > self._buf_t.size:
+                break
+            k = self._next_k
+            self._next_k += 1
+            win = self._make(k, start, self._buf[:, a:a + self.length], self._buf_t[a:a + self.length])
+            if win is not None:
+                self.n_emitted += 1
+                yield win
+        # keep only what future windows need
+        keep_from = self._next_k * self.hop - self._buf_start
+        if keep_from > 0:
+            keep_from = min(keep_from, self._buf_t.size)
+            self._buf = self._buf[:, keep_from:]
+            self._buf_t = self._buf_t[keep_from:]
+            self._buf_start += keep_from
+
+    def _make(self, k: int, start: int, seg: np.ndarray, t: np.ndarray) -> Window | None:
+        dt = np.diff(t)
+        if np.any(dt > self.quality.gap_factor / self.sfreq) or np.any(dt <= 0):
+            self.drops["gap"] += 1
+            return None
+        if not np.all(np.isfinite(seg)):
+            self.drops["nonfinite"] += 1
+            return None
+        std = seg.std(axis=1)
+        flags = set()
+        if np.any(std < self.quality.flat_std_uv):
+            flags.add("flat")
+        if np.any(np.abs(seg).max(axis=1) >= self.quality.saturation_uv):
+            flags.add("saturated")
+        if flags:
+            if self.quality.on_bad == "skip":
+                self.drops["flat" if "flat" in flags else "saturated"] += 1
+                return None
+            self.flagged.update(flags)
+        if self.normalization == "zscore":
+            data = (seg - seg.mean(axis=1, keepdims=True)) / np.maximum(std, _STD_FLOOR)[:, None]
+        else:
+            data = seg
+        return Window(data.astype(np.float32), float(t[0]), float(t[-1]), k, start, frozenset(flags))
+
+
+def stack_windows(windows: list[Window]) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, t_start)``: X shape (N, C, T) float32, t_start shape (N,) seconds."""
+    if not windows:
+        return np.zeros((0, 0, 0), np.float32), np.zeros(0)
+    return np.stack([w.data for w in windows]), np.array([w.t_start for w in windows])
+
+
+def window_recording(data: np.ndarray, sfreq: float, timestamps: np.ndarray | None,
+                     profile: Profile, hop_s: float | None = None,
+                     keep=None) -> tuple[list[Window], collections.Counter]:
+    """Run ``Preprocessor`` + ``Windower`` over a whole recording (the offline path, one chunk).
+
+    Parameters
+    ----------
+    data : ndarray, shape (C, n), µV, channels in profile order
+    sfreq : float, Hz, the recording's rate
+    timestamps : ndarray, shape (n,), seconds, or None (= ``arange(n) / sfreq``)
+    hop_s : float, seconds, optional; default the profile's live ``window.hop_s``
+    keep : callable(Window) -> bool, optional; windows it rejects are not returned (the caller
+        counts them); used by the dataset builder to keep memory down
+
+    Returns
+    -------
+    windows : list[Window]; drops : Counter of dropped windows by reason
+    """
+    data = np.asarray(data, dtype=np.float64)
+    if timestamps is None:
+        timestamps = np.arange(data.shape[1]) / float(sfreq)
+    pre = Preprocessor(profile, sfreq, data.shape[0])
+    win = Windower.from_profile(profile, hop_s)
+    y, ty = pre.push(data, timestamps)
+    windows = [w for w in win.push_iter(y, ty) if keep is None or keep(w)]
+    return windows, win.drops
