@@ -41,7 +41,7 @@ _MAX_DENOM = 1000  # rates must have a rational ratio to the target with a denom
 def resample_ratio(in_sfreq: float, out_sfreq: float) -> tuple[int, int]:
     """``(up, down)`` with ``out/in == up/down`` exactly (coprime). ValueError if not rational enough."""
     frac = Fraction(out_sfreq / in_sfreq).limit_denominator(_MAX_DENOM)
-    if abs(in_sfreq * frac.numerator / frac.denominator - out_sfreq) > 1e-6 * out_sfreq:
+    if abs(in_sfreq * frac.numerator / frac.denominator - out_sfreq) > 1e-9 * out_sfreq:
         raise ValueError(
             f"cannot resample {in_sfreq:g} Hz to {out_sfreq:g} Hz with a rational ratio "
             f"(denominator <= {_MAX_DENOM}); use the stream's nominal rate"
