@@ -1,0 +1,154 @@
+"""Decision outputs per profile: an LSL marker stream (JSON), a probability stream and a JSON-lines log.
+
+Marker stream ``eegmamba-<profile>``: type ``Markers``, irregular rate, one string channel; one JSON
+object per decision (``profile, label, probs {class: p}, t_start, t_end, latency_ms, seq``),
+stamped with ``t_end`` (the source LSL time of the window's last sample) so that a recorder aligns
+the decision with the EEG it describes.
+
+Probability stream ``eegmamba-<profile>-probs``: type ``Probabilities``, irregular rate, float32,
+one channel per class (channel labels = class names, in class order), same timestamp.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pylsl
+
+from eegmamba._checks import UserInputError
+
+_PROFILE_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One published decision.
+
+    probs : mapping class -> probability, in class order
+    t_start, t_end : float, source LSL seconds of the window's first and last sample
+    latency_ms : float, from the arrival of the window's last sample to the push
+    seq : int, decision counter per profile, from 0
+    """
+
+    profile: str
+    label: str
+    probs: Mapping[str, float]
+    t_start: float
+    t_end: float
+    latency_ms: float
+    seq: int
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["probs"] = {k: float(v) for k, v in self.probs.items()}
+        return json.dumps(d, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Decision":
+        return cls(**json.loads(text))
+
+
+class DecisionLog:
+    """Write decisions as JSON lines (one object per line, flushed at once) to ``path``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise UserInputError(f"log directory does not exist: {self.path.parent}")
+        try:
+            self._fh = open(self.path, "w", encoding="utf-8")
+        except OSError as exc:
+            raise UserInputError(f"cannot write log file {self.path}: {exc.strerror}") from exc
+        self._lock = threading.Lock()
+        self.n_written = 0
+
+    def write(self, decision: Decision) -> None:
+        with self._lock:
+            if self._fh is None:
+                raise RuntimeError(f"decision log {self.path} is closed")
+            self._fh.write(decision.to_json() + "\n")
+            self._fh.flush()
+            self.n_written += 1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+
+
+class DecisionOutlets:
+    """The marker and probability outlets of one profile (and optionally a shared log).
+
+    Parameters
+    ----------
+    profile : str
+        Profile name (letters, digits, ``_.-``); streams are ``eegmamba-<profile>[-probs]``.
+    classes : sequence of str
+        Class names in model output order.
+    source_id : str | None
+        Base LSL source id; default ``eegmamba-<profile>@<hostname>:<pid>``.
+    log : DecisionLog | None
+        Also write every decision there (not closed by ``close()``: it may be shared).
+    """
+
+    def __init__(self, profile: str, classes: Sequence[str], *, source_id: str | None = None,
+                 log: DecisionLog | None = None) -> None:
+        if not isinstance(profile, str) or not _PROFILE_RE.match(profile):
+            raise ValueError(f"profile name must be letters, digits, '_', '.' or '-', got {profile!r}")
+        classes = tuple(classes)
+        if not classes or not all(isinstance(c, str) and c for c in classes):
+            raise ValueError(f"classes must be non-empty strings, got {classes!r}")
+        if len(set(classes)) != len(classes):
+            raise ValueError(f"class names must be unique, got {classes!r}")
+        self.profile, self.classes, self.log = profile, classes, log
+        self.marker_name = f"eegmamba-{profile}"
+        self.probs_name = f"eegmamba-{profile}-probs"
+        base = source_id or f"eegmamba-{profile}@{socket.gethostname()}:{os.getpid()}"
+        minfo = pylsl.StreamInfo(self.marker_name, "Markers", 1, pylsl.IRREGULAR_RATE, "string", f"{base}-markers")
+        minfo.set_channel_labels(["decision"])
+        pinfo = pylsl.StreamInfo(self.probs_name, "Probabilities", len(classes), pylsl.IRREGULAR_RATE,
+                                 "float32", f"{base}-probs")
+        pinfo.set_channel_labels(list(classes))
+        pinfo.set_channel_units(["probability"] * len(classes))
+        pinfo.desc().append_child_value("profile", profile)
+        self._markers: pylsl.StreamOutlet | None = pylsl.StreamOutlet(minfo)
+        self._probs: pylsl.StreamOutlet | None = pylsl.StreamOutlet(pinfo)
+        self.n_pushed = 0
+
+    def push(self, decision: Decision) -> None:
+        """Publish ``decision`` on both outlets (and the log), stamped with ``decision.t_end``."""
+        if self._markers is None:
+            raise RuntimeError(f"outlets of profile {self.profile!r} are closed")
+        if decision.profile != self.profile:
+            raise ValueError(f"decision of profile {decision.profile!r} pushed to {self.profile!r}")
+        if tuple(decision.probs) != self.classes:
+            raise ValueError(f"decision probs keys {tuple(decision.probs)} != classes {self.classes}")
+        if decision.label not in self.classes:
+            raise ValueError(f"decision label {decision.label!r} is not one of {self.classes}")
+        if not math.isfinite(decision.t_end):
+            raise ValueError(f"decision t_end must be finite, got {decision.t_end!r}")
+        self._markers.push_sample([decision.to_json()], decision.t_end)
+        self._probs.push_sample([float(decision.probs[c]) for c in self.classes], decision.t_end)
+        if self.log is not None:
+            self.log.write(decision)
+        self.n_pushed += 1
+
+    def close(self) -> None:
+        """Destroy both outlets (the streams disappear from the network)."""
+        self._markers = None
+        self._probs = None
+
+    def __enter__(self) -> "DecisionOutlets":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

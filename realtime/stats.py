@@ -1,0 +1,142 @@
+"""Stats snapshots for the live loop: stream health, per-profile state, latency percentiles, drops.
+
+Everything here is a frozen dataclass (a value taken at one instant) or a small thread-safe
+accumulator that produces one. The dashboard and the final summary render snapshots only; they
+never touch a stream.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StreamHealth:
+    """Health of one acquired LSL stream at one instant.
+
+    ``state`` is ``"waiting"`` (no sample yet), ``"ok"`` or ``"lost"`` (no sample for longer than
+    the stall limit). Rates are in Hz; ``measured_srate`` is samples per second of sample
+    timestamps over the recent past (``None`` until two chunks came). ``last_sample_age_s`` is the
+    local time since the last chunk arrived. ``n_gaps`` / ``gap_s`` count forward timestamp jumps
+    (and their total length in seconds), ``n_backwards`` non-increasing timestamps; ``n_losses``
+    stalls beyond the limit, ``n_reconnects`` resumptions after a loss, ``n_recreated`` inlets
+    re-opened on a new outlet of the same source. ``n_errors``/``last_error``: failures of the
+    acquisition thread for this stream (callback or pull errors).
+    """
+
+    key: str
+    name: str
+    source_id: str
+    stype: str
+    n_channels: int
+    nominal_srate: float
+    state: str = "waiting"
+    measured_srate: float | None = None
+    last_sample_age_s: float | None = None
+    n_samples: int = 0
+    n_chunks: int = 0
+    n_gaps: int = 0
+    gap_s: float = 0.0
+    n_backwards: int = 0
+    n_losses: int = 0
+    n_reconnects: int = 0
+    n_recreated: int = 0
+    n_errors: int = 0
+    last_error: str | None = None
+    time_correction_s: float = 0.0
+
+    @property
+    def drift(self) -> float | None:
+        """Relative rate error ``measured / nominal - 1`` (``None`` when not measurable)."""
+        if self.measured_srate is None or self.nominal_srate <= 0:
+            return None
+        return self.measured_srate / self.nominal_srate - 1.0
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Latency percentiles in milliseconds over the last ``n`` values (all ``None`` when empty)."""
+
+    n: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+
+    @classmethod
+    def from_values(cls, values_ms: Iterable[float]) -> "LatencyStats":
+        v = np.asarray(list(values_ms), dtype=float)
+        if v.size == 0:
+            return cls()
+        p50, p95, p99 = np.percentile(v, [50, 95, 99])
+        return cls(int(v.size), float(p50), float(p95), float(p99), float(v.max()))
+
+
+class LatencyTracker:
+    """Thread-safe ring of the last ``maxlen`` latencies (ms) with percentile snapshots."""
+
+    def __init__(self, maxlen: int = 5000) -> None:
+        if maxlen < 1:
+            raise ValueError(f"maxlen must be >= 1, got {maxlen}")
+        self._values: deque[float] = deque(maxlen=maxlen)
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def add(self, latency_ms: float) -> None:
+        with self._lock:
+            self._values.append(float(latency_ms))
+            self.total += 1
+
+    def snapshot(self) -> LatencyStats:
+        with self._lock:
+            values = list(self._values)
+        return LatencyStats.from_values(values)
+
+
+@dataclass(frozen=True)
+class ProfileStats:
+    """State of one profile's decisions at one instant.
+
+    ``classes`` gives the order of ``probs`` (current smoothed probabilities); ``history`` the most
+    recent labels, oldest first; ``accuracy`` is the fraction of ``n_scored`` decisions whose label
+    equals the replayed annotation at the window (``None`` without annotations).
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    label: str | None = None
+    probs: tuple[float, ...] = ()
+    history: tuple[str, ...] = ()
+    smoothing: str = "none"
+    n_windows: int = 0
+    n_decisions: int = 0
+    accuracy: float | None = None
+    n_scored: int = 0
+    latency: LatencyStats = field(default_factory=LatencyStats)
+    drops: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.probs and len(self.probs) != len(self.classes):
+            raise ValueError(
+                f"profile {self.name!r}: {len(self.probs)} probabilities for {len(self.classes)} classes"
+            )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the dashboard shows, taken at one instant (``uptime_s`` seconds since start)."""
+
+    streams: tuple[StreamHealth, ...] = ()
+    profiles: tuple[ProfileStats, ...] = ()
+    latency: LatencyStats = field(default_factory=LatencyStats)
+    drops: Mapping[str, int] = field(default_factory=dict)
+    uptime_s: float = 0.0
+    device: str = "cpu"
+    n_errors: int = 0
+    last_error: str | None = None
+    title: str = "eegmamba-live"
