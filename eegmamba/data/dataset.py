@@ -2,8 +2,9 @@
 as the live loop (``eegmamba.preprocessing`` + ``eegmamba.windowing``).
 
 A window is labelled only if every input sample its span covers carries the same class. The span is
-the window's first/last output-sample timestamps mapped back to input samples (the nearest input
-samples on both sides), so offline labels line up with live windows. Every window is kept or counted
+the window's first/last output-sample timestamps mapped back to input time: an output sample at time
+t takes the label of the input sample period it falls in, ``[i / sfreq, (i + 1) / sfreq)`` with
+``i = floor(t * sfreq)``; so offline labels line up with live windows (same timestamps). Every window is kept or counted
 in ``WindowSet.drops`` by reason: ``straddles_label_change`` (two classes), ``partly_unlabelled``
 (one class and unlabelled samples), ``unlabelled``, ``no_labels_in_file`` (the windows of a file in
 which no sample is labelled, e.g. a real-movement run for ``motor_imagery``), and the windower's
@@ -82,7 +83,7 @@ def window_label(w: Window, labels: np.ndarray, sfreq: float) -> tuple[int, str 
     """``(class index, None)`` if all input samples under the window share one class, else
     ``(-1, drop reason)``. ``labels`` are per input sample at ``sfreq`` (timestamps = i / sfreq)."""
     a = max(int(np.floor(w.t_start * sfreq + 1e-9)), 0)
-    b = min(int(np.ceil(w.t_end * sfreq - 1e-9)), len(labels) - 1)
+    b = min(int(np.floor(w.t_end * sfreq + 1e-9)), len(labels) - 1)
     seg = labels[a:b + 1]
     classes = np.unique(seg[seg != UNLABELLED])
     if len(classes) == 0:
