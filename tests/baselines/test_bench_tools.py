@@ -1,0 +1,83 @@
+"""The benchmark tools measure what they say: one tiny config each, in-process (seconds)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", TOOLS / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def bench_model():
+    return _load("bench_model")
+
+
+@pytest.mark.parametrize("model", ["eegmamba", "conformer"])
+def test_run_config_measures_speed_and_memory(bench_model, model):
+    threads = torch.get_num_threads()
+    spec = {"model": model, "n_chans": 2, "n_times": 400, "device": "cpu", "batch_size": 2,
+            "threads": 1, "warmup": 1, "iters": 2, "budget_s": 5.0, "attention": "sdpa"}
+    try:
+        r = bench_model.run_config(spec)
+    finally:
+        torch.set_num_threads(threads)
+    assert r["status"] == "ok"
+    assert r["timed_iters"] == 2 and r["it_per_s"] > 0
+    assert r["peak_mib"] >= 0 and r["n_params"] > 0
+    assert r["scan_backend"] == ("ref" if model == "eegmamba" else "-")
+
+
+def test_table_reports_ratio_and_failures(bench_model, capsys):
+    ok = {"status": "ok", "peak_mib": 10.0}
+    results = [
+        {"model": "eegmamba", "n_chans": 1, "n_times": 2000, **ok, "it_per_s": 30.0},
+        {"model": "conformer", "n_chans": 1, "n_times": 2000, **ok, "it_per_s": 10.0},
+        {"model": "eegmamba", "n_chans": 1, "n_times": 40000, **ok, "it_per_s": 2.0},
+        {"model": "conformer", "n_chans": 1, "n_times": 40000, "status": "OOM"},
+    ]
+    meta = {"batch_size": 8, "device_name": "test", "threads": 2, "memory_kind": "x",
+            "channels": [1], "lengths": [2000, 40000]}
+    bench_model.print_table(results, meta)
+    out = capsys.readouterr().out
+    assert "3.00x" in out
+    assert "OOM" in out and "inf (C: OOM)" in out
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--batch-size", "0"], "--batch-size must be positive"),
+    (["--lengths", "0"], "--lengths and --channels must be positive"),
+    (["--budget", "-1"], "--budget must be > 0"),
+    (["--models", "transformer"], "invalid choice"),
+])
+def test_cli_rejects_bad_options(bench_model, capsys, argv, match):
+    with pytest.raises(SystemExit) as exc:
+        bench_model.main(["--device", "cpu", *argv])
+    assert exc.value.code == 2
+    assert match in capsys.readouterr().err
+
+
+def test_latency_tool_times_and_writes_json(tmp_path):
+    lat = _load("bench_inference_latency")
+    threads = torch.get_num_threads()
+    out = tmp_path / "lat.json"
+    try:
+        rc = lat.main(["--threads", "1", "--runs", "3", "--warmup", "1", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert data["meta"]["threads"] == 1 and data["meta"]["batch_size"] == 1
+    for r in data["results"].values():
+        assert r["runs"] == 3 and 0 < r["min_ms"] <= r["p50_ms"] <= r["p99_ms"] <= r["max_ms"]

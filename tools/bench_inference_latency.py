@@ -1,0 +1,139 @@
+"""CPU inference latency for one motor-imagery window: single-task EEGMamba vs EEG Conformer.
+
+One window is 22 channels x 4 s at 200 Hz = 800 samples, batch of 1, as the live loop sees it.
+Each model runs in eval mode under ``torch.inference_mode()`` with ``--threads`` torch threads
+(default 2, the size of the target machine); after ``--warmup`` untimed calls, ``--runs`` calls are
+timed one by one with ``time.perf_counter`` and summarised as p50 / p99 / max in milliseconds.
+Target (issue 3): EEGMamba p99 <= 20 ms on 2 CPU cores.
+
+``--profile`` adds a ``torch.profiler`` table of the ops that dominate EEGMamba's time (CPU self time,
+over ``--profile-runs`` calls), to see where a missed target goes.
+
+Example::
+
+    python tools/bench_inference_latency.py --threads 2 --runs 200 --out latency.json --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+if __package__ in (None, ""):  # run as `python tools/bench_inference_latency.py` without install
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+N_CHANS, N_TIMES, N_CLASSES, SFREQ = 22, 800, 4, 200.0
+TARGET_P99_MS = 20.0
+
+
+def build_models(variant: str, backend: str) -> dict[str, Any]:
+    """The two models under test, eval mode, for one 22 x 800 MI window with 4 classes."""
+    from eegmamba import TaskSpec, create_model
+    from eegmamba.baselines import create_conformer
+
+    task = TaskSpec(name="mi", n_chans=N_CHANS, n_times=N_TIMES, n_classes=N_CLASSES, sfreq=SFREQ)
+    mamba = create_model(variant, tasks=[task], backend=backend)
+    conformer = create_conformer(N_CHANS, N_TIMES, N_CLASSES, sfreq=SFREQ)
+    return {f"EEGMamba ({variant})": mamba.eval(), "EEG Conformer (ours)": conformer.eval()}
+
+
+def time_model(model, x, warmup: int, runs: int) -> dict[str, float]:
+    """Latency of ``model(x)`` in ms over ``runs`` single calls after ``warmup`` calls."""
+    import numpy as np
+    import torch
+
+    with torch.inference_mode():
+        for _ in range(warmup):
+            model(x)
+        times = np.empty(runs)
+        for i in range(runs):
+            t0 = time.perf_counter()
+            model(x)
+            times[i] = (time.perf_counter() - t0) * 1e3
+    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
+            "mean_ms": float(times.mean()), "min_ms": float(times.min()),
+            "max_ms": float(times.max()), "runs": runs}
+
+
+def profile_model(model, x, runs: int, top: int) -> str:
+    """``torch.profiler`` table of the ``top`` ops by CPU self time over ``runs`` calls."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(runs):
+            model(x)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op CPU threads")
+    p.add_argument("--runs", type=int, default=200, help="timed calls per model")
+    p.add_argument("--warmup", type=int, default=20, help="untimed calls before timing")
+    p.add_argument("--variant", default="eegmamba_single", help="EEGMamba registry variant")
+    p.add_argument("--backend", default="ref", choices=("auto", "ref"),
+                   help="selective-scan backend (CPU: ref)")
+    p.add_argument("--profile", action="store_true", help="print the top ops of EEGMamba")
+    p.add_argument("--profile-runs", type=int, default=20, help="calls recorded by --profile")
+    p.add_argument("--out", default=None, help="write results and settings to this JSON file")
+    args = p.parse_args(argv)
+    for name in ("threads", "runs", "profile_runs"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.warmup < 0:
+        p.error(f"--warmup must be >= 0, got {args.warmup}")
+    return args
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = _parse(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    models = build_models(args.variant, args.backend)
+    x = torch.randn(1, N_CHANS, N_TIMES)
+    meta = {"threads": args.threads, "interop_threads": torch.get_num_interop_threads(),
+            "window": f"{N_CHANS} ch x {N_TIMES} samples ({N_TIMES / SFREQ:g} s at {SFREQ:g} Hz)",
+            "batch_size": 1, "warmup": args.warmup, "torch": torch.__version__,
+            "cpu": f"{platform.processor() or platform.machine()} ({os.cpu_count()} CPUs)",
+            "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+    print(f"inference latency, batch 1, {meta['window']}, {args.threads} threads, "
+          f"{meta['cpu']}, torch {torch.__version__}, load avg {meta['load_avg_1min']:.1f}")
+    print(f"{'model':32s} {'params':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}")
+    results = {}
+    for name, model in models.items():
+        r = time_model(model, x, args.warmup, args.runs)
+        r["n_params"] = sum(p.numel() for p in model.parameters())
+        results[name] = r
+        print(f"{name:32s} {r['n_params']:9d} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} "
+              f"{r['max_ms']:8.2f}")
+    mamba_name = next(iter(models))
+    p99 = results[mamba_name]["p99_ms"]
+    verdict = "meets" if p99 <= TARGET_P99_MS else "MISSES"
+    print(f"{mamba_name} p99 {p99:.2f} ms {verdict} the {TARGET_P99_MS:g} ms target")
+    if args.profile:
+        print(profile_model(models[mamba_name], x, args.profile_runs, top=15))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"meta": meta, "results": results}, f, indent=2)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from eegmamba.cli_common import run_cli
+
+    return run_cli(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
