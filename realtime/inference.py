@@ -1,0 +1,95 @@
+"""Batched model inference for the live loop: one engine per process, models grouped by checkpoint.
+
+Windows from every profile and stream that share a model are classified in one batch on the chosen
+device. The engine warms each model up (first CUDA/oneDNN calls are slow) before the first window.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eegmamba._checks import UserInputError, check_option
+from eegmamba.checkpoint import load_checkpoint
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is a user error."""
+    check_option(device, ("auto", "cpu", "cuda"), "--device")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserInputError("--device cuda: no CUDA device is visible to PyTorch; use --device cpu")
+    return torch.device(device)
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint in memory: the model, its task name and the metadata it was saved with."""
+
+    key: str
+    model: torch.nn.Module
+    task: str
+    metadata: dict
+    n_chans: int
+    n_times: int
+    class_names: tuple[str, ...]
+
+
+class InferenceEngine:
+    """Holds the live models; ``infer(key, X)`` returns class probabilities.
+
+    Parameters
+    ----------
+    device : str, ``auto | cpu | cuda``
+    delay_s : float, extra seconds slept per batch (for tests of a slow model: forces drops).
+    amp : bool, bfloat16 autocast on CUDA. Off by default: the model is small, and float32 keeps
+        live probabilities equal to the offline pipeline's.
+    """
+
+    def __init__(self, device: str = "auto", delay_s: float = 0.0, amp: bool = False) -> None:
+        self.device = resolve_device(device)
+        self.delay_s = float(delay_s)
+        self.amp = bool(amp) and self.device.type == "cuda"
+        self.models: dict[str, LoadedModel] = {}
+
+    def load(self, checkpoint: str | Path) -> LoadedModel:
+        """Load (once) the checkpoint folder; the key is its resolved path."""
+        key = str(Path(checkpoint).resolve())
+        if key not in self.models:
+            model, meta = load_checkpoint(checkpoint, device=self.device)
+            tasks = model.config.tasks
+            if len(tasks) != 1:
+                raise UserInputError(
+                    f"{checkpoint}: live classification needs a single-task checkpoint per profile, "
+                    f"this one has tasks {[t.name for t in tasks]}"
+                )
+            spec = tasks[0]
+            self.models[key] = LoadedModel(
+                key, model, spec.name, meta, spec.n_chans, spec.n_times,
+                spec.class_names or tuple(str(i) for i in range(spec.n_classes)),
+            )
+        return self.models[key]
+
+    def warm_up(self, n: int = 3) -> None:
+        """Run each model ``n`` times on zeros so the first real window is not slow."""
+        for m in self.models.values():
+            x = np.zeros((1, m.n_chans, m.n_times), np.float32)
+            for _ in range(n):
+                self.infer(m.key, x)
+
+    @torch.inference_mode()
+    def infer(self, key: str, x: np.ndarray) -> np.ndarray:
+        """``x (B, C, T)`` float32 windows → probabilities ``(B, n_classes)`` float64."""
+        m = self.models[key]
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            logits = m.model(xt, task=m.task)
+        probs = torch.softmax(logits.float(), dim=-1).cpu().numpy().astype(np.float64)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return probs
