@@ -1,0 +1,191 @@
+"""The live loop: acquisition → per-profile pipelines → newest-only batched inference → smoothing →
+marker/probability outlets, decision log and stats. One thread runs :meth:`LiveLoop.step`; the
+acquisition thread only pulls samples, and the dashboard only reads :meth:`LiveLoop.snapshot`.
+
+Never falls behind: each step classifies at most the newest window of every pipeline; older windows
+completed meanwhile are counted as dropped (``stale``). A stream that stops for longer than the stall
+limit resets its pipelines (no window spans an outage) and windows resume when it comes back.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pylsl
+
+from realtime.acquisition import Acquisition, Inlet
+from realtime.inference import InferenceEngine
+from realtime.outlets import Decision, DecisionLog, DecisionOutlets
+from realtime.pipeline import PendingWindow, ProfilePipeline, newest_only
+from realtime.smoothing import Smoother
+from realtime.stats import LatencyTracker, ProfileStats, Snapshot
+
+GroundTruth = Callable[[float, float], "str | None"]
+
+
+def output_name(profile: str, stream_key: str, n_streams: int) -> str:
+    """Outlet base name: ``<profile>`` for one stream, ``<profile>.<stream>`` for several."""
+    if n_streams == 1:
+        return profile
+    return f"{profile}.{re.sub(r'[^A-Za-z0-9_.-]', '_', stream_key)}"
+
+
+@dataclass
+class _Output:
+    """What one pipeline publishes, with its running state."""
+
+    pipeline: ProfilePipeline
+    name: str
+    classes: tuple[str, ...]
+    outlets: DecisionOutlets
+    smoother: Smoother
+    ground_truth: GroundTruth | None = None
+    seq: int = 0
+    label: str | None = None
+    probs: tuple[float, ...] = ()
+    history: deque = field(default_factory=lambda: deque(maxlen=40))
+    latency: LatencyTracker = field(default_factory=LatencyTracker)
+    processing: LatencyTracker = field(default_factory=LatencyTracker)
+    n_scored: int = 0
+    n_correct: int = 0
+
+
+class LiveLoop:
+    """Run profiles over acquired streams.
+
+    Parameters
+    ----------
+    acquisition : Acquisition, already holding the inlets (started by :meth:`start`)
+    engine : InferenceEngine, with the checkpoints loaded
+    pipelines : list of ProfilePipeline (their ``stream_key`` names an inlet of ``acquisition``)
+    log : DecisionLog | None, also write every decision as a JSON line
+    ground_truth : dict pipeline index → callable(t_start, t_end) → class name or None, to score
+        decisions against replayed annotations
+    """
+
+    def __init__(self, acquisition: Acquisition, engine: InferenceEngine,
+                 pipelines: list[ProfilePipeline], log: DecisionLog | None = None,
+                 ground_truth: dict[int, GroundTruth] | None = None,
+                 on_decision: Callable[[Decision], None] | None = None) -> None:
+        self.acquisition, self.engine, self.log = acquisition, engine, log
+        self.on_decision = on_decision
+        streams = {p.stream_key for p in pipelines}
+        inlet_keys = {i.key for i in acquisition.inlets}
+        if not streams <= inlet_keys:
+            raise ValueError(f"pipelines name streams {sorted(streams - inlet_keys)} not acquired")
+        self.outputs: list[_Output] = []
+        for i, p in enumerate(pipelines):
+            name = output_name(p.profile.name, p.stream_key, len(streams))
+            classes = engine.models[p.model_key].class_names
+            self.outputs.append(_Output(
+                p, name, classes, DecisionOutlets(name, classes, log=log), Smoother(p.profile.smoothing),
+                (ground_truth or {}).get(i),
+            ))
+        self._by_stream: dict[str, list[_Output]] = {}
+        for o in self.outputs:
+            self._by_stream.setdefault(o.pipeline.stream_key, []).append(o)
+        self._lost: dict[str, bool] = {k: False for k in self._by_stream}
+        self.latency = LatencyTracker()
+        self.n_stream_resets = 0
+        self.t_start = time.monotonic()
+
+    # ------------------------------------------------------------------ running
+    def step(self) -> int:
+        """Pull what arrived, classify the newest window per pipeline, publish; return decisions."""
+        pending: list[PendingWindow] = []
+        for inlet in self.acquisition.inlets:
+            outputs = self._by_stream.get(inlet.key)
+            if not outputs:
+                inlet.drain()
+                continue
+            self._watch_loss(inlet, outputs)
+            for chunk in inlet.drain():
+                if chunk.samples.shape[0] != inlet.n_channels:
+                    continue
+                for o in outputs:
+                    pending.extend(o.pipeline.push(chunk.samples, chunk.timestamps, chunk.arrival))
+        if not pending:
+            return 0
+        chosen = newest_only(pending)
+        by_model: dict[str, list[PendingWindow]] = {}
+        for p in chosen:
+            by_model.setdefault(p.pipeline.model_key, []).append(p)
+        out_of = {id(o.pipeline): o for o in self.outputs}
+        for key, items in by_model.items():
+            probs = self.engine.infer(key, np.stack([p.window.data for p in items]))
+            for p, pr in zip(items, probs):
+                self._publish(out_of[id(p.pipeline)], p, pr)
+        return len(chosen)
+
+    def _watch_loss(self, inlet: Inlet, outputs: list[_Output]) -> None:
+        lost = inlet.health().state == "lost"
+        if lost and not self._lost[inlet.key]:
+            for o in outputs:
+                o.pipeline.reset()
+                o.smoother.reset()
+            self.n_stream_resets += 1
+        self._lost[inlet.key] = lost
+
+    def _publish(self, o: _Output, p: PendingWindow, probs: np.ndarray) -> None:
+        idx, smoothed = o.smoother(probs)
+        now = pylsl.local_clock()
+        latency_ms = (now - p.arrival) * 1000.0
+        d = Decision(o.name, o.classes[idx], dict(zip(o.classes, map(float, smoothed))),
+                     p.window.t_start, p.window.t_end, latency_ms, o.seq)
+        o.outlets.push(d)
+        o.seq += 1
+        o.label, o.probs = d.label, tuple(float(v) for v in smoothed)
+        o.history.append(d.label)
+        o.latency.add(latency_ms)
+        o.processing.add((now - p.completed) * 1000.0)
+        self.latency.add(latency_ms)
+        if o.ground_truth is not None:
+            truth = o.ground_truth(p.window.t_start, p.window.t_end)
+            if truth is not None:
+                o.n_scored += 1
+                o.n_correct += int(truth == d.label)
+        if self.on_decision is not None:
+            self.on_decision(d)
+
+    def run(self, duration_s: float | None = None, should_stop: Callable[[], bool] | None = None,
+            idle_sleep_s: float = 0.001) -> None:
+        """Step until ``duration_s`` elapsed or ``should_stop()``; sleeps ``idle_sleep_s`` when idle."""
+        end = None if duration_s is None else time.monotonic() + duration_s
+        while (end is None or time.monotonic() < end) and not (should_stop and should_stop()):
+            if self.step() == 0:
+                time.sleep(idle_sleep_s)
+
+    def close(self) -> None:
+        for o in self.outputs:
+            o.outlets.close()
+
+    # ------------------------------------------------------------------ reporting
+    def drops(self) -> Counter:
+        total: Counter = Counter()
+        for o in self.outputs:
+            total.update(o.pipeline.all_drops())
+        return total
+
+    def snapshot(self) -> Snapshot:
+        """A consistent-enough view for the dashboard (read-only; never touches a stream)."""
+        profiles = tuple(
+            ProfileStats(
+                name=o.name, classes=o.classes, label=o.label, probs=o.probs,
+                history=tuple(o.history), smoothing=f"{o.smoother.method} k={o.smoother.k}",
+                n_windows=o.pipeline.n_windows, n_decisions=o.seq,
+                accuracy=(o.n_correct / o.n_scored) if o.n_scored else None, n_scored=o.n_scored,
+                latency=o.latency.snapshot(), drops=dict(o.pipeline.all_drops()),
+            )
+            for o in self.outputs
+        )
+        return Snapshot(
+            streams=self.acquisition.health(), profiles=profiles, latency=self.latency.snapshot(),
+            drops=dict(self.drops()), uptime_s=time.monotonic() - self.t_start,
+            device=str(self.engine.device), n_errors=self.acquisition.n_errors,
+            last_error=self.acquisition.last_error,
+        )
