@@ -65,9 +65,12 @@ def _profile_panel(p: ProfileStats) -> Panel:
     body.add_row("label", label, "")
     for c, prob in zip(p.classes, p.probs or (None,) * len(p.classes)):
         body.add_row(c, Text(_bar(prob or 0.0), style=style[c]), _fmt(prob, ".2f"))
+    # one character per decision: the class initial, or its index when initials collide
+    initials = [c[0] for c in p.classes]
+    mark = dict(zip(p.classes, initials if len(set(initials)) == len(initials) else map(str, range(len(p.classes)))))
     history = Text()
     for h in p.history:
-        history.append("▮", style=style.get(h, "dim"))
+        history.append(mark.get(h, "?"), style=style.get(h, "dim"))
     body.add_row("history", history if p.history else Text("-"), "")
     body.add_row("smoothing", p.smoothing, "")
     acc = "-" if p.accuracy is None else f"{100 * p.accuracy:.1f}% of {p.n_scored}"

@@ -1,0 +1,91 @@
+"""The dashboard renders a stats snapshot into a recording console; its thread never dies silently."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+from rich.console import Console
+
+from realtime.dashboard import Dashboard, render
+from realtime.stats import LatencyStats, LatencyTracker, ProfileStats, Snapshot, StreamHealth
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def _snapshot(label: str = "right") -> Snapshot:
+    stream = StreamHealth(
+        key="S001R04", name="S001R04", source_id="eegmamba-replay:S001R04", stype="EEG",
+        n_channels=64, nominal_srate=160.0, state="lost", measured_srate=161.6,
+        last_sample_age_s=2.41, n_samples=32000, n_chunks=3200, n_gaps=2, gap_s=0.75,
+        n_backwards=1, n_losses=1, n_reconnects=1,
+    )
+    profile = ProfileStats(
+        name="motor_imagery", classes=("left", "right"), label=label, probs=(0.27, 0.73),
+        history=("left", "right", "right"), smoothing="mean over 3 windows", n_windows=40,
+        n_decisions=37, accuracy=0.625, n_scored=32, latency=LatencyStats(37, 8.1, 11.0, 13.4, 15.0),
+        drops={"stale": 2, "gap": 1},
+    )
+    return Snapshot(
+        streams=(stream,), profiles=(profile,), latency=LatencyStats(37, 8.1, 11.0, 13.4, 15.0),
+        drops={"stale": 2, "gap": 1}, uptime_s=61.0, device="cpu", n_errors=1,
+        last_error="ValueError: consumer bug",
+    )
+
+
+def _text(renderable) -> str:
+    console = Console(record=True, width=140, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_render_shows_every_panel():
+    text = _text(render(_snapshot()))
+    for expected in ("Streams", "S001R04", "lost", "160", "161.6", "+1.0%", "2.41", "2 (0.75s)",
+                     "Profile motor_imagery", "right", "0.73", "0.27", "█", "mean over 3 windows", "lrr",
+                     "62.5% of 32", "37 / 40 windows", "Latency", "p99 ms", "13.4", "Drops", "stale",
+                     "gap", "Errors", "consumer bug", "device cpu"):
+        assert expected in text, expected
+
+
+def test_render_empty_snapshot():
+    text = _text(render(Snapshot()))
+    assert "(no stream)" in text and "(none)" in text and "Errors" not in text
+
+
+def test_latency_percentiles():
+    tracker = LatencyTracker(maxlen=100)
+    for v in range(1, 201):
+        tracker.add(float(v))
+    stats = tracker.snapshot()
+    assert stats.n == 100 and tracker.total == 200  # the ring keeps the last 100
+    assert stats.p50_ms == pytest.approx(150.5) and stats.max_ms == 200.0
+    assert stats.p99_ms == pytest.approx(199.01)
+    assert LatencyStats.from_values([]) == LatencyStats()
+
+
+def test_dashboard_thread_refreshes_and_survives_snapshot_errors():
+    calls = {"n": 0}
+
+    def snapshot() -> Snapshot:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("snapshot bug")
+        return _snapshot(label="left" if calls["n"] % 2 else "right")
+
+    out = io.StringIO()
+    console = Console(record=True, width=140, file=out, force_terminal=True)
+    with Dashboard(snapshot, refresh_hz=50, console=console) as dash:
+        deadline = time.monotonic() + 5
+        while calls["n"] < 8 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert calls["n"] >= 8 and dash.n_frames >= 5
+    assert dash.n_errors == 1 and "snapshot bug" in dash.last_error
+    text = console.export_text()
+    assert "Profile motor_imagery" in text and "Streams" in text
+
+
+def test_profile_stats_validates_probs():
+    with pytest.raises(ValueError, match="2 probabilities for 3 classes"):
+        ProfileStats(name="x", classes=("a", "b", "c"), probs=(0.5, 0.5))
