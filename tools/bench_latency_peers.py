@@ -1,0 +1,244 @@
+"""Latency of hand-glued *peer* pipelines over replayed EEGMMIDB streams (the "peer" column of issue 5).
+
+Peers, each a single polling loop over ``N`` mne-lsl ``StreamLSL`` inlets (one per replayed stream),
+4-s windows every 0.5 s cut by the sample-index channel of the replay:
+
+- ``floor``: no processing (the mne-lsl polling floor);
+- ``csp``: 8-30 Hz IIR band-pass of the window + CSP (4 components) + LDA, fitted offline on the
+  same recording's T1/T2 epochs;
+- ``cnn``: a small EEGNet-like PyTorch CNN (random weights, eval mode, ``torch.inference_mode``).
+
+Each peer classifies only the newest complete window when it polls (like the issue's hand-glued
+peers); windows passed over are *counted* as ``skipped`` here (the issue's peer at 48 streams
+skipped every other window without saying so).
+
+Latency = local time when the decision is made minus the time the window's last sample was
+pushed. Source ``eegmamba`` (default, ``realtime.replay.Replay``) stamps a chunk's last sample with
+its scheduled push time and pushes it right after, so that timestamp *is* the push time (actual
+pushes can only be later: the figure is conservative by the pusher's wake-up jitter). Source
+``mne-lsl`` (``PlayerLSL``) stamps the last sample one chunk period in the future, so the push time
+is taken as that timestamp minus ``chunk_size / sfreq`` (the correction the issue describes).
+
+The replayed streams run in a child process so that pushing does not share this process's GIL.
+
+    python tools/bench_latency_peers.py                       # 1 stream, 20 s per peer
+    python tools/bench_latency_peers.py --streams 16 --duration 30 --json peers.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_FILE = REPO.parent / "shared" / "data" / "motor_imagery" / "S001R04.edf"
+WINDOW_S, HOP_S = 4.0, 0.5
+
+
+def _serve(path: str, prefix: str, n: int, source: str, chunk: int) -> None:
+    """Child process: replay ``path`` as ``n`` streams ``<prefix>-<i>`` until killed."""
+    import mne
+
+    mne.set_log_level("WARNING")
+    if source == "eegmamba":
+        from realtime.replay import Replay
+
+        players = [Replay(path, name=f"{prefix}-{i}", repeat=float("inf"), chunk_size=chunk,
+                          index_channel=True, markers=False).start() for i in range(n)]
+    else:
+        from mne_lsl.player import PlayerLSL
+
+        raw = mne.io.read_raw(path, preload=True, verbose="error")
+        idx = mne.io.RawArray(np.arange(raw.n_times, dtype=float)[None], mne.create_info(
+            ["SAMPLE_INDEX"], raw.info["sfreq"], "misc"), verbose="error")
+        raw.add_channels([idx], force_update_info=True)
+        players = [PlayerLSL(raw, chunk_size=chunk, name=f"{prefix}-{i}", source_id=f"{prefix}-{i}",
+                             annotations=False).start() for i in range(n)]
+    print("ready", flush=True)
+    try:
+        sys.stdin.read()  # the parent closes stdin (or kills us) to stop
+    finally:
+        for p in players:
+            p.stop()
+
+
+def _csp_lda(path: Path):
+    import mne
+    from mne.decoding import CSP
+    from scipy.signal import butter, sosfilt
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.pipeline import make_pipeline
+
+    raw = mne.io.read_raw(path, preload=True, verbose="error")
+    fs = raw.info["sfreq"]
+    sos = butter(4, [8, 30], btype="bandpass", fs=fs, output="sos")
+    data = sosfilt(sos, raw.get_data() * 1e6, axis=1)
+    n = int(WINDOW_S * fs)
+    X, y = [], []
+    for onset, desc in zip(raw.annotations.onset, raw.annotations.description):
+        start = int(round(onset * fs))
+        if desc in ("T1", "T2") and start + n <= data.shape[1]:
+            X.append(data[:, start:start + n])
+            y.append(desc)
+    model = make_pipeline(CSP(n_components=4), LinearDiscriminantAnalysis()).fit(np.array(X), y)
+
+    def classify(window: np.ndarray):
+        return model.predict_proba(sosfilt(sos, window, axis=1)[None])
+
+    return classify
+
+
+def _cnn(n_ch: int, n_times: int):
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, (1, 64), padding=(0, 32), bias=False), nn.BatchNorm2d(8),
+        nn.Conv2d(8, 16, (n_ch, 1), groups=8, bias=False), nn.BatchNorm2d(16), nn.ELU(),
+        nn.AvgPool2d((1, 4)), nn.Dropout(0.25),
+        nn.Conv2d(16, 16, (1, 16), padding=(0, 8), groups=16, bias=False),
+        nn.Conv2d(16, 16, 1, bias=False), nn.BatchNorm2d(16), nn.ELU(), nn.AvgPool2d((1, 8)),
+        nn.Flatten(), nn.LazyLinear(3), nn.Softmax(dim=1),
+    )
+    model.eval()
+
+    def classify(window: np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))[None, None]
+        x = (x - x.mean(dim=-1, keepdim=True)) / (x.std(dim=-1, keepdim=True) + 1e-6)
+        with torch.inference_mode():
+            return model(x).numpy()
+
+    for _ in range(5):  # warm-up (lazy layer, allocator)
+        classify(np.random.default_rng(0).standard_normal((n_ch, n_times)))
+    return classify
+
+
+def _run_peer(peer: str, names: list[str], classify, args, fs: float) -> dict:
+    from mne_lsl.lsl import local_clock
+    from mne_lsl.stream import StreamLSL
+
+    win, hop = int(WINDOW_S * fs), int(HOP_S * fs)
+    tc = time.monotonic()
+    streams = [StreamLSL(bufsize=WINDOW_S + 2.0, name=n).connect(acquisition_delay=0.001, timeout=10)
+               for n in names]
+    print(f"{peer:>6}: connected {len(names)} stream(s) in {time.monotonic() - tc:.1f} s", flush=True)
+    push_shift = args.chunk_size / fs if args.source == "mne-lsl" else 0.0
+    next_end = [None] * len(streams)
+    lat, skipped, incomplete = [], 0, 0
+    cpu0, t0 = time.process_time(), None  # the clock starts at the first decision (buffers full)
+    t_fail = time.monotonic() + WINDOW_S + 30.0
+    while t0 is None or time.monotonic() - t0 < args.duration:
+        if t0 is None and time.monotonic() > t_fail:
+            raise RuntimeError(f"peer {peer}: no complete window within {WINDOW_S + 30:g} s")
+        for i, s in enumerate(streams):
+            data, ts = s.get_data()
+            idx = data[-1]
+            newest = int(idx[-1])
+            if ts[-1] == 0:  # nothing received yet
+                continue
+            if next_end[i] is None:  # first window ends on a chunk's last sample
+                first = newest + win
+                next_end[i] = first + (args.chunk_size - 1 - first % args.chunk_size)
+            if newest < next_end[i]:
+                continue
+            n_avail = (newest - next_end[i]) // hop + 1
+            end = next_end[i] + (n_avail - 1) * hop
+            skipped += n_avail - 1
+            next_end[i] = end + hop
+            pos = idx.size - 1 - (newest - end)
+            if pos - win + 1 < 0 or idx[pos - win + 1] != end - win + 1:
+                incomplete += 1
+                continue
+            classify(data[:-1, pos - win + 1:pos + 1])
+            chunk_last_ts = ts[pos] + (args.chunk_size - 1 - end % args.chunk_size) / fs
+            lat.append(1e3 * (local_clock() - (chunk_last_ts - push_shift)))
+            if t0 is None:
+                t0, cpu0, skipped, incomplete = time.monotonic(), time.process_time(), 0, 0
+        time.sleep(0.001)
+    wall = time.monotonic() - t0
+    cpu = 100 * (time.process_time() - cpu0) / wall
+    for s in streams:
+        s.disconnect()
+    v = np.array(lat[len(streams):])  # the first decision of each stream is warm-up
+    pct = np.percentile(v, [50, 95, 99]) if v.size else [float("nan")] * 3
+    return {"peer": peer, "streams": len(streams), "decisions": int(v.size), "skipped": skipped,
+            "incomplete": incomplete, "p50_ms": float(pct[0]), "p95_ms": float(pct[1]),
+            "p99_ms": float(pct[2]), "max_ms": float(v.max()) if v.size else float("nan"),
+            "process_cpu_pct": round(cpu, 1)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--file", type=Path, default=DEFAULT_FILE, help="recording to replay")
+    p.add_argument("--streams", type=int, default=1, help="concurrent replayed streams")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds measured per peer")
+    p.add_argument("--peers", default="floor,csp,cnn", help="comma-separated: floor, csp, cnn")
+    p.add_argument("--source", choices=("eegmamba", "mne-lsl"), default="eegmamba",
+                   help="replay engine (see module docstring for the latency reference)")
+    p.add_argument("--chunk-size", type=int, default=10, help="samples per pushed chunk")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for the cnn peer")
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--serve", nargs=3, metavar=("PREFIX", "N", "SOURCE"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.serve:
+        _serve(str(args.file), args.serve[0], int(args.serve[1]), args.serve[2], args.chunk_size)
+        return 0
+    import mne
+    import torch
+
+    mne.set_log_level("WARNING")
+    torch.set_num_threads(args.threads)  # measured here: keep the CNN peer's threads explicit
+    raw = mne.io.read_raw(args.file, preload=False, verbose="error")
+    fs, n_ch = raw.info["sfreq"], len(raw.ch_names)
+    if args.source == "mne-lsl" and args.duration * len(args.peers.split(",")) > raw.times[-1] - 10:
+        print("warning: mne-lsl source restarts its sample index at each loop of the file", file=sys.stderr)
+    prefix = f"peerbench-{uuid.uuid4().hex[:6]}"
+    names = [f"{prefix}-{i}" for i in range(args.streams)]
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--file", str(args.file), "--chunk-size", str(args.chunk_size),
+         "--serve", prefix, str(args.streams), args.source],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    results = []
+    try:
+        assert server.stdout.readline().strip() == "ready", "replay server failed to start"
+        for peer in args.peers.split(","):
+            classify = {"floor": lambda: (lambda w: None), "csp": lambda: _csp_lda(args.file),
+                        "cnn": lambda: _cnn(n_ch, int(WINDOW_S * fs))}[peer]()
+            res = _run_peer(peer, names, classify, args, fs)
+            results.append(res)
+            print(f"{peer:>6}: {res['streams']} stream(s), {res['decisions']} decisions, "
+                  f"skipped {res['skipped']}, incomplete {res['incomplete']}, p50 {res['p50_ms']:.1f} ms, "
+                  f"p95 {res['p95_ms']:.1f} ms, p99 {res['p99_ms']:.1f} ms, max {res['max_ms']:.1f} ms, "
+                  f"process CPU {res['process_cpu_pct']:.0f}%", flush=True)
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    report = {
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "source": args.source, "file": args.file.name, "window_s": WINDOW_S, "hop_s": HOP_S,
+        "duration_s": args.duration, "torch_threads": args.threads, "chunk_size": args.chunk_size,
+        "latency_from": "push time of the window's last sample" + (
+            " (PlayerLSL timestamp minus one chunk period)" if args.source == "mne-lsl" else ""),
+        "results": results,
+    }
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
