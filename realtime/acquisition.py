@@ -9,8 +9,9 @@ Design, from measurements on this 2-core machine (64-channel float64 streams at 
   (43 % at 1 ms, 14 % at 5 ms); it adds at most one poll interval of latency.
 - The ``proc_clocksync`` flag makes a pull block while liblsl measures the clock offset (~60 ms
   per inlet, 4 s per round for 64 inlets in one thread), so inlets are opened *without*
-  post-processing. A separate clock thread measures ``time_correction()`` of every inlet every
-  ``clock_refresh_s`` and the loop adds it to the timestamps. No dejitter/monotonize either:
+  post-processing. For streams from another host a separate clock thread measures
+  ``time_correction()`` every ``clock_refresh_s`` and the loop adds it to the timestamps; streams
+  from this host share our clock and are left exact (no noisy ~10 µs corrections). No dejitter/monotonize either:
   they hide gaps and time jumps (issue 5), which this module counts instead.
 - Loss is detected here, not by liblsl (which recovers silently, or never with a new source id):
   no sample for ``stall_s`` -> ``lost``; while lost, the loop looks for a new outlet matching the
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -65,17 +67,20 @@ class StreamQuery:
         )
 
     def __str__(self) -> str:
-        parts = [(k, getattr(self, f)) for k, f in (("name", "name"), ("type", "stype"), ("source_id", "source_id"))]
+        parts = (("name", self.name), ("type", self.stype), ("source_id", self.source_id))
         return " and ".join(f"{k}={v!r}" for k, v in parts if v is not None)
 
 
 def describe_info(info: pylsl.StreamInfo) -> str:
     """One-line description of a stream: ``'name' (EEG, 64 ch @ 160 Hz, source_id 'x')``."""
     rate = f"{info.nominal_srate():g} Hz" if info.nominal_srate() > 0 else "irregular"
-    return f"'{info.name()}' ({info.type() or 'no type'}, {info.channel_count()} ch @ {rate}, source_id '{info.source_id()}')"
+    kind = info.type() or "no type"
+    return f"'{info.name()}' ({kind}, {info.channel_count()} ch @ {rate}, source_id '{info.source_id()}')"
 
 
-def resolve(query: StreamQuery, timeout: float = 5.0, *, resolver: pylsl.ContinuousResolver | None = None) -> pylsl.StreamInfo:
+def resolve(
+    query: StreamQuery, timeout: float = 5.0, *, resolver: pylsl.ContinuousResolver | None = None
+) -> pylsl.StreamInfo:
     """Wait up to ``timeout`` seconds for one stream matching ``query``.
 
     Several outlets of the same source (a restarted one still listed) -> the newest. Matches from
@@ -121,7 +126,8 @@ class AcquisitionConfig:
     relocate_every_s: float = 0.25
 
     def __post_init__(self) -> None:
-        for name in ("poll_interval_s", "stall_s", "rate_window_s", "max_buflen_s", "clock_refresh_s", "relocate_every_s"):
+        for name in ("poll_interval_s", "stall_s", "rate_window_s", "max_buflen_s",
+                     "clock_refresh_s", "relocate_every_s"):
             check_positive(getattr(self, name), f"AcquisitionConfig.{name}")
         check_positive(self.gap_tolerance_s, "AcquisitionConfig.gap_tolerance_s", strict=False)
 
@@ -220,6 +226,8 @@ class Inlet:
         self.is_string = info.channel_format() == pylsl.cf_string
         self.ch_names = self.info.get_channel_labels() or [f"ch{i}" for i in range(self.n_channels)]
         self.time_correction = 0.0
+        self.local = info.hostname() == socket.gethostname()  # same clock: no correction needed
+        self.closed = False
         self._health = _Health(info, key, config)
         self._max_samples = max(64, int(self.sfreq * 0.5)) if self.sfreq > 0 else 256
         self._last_relocate = 0.0
@@ -346,7 +354,8 @@ class Acquisition:
         if any(i.key == key for i in self._inlets):
             raise ValueError(f"a stream with key {key!r} is already acquired")
         inlet = Inlet(key, query, info, self.config, on_chunk)
-        inlet.time_correction = self._time_correction(inlet, 2.0)
+        if not inlet.local:
+            inlet.time_correction = self._time_correction(inlet, 2.0)
         self._inlets = self._inlets + (inlet,)  # copy-on-write: the loop iterates a snapshot
         return inlet
 
@@ -356,6 +365,8 @@ class Acquisition:
     def start(self) -> "Acquisition":
         if self.running:
             raise RuntimeError("acquisition already started")
+        if any(i.closed for i in self._inlets):
+            raise RuntimeError("acquisition was stopped (inlets closed); create a new Acquisition")
         self._stop.clear()
         self._threads = [
             threading.Thread(target=self._guard, args=(self._loop,), name="lsl-acquisition", daemon=True),
@@ -366,14 +377,15 @@ class Acquisition:
         return self
 
     def stop(self) -> None:
-        """Stop the threads and close every inlet."""
+        """Stop the threads and close every inlet; health and queued chunks stay readable."""
         self._stop.set()
         for t in self._threads:
             t.join(5.0)
         self._threads = []
         for inlet in self._inlets:
-            inlet._inlet.close_stream()
-        self._inlets = ()
+            if not inlet.closed:
+                inlet._inlet.close_stream()
+                inlet.closed = True
 
     def __enter__(self) -> "Acquisition":
         return self.start()
@@ -404,7 +416,7 @@ class Acquisition:
     def _clock_loop(self) -> None:
         while not self._stop.wait(self.config.clock_refresh_s):
             for inlet in self._inlets:
-                if inlet._health.state == "ok":
+                if inlet._health.state == "ok" and not inlet.local and not inlet.closed:
                     inlet.time_correction = self._time_correction(inlet, 1.0)
 
     @staticmethod
