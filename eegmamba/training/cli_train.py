@@ -1,0 +1,94 @@
+"""``eegmamba-train``: subject-grouped cross-validation of EEGMamba + classical baseline, a final model.
+
+Thin command: parse, build a ``RunConfig``, call ``eegmamba.training.experiment.Experiment``. Runs under
+``torchrun --nproc_per_node N`` as DDP. See ``docs/results.md`` for real runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from eegmamba.cli_common import run_cli
+
+DEFAULTS = {"folds": 5, "epochs": 100, "batch_size": 128, "patience": 10, "device": "auto",
+            "variant": None, "seed": 0, "out": None, "final": True, "baseline": True}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="eegmamba-train", description="Cross-validate EEGMamba on EEG recordings (subject-grouped "
+        "folds), compare with a classical baseline on the same folds, and train a final model.",
+        argument_default=None)
+    p.add_argument("--profile", action="append", help="task profile name or YAML path; repeat with "
+                   "--data for multi-task training (default: from --run)")
+    p.add_argument("--data", action="append", nargs="+", help="recording files/folders of the "
+                   "preceding --profile")
+    p.add_argument("--out", help="output folder (required unless the run file sets it)")
+    p.add_argument("--run", help="YAML run file (see eegmamba.training.runfile); options given here win")
+    p.add_argument("--folds", type=int, help=f"cross-validation folds (default {DEFAULTS['folds']})")
+    p.add_argument("--epochs", type=int, help=f"max epochs per fold (default {DEFAULTS['epochs']})")
+    p.add_argument("--batch-size", dest="batch_size", type=int,
+                   help=f"windows per step (default {DEFAULTS['batch_size']})")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs on the validation "
+                   f"loss (default {DEFAULTS['patience']})")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto")
+    p.add_argument("--variant", help="model variant (default eegmamba_single for one task, "
+                   "eegmamba_multi for several)")
+    p.add_argument("--seed", type=int, help=f"random seed (default {DEFAULTS['seed']})")
+    p.add_argument("--no-final", dest="final", action="store_false", default=None,
+                   help="skip the final model trained on all subjects")
+    p.add_argument("--no-baseline", dest="baseline", action="store_false", default=None,
+                   help="skip the classical baseline")
+    p.add_argument("--resume", action="store_true", default=False,
+                   help="continue an interrupted run in --out (same options)")
+    return p
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from rich.console import Console
+
+    from eegmamba._checks import UserInputError
+    from eegmamba.training.experiment import Experiment, RunConfig, TaskInput
+    from eegmamba.training.runfile import load_run_file
+    from eegmamba.training.trainer import TrainConfig
+
+    args = build_parser().parse_args(argv)
+    opts = dict(DEFAULTS)
+    tasks = []
+    if args.run:
+        rf = load_run_file(args.run)
+        tasks = rf.pop("tasks")
+        opts.update(rf)
+    opts.update({k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None})
+    if args.profile or args.data:
+        profiles, data = args.profile or [], args.data or []
+        if len(profiles) != len(data):
+            raise UserInputError(f"give one --data per --profile (got {len(profiles)} --profile, "
+                                 f"{len(data)} --data)")
+        tasks = list(zip(profiles, data))
+    if not tasks:
+        raise UserInputError("nothing to train: give --profile P --data PATH (or --run FILE.yaml)")
+    if not opts["out"]:
+        raise UserInputError("--out is required (the output folder)")
+    train = TrainConfig(epochs=opts["epochs"], batch_size=opts["batch_size"], patience=opts["patience"],
+                        seed=opts["seed"])
+    cfg = RunConfig(tasks=tuple(TaskInput(p, tuple(d)) for p, d in tasks), out=opts["out"],
+                    folds=opts["folds"], variant=opts["variant"], device=opts["device"], train=train,
+                    final=opts["final"], baseline=opts["baseline"])
+    console = Console(stderr=False)
+    try:
+        Experiment(cfg, resume=args.resume, console=console, argv=argv).run()
+    except KeyboardInterrupt:
+        console.print(f"interrupted: training state saved in {cfg.out}; continue with the same command "
+                      "and --resume")
+        return 130
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(_main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,303 @@
+"""Subject-grouped cross-validation of EEGMamba (and the classical baseline on the same folds), then
+one final model on all subjects; the library behind ``eegmamba-train``.
+
+Output folder::
+
+    run.json                    resolved run config + provenance (checked on --resume)
+    folds/fold_K/checkpoint/    best-validation weights of fold K (safetensors + JSON metadata)
+    folds/fold_K/result.json    fold K's metrics, history, test predictions
+    folds/fold_K/state.pt       resumable training state (deleted when the fold is done)
+    final/                      checkpoint trained on ALL subjects for the CV-chosen number of epochs
+                                (median over folds of the best validation epoch); use this one
+    results.json, report.md, *.png
+
+Windows are built once per task; each fold trains on the other folds' subjects, early-stops on a
+validation split of those subjects (``cv.validation_split``) and is tested on its own subjects.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from eegmamba._checks import UserInputError
+from eegmamba.checkpoint import save_checkpoint
+from eegmamba.data.dataset import WindowSet, build_windows
+from eegmamba.profiles import Profile, load_profile
+from eegmamba.training import provenance as prov
+from eegmamba.training.baseline import run_baseline
+from eegmamba.training.cv import n_folds_for, subject_folds, validation_split
+from eegmamba.training.distributed import DistInfo, barrier, init_from_env
+from eegmamba.training.metrics import compute_metrics, confusion, per_group_metrics
+from eegmamba.training.trainer import (TaskData, TrainConfig, Trainer, predict_proba, resolve_device,
+                                       seed_everything)
+
+
+@dataclass(frozen=True)
+class TaskInput:
+    """One task of a run: a profile (name or path) and its recordings (files/folders)."""
+
+    profile: str
+    data: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    tasks: tuple[TaskInput, ...]
+    out: str
+    folds: int = 5
+    variant: str | None = None  # default: eegmamba_single for one task, eegmamba_multi for several
+    device: str = "auto"
+    train: TrainConfig = field(default_factory=TrainConfig)
+    final: bool = True
+    baseline: bool = True
+
+    @property
+    def resolved_variant(self) -> str:
+        return self.variant or ("eegmamba_single" if len(self.tasks) == 1 else "eegmamba_multi")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["tasks"] = [{"profile": t.profile, "data": list(t.data)} for t in self.tasks]
+        d["variant"] = self.resolved_variant
+        return d
+
+
+def _say(console, text: str) -> None:
+    if console is not None:
+        console.print(text, highlight=False)
+
+
+def load_task_windows(inp: TaskInput, console) -> tuple[Profile, WindowSet]:
+    """Windows of one task; warnings (empty class, NaN) are printed as one line each."""
+    profile = load_profile(inp.profile)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ws = build_windows(list(inp.data), profile)
+    for w in caught:
+        _say(console, f"[yellow]warning:[/] {str(w.message).splitlines()[0]}")
+    if len(set(ws.y.tolist())) < 2:
+        raise UserInputError(f"task {profile.name!r}: windows of only one class ({ws.class_counts()}); "
+                             "training needs at least two classes")
+    return profile, ws
+
+
+def _task_spec(profile: Profile):
+    from eegmamba import TaskSpec
+
+    return TaskSpec(profile.name, profile.n_channels, profile.window_samples, len(profile.classes),
+                    sfreq=profile.sfreq, ch_names=profile.channels.names, class_names=profile.classes)
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, allow_nan=True) + "\n")
+    tmp.replace(path)
+
+
+class Experiment:
+    """One ``eegmamba-train`` run (module docstring). ``run()`` returns the results dict."""
+
+    def __init__(self, cfg: RunConfig, resume: bool = False, console=None, argv=None,
+                 on_epoch_end: Callable[[int, dict], bool] | None = None) -> None:
+        self.cfg, self.resume, self.argv, self.on_epoch_end = cfg, resume, argv, on_epoch_end
+        self.out = Path(cfg.out)
+        self.device = resolve_device(cfg.device)
+        self.dist: DistInfo = init_from_env(self.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.console = console if self.dist.is_main else None
+
+    # --- setup ---------------------------------------------------------------------------------
+    def _prepare_out(self, run_record: dict) -> None:
+        run_json = self.out / "run.json"
+        if self.resume:
+            if not run_json.is_file():
+                raise UserInputError(f"--resume: {run_json} not found; nothing to resume in {self.out}")
+            old = json.loads(run_json.read_text())
+            if old["config"] != run_record["config"] or old["data_sha256"] != run_record["data_sha256"]:
+                raise UserInputError(f"--resume: options or data differ from the run in {self.out} "
+                                     "(see its run.json); resume with the same options")
+        elif run_json.exists():
+            raise UserInputError(f"{self.out} already holds a run; use --resume to continue it or "
+                                 "choose another --out")
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if not self.resume:
+                _write_json(run_json, run_record)
+        barrier(self.dist)
+
+    def run(self) -> dict:
+        t_start = time.time()
+        cfg = self.cfg
+        seed_everything(cfg.train.seed)
+        loaded = [load_task_windows(t, self.console) for t in cfg.tasks]
+        self.profiles = [p for p, _ in loaded]
+        self.sets = {p.name: ws for p, ws in loaded}
+        if len(self.sets) != len(loaded):
+            raise UserInputError("each --profile may be given once per run")
+        for p, ws in loaded:
+            _say(self.console, f"[bold]{p.name}[/]: {len(ws)} windows of {ws.X.shape[1]} channels x "
+                               f"{ws.X.shape[2]} samples at {p.sfreq:g} Hz")
+            if self.console is not None:
+                self.console.print(ws.summary_table(rich=True))
+        n_folds, notes = cfg.folds, []
+        for p, ws in loaded:
+            k, note = n_folds_for(ws.subjects, cfg.folds)
+            n_folds = min(n_folds, k)
+            if note:
+                notes.append(f"{p.name}: {note}")
+        for n in notes:
+            _say(self.console, f"[yellow]note:[/] {n}")
+        self.folds = {p.name: subject_folds(ws.subjects, n_folds) for p, ws in loaded}
+        self.n_folds = n_folds
+        files = {}
+        for p, ws in loaded:
+            counts = dict(zip(*np.unique(ws.files, return_counts=True)))
+            skipped = dict(ws.skipped_files)
+            all_files = sorted(set(map(str, counts)) | set(skipped))
+            files[p.name] = prov.file_records(all_files, {str(k): v for k, v in counts.items()}, skipped)
+        self.provenance = {
+            "command": prov.command_line(self.argv), "started": prov.now(), "machine": prov.machine(),
+            "device": str(self.device), "world_size": self.dist.world_size, "seed": cfg.train.seed,
+            "versions": prov.versions(), "files": files, "n_folds": n_folds, "folds_note": notes,
+            "folds": {t: [list(f.test_subjects) for f in fs] for t, fs in self.folds.items()},
+        }
+        run_record = {"config": cfg.to_dict(), "data_sha256": {t: [f["sha256"] for f in fs]
+                                                                for t, fs in files.items()},
+                      "provenance": self.provenance}
+        self._prepare_out(run_record)
+        fold_results = [self._fold(k) for k in range(n_folds)]
+        final = self._final(fold_results) if cfg.final else None
+        results = self._results(fold_results, final, notes, time.time() - t_start)
+        if self.dist.is_main:
+            from eegmamba.training.report import write_report
+
+            _write_json(self.out / "results.json", results)
+            write_report(self.out, results)
+            _say(self.console, f"results: {self.out / 'results.json'}, report: {self.out / 'report.md'}")
+        barrier(self.dist)
+        return results
+
+    # --- folds ---------------------------------------------------------------------------------
+    def _model(self, seed: int):
+        from eegmamba import create_model
+
+        seed_everything(seed)
+        return create_model(self.cfg.resolved_variant, tasks=[_task_spec(p) for p in self.profiles])
+
+    def _trainer(self, model, train, val, epochs: int, state: Path, label: str) -> Trainer:
+        tcfg = TrainConfig(**{**asdict(self.cfg.train), "epochs": epochs})
+        tr = Trainer(model, train, val, tcfg, self.device, self.dist, state, self.console, label,
+                     self.on_epoch_end)
+        if self.resume and state.is_file():
+            tr.load_state(state)
+            _say(self.console, f"{label}: resuming at epoch {tr.epoch + 1}, step {tr.step}")
+        return tr
+
+    def _fold(self, k: int) -> dict:
+        fdir = self.out / "folds" / f"fold_{k + 1}"
+        if (fdir / "result.json").is_file():
+            _say(self.console, f"fold {k + 1}/{self.n_folds}: done already (resumed run), skipped")
+            return json.loads((fdir / "result.json").read_text())
+        if self.dist.is_main:
+            fdir.mkdir(parents=True, exist_ok=True)
+        barrier(self.dist)
+        train, val, splits = {}, {}, {}
+        for name, ws in self.sets.items():
+            fold = self.folds[name][k]
+            p = next(p for p in self.profiles if p.name == name)
+            sp = validation_split(fold.train_idx, ws.subjects, ws.files, ws.t_start, p.window.length_s,
+                                  self.cfg.train.val_frac, self.cfg.train.seed + k)
+            splits[name] = sp
+            train[name] = TaskData(ws.X[sp.train_idx], ws.y[sp.train_idx])
+            val[name] = TaskData(ws.X[sp.val_idx], ws.y[sp.val_idx])
+            _say(self.console, f"fold {k + 1}/{self.n_folds} {name}: test subjects "
+                               f"{', '.join(fold.test_subjects)} ({len(fold.test_idx)} windows); "
+                               f"{sp.describe()}")
+        model = self._model(self.cfg.train.seed + k)
+        tr = self._trainer(model, train, val, self.cfg.train.epochs, fdir / "state.pt",
+                           f"fold {k + 1}/{self.n_folds}")
+        fit = tr.fit()
+        model.load_state_dict(fit.best_state)
+        result = {"fold": k + 1, "best_epoch": fit.best_epoch, "stopped_early": fit.stopped_early,
+                  "history": fit.history, "tasks": {}}
+        if self.dist.is_main:
+            for p in self.profiles:
+                result["tasks"][p.name] = self._evaluate_fold(p, k, model, splits[p.name])
+            subjects = sorted({s for p in self.profiles
+                               for s in self.sets[p.name].subjects[self.folds[p.name][k].train_idx]})
+            training = {**self.provenance, "fold": k + 1, "trained_on_subjects": subjects,
+                        "best_epoch": fit.best_epoch, "finished": prov.now()}
+            save_checkpoint(fdir / "checkpoint", model, prov.checkpoint_metadata(self.profiles, training))
+            _write_json(fdir / "result.json", result)
+            (fdir / "state.pt").unlink(missing_ok=True)
+        barrier(self.dist)
+        return result
+
+    def _evaluate_fold(self, p: Profile, k: int, model, split) -> dict:
+        ws, fold = self.sets[p.name], self.folds[p.name][k]
+        X, y, subj = ws.X[fold.test_idx], ws.y[fold.test_idx], ws.subjects[fold.test_idx]
+        proba = predict_proba(model, X, p.name, self.device, self.cfg.train.batch_size)
+        res = {"test_subjects": list(fold.test_subjects), "n_test": len(y), "n_train": len(split.train_idx),
+               "n_val": len(split.val_idx), "validation": split.describe(),
+               "eegmamba": compute_metrics(y, proba), "eegmamba_per_subject": per_group_metrics(y, proba, subj),
+               "confusion": confusion(y, proba, len(p.classes)),
+               "y_true": y.tolist(), "subjects": subj.tolist(), "proba": proba.round(5).tolist()}
+        m = res["eegmamba"]
+        _say(self.console, f"fold {k + 1} {p.name} EEGMamba: acc {m['acc']:.3f} auroc {m['auroc']:.3f} "
+                           f"f1w {m['f1_weighted']:.3f}")
+        if self.cfg.baseline:
+            b = run_baseline(p, ws.X[fold.train_idx], ws.y[fold.train_idx], X, y, subj)
+            res["baseline"] = b
+            if "metrics" in b:
+                m = b["metrics"]
+                _say(self.console, f"fold {k + 1} {p.name} {b['name']}: acc {m['acc']:.3f} auroc "
+                                   f"{m['auroc']:.3f} f1w {m['f1_weighted']:.3f}")
+            else:
+                _say(self.console, f"[yellow]fold {k + 1} {p.name} baseline skipped:[/] {b['note']}")
+        return res
+
+    # --- final model ---------------------------------------------------------------------------
+    def _final(self, fold_results: list[dict]) -> dict:
+        fdir = self.out / "final"
+        epochs = max(1, int(round(float(np.median([r["best_epoch"] for r in fold_results])))))
+        if (fdir / "model.json").is_file():
+            _say(self.console, "final model: done already (resumed run), skipped")
+            return {"path": "final", "epochs": epochs}
+        _say(self.console, f"final model: all subjects, {epochs} epoch(s) (median best epoch over folds)")
+        state_dir = self.out / "final_state"
+        if self.dist.is_main:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        barrier(self.dist)
+        train = {n: TaskData(ws.X, ws.y) for n, ws in self.sets.items()}
+        model = self._model(self.cfg.train.seed + 1000)
+        fit = self._trainer(model, train, None, epochs, state_dir / "state.pt", "final").fit()
+        model.load_state_dict(fit.best_state)
+        if self.dist.is_main:
+            subjects = sorted({s for ws in self.sets.values() for s in ws.subjects.tolist()})
+            training = {**self.provenance, "fold": None, "trained_on_subjects": subjects,
+                        "epochs": epochs, "finished": prov.now()}
+            save_checkpoint(fdir, model, prov.checkpoint_metadata(self.profiles, training))
+            shutil.rmtree(state_dir, ignore_errors=True)
+        barrier(self.dist)
+        return {"path": "final", "epochs": epochs, "history": fit.history}
+
+    def _results(self, folds: list[dict], final: dict | None, notes: list[str], seconds: float) -> dict:
+        from eegmamba.training.report import summarize_task
+
+        tasks = {p.name: summarize_task(p, self.sets[p.name], folds) for p in self.profiles}
+        return {"run": {**self.provenance, "config": self.cfg.to_dict(), "finished": prov.now(),
+                        "wall_seconds": round(seconds, 1)},
+                "n_folds": self.n_folds, "folds_note": notes, "tasks": tasks,
+                "folds": [{k: v for k, v in f.items() if k != "tasks"} for f in folds],
+                "final": final}
