@@ -31,21 +31,21 @@ def _fmt(value: float | None, spec: str = ".1f", none: str = "-") -> str:
 
 
 def _streams_panel(streams: tuple[StreamHealth, ...]) -> Panel:
-    table = Table(expand=True, box=None)
-    for col in ("stream", "state", "ch", "nominal Hz", "measured Hz", "drift", "age s", "samples",
-                "gaps", "back", "losses", "reconnects", "errors"):
-        table.add_column(col, justify="left" if col in ("stream", "state") else "right")
+    table = Table(expand=True, box=None, pad_edge=False, collapse_padding=True)
+    table.add_column("stream", no_wrap=True, min_width=10, ratio=1)
+    for col in ("state", "ch", "Hz nom/meas", "drift", "age s", "samples", "gaps", "bwd", "lost",
+                "recon", "err"):
+        table.add_column(col, justify="left" if col == "state" else "right", no_wrap=True)
     for s in streams:
-        drift = None if s.drift is None else 100 * s.drift
+        drift = "-" if s.drift is None else f"{100 * s.drift:+.1f}%"
         table.add_row(
             s.name, Text(s.state, style=_STATE_STYLE.get(s.state, "")), str(s.n_channels),
-            _fmt(s.nominal_srate, "g"), _fmt(s.measured_srate, ".1f"),
-            "-" if drift is None else f"{drift:+.1f}%", _fmt(s.last_sample_age_s, ".2f"),
-            str(s.n_samples), f"{s.n_gaps} ({s.gap_s:.2f}s)" if s.n_gaps else "0", str(s.n_backwards),
+            f"{s.nominal_srate:g}/{_fmt(s.measured_srate, '.1f')}", drift, _fmt(s.last_sample_age_s, ".2f"),
+            str(s.n_samples), f"{s.n_gaps}/{s.gap_s:.2g}s" if s.n_gaps else "0", str(s.n_backwards),
             str(s.n_losses), str(s.n_reconnects), Text(str(s.n_errors), style="red" if s.n_errors else ""),
         )
     if not streams:
-        table.add_row("(no stream)", *[""] * 12)
+        table.add_row("(no stream)", *[""] * 11)
     return Panel(table, title="Streams", border_style="blue")
 
 

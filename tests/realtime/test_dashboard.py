@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -34,18 +38,24 @@ def _snapshot(label: str = "right") -> Snapshot:
     )
 
 
-def _text(renderable) -> str:
-    console = Console(record=True, width=140, file=io.StringIO())
+def _text(renderable, width: int = 140) -> str:
+    console = Console(record=True, width=width, file=io.StringIO())
     console.print(renderable)
     return console.export_text()
 
 
 def test_render_shows_every_panel():
     text = _text(render(_snapshot()))
-    for expected in ("Streams", "S001R04", "lost", "160", "161.6", "+1.0%", "2.41", "2 (0.75s)",
+    for expected in ("Streams", "S001R04", "lost", "160/161.6", "+1.0%", "2.41", "2/0.75s",
                      "Profile motor_imagery", "right", "0.73", "0.27", "█", "mean over 3 windows", "lrr",
                      "62.5% of 32", "37 / 40 windows", "Latency", "p99 ms", "13.4", "Drops", "stale",
                      "gap", "Errors", "consumer bug", "device cpu"):
+        assert expected in text, expected
+
+
+def test_render_fits_80_columns():
+    text = _text(render(_snapshot()), width=80)
+    for expected in ("S001R04", "160/161.6", "+1.0%", "2.41", "32000", "2/0.75s", "62.5% of 32"):
         assert expected in text, expected
 
 
@@ -89,3 +99,40 @@ def test_dashboard_thread_refreshes_and_survives_snapshot_errors():
 def test_profile_stats_validates_probs():
     with pytest.raises(ValueError, match="2 probabilities for 3 classes"):
         ProfileStats(name="x", classes=("a", "b", "c"), probs=(0.5, 0.5))
+
+
+_TERMINAL_SCRIPT = """
+import time
+from realtime.dashboard import Dashboard
+from realtime.stats import ProfileStats, Snapshot, StreamHealth
+snap = Snapshot(
+    streams=(StreamHealth(key="tmuxstream", name="tmuxstream", source_id="s", stype="EEG",
+                          n_channels=64, nominal_srate=160.0, state="ok", measured_srate=160.0),),
+    profiles=(ProfileStats(name="motor_imagery", classes=("left", "right"), label="left",
+                           probs=(0.8, 0.2)),),
+)
+with Dashboard(lambda: snap, refresh_hz=10):
+    time.sleep(1.0)
+print("DASHBOARD-DONE", flush=True)
+time.sleep(30)
+"""
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+def test_dashboard_in_a_real_terminal(tmp_path, unique_name):
+    script = tmp_path / "dash.py"
+    script.write_text(_TERMINAL_SCRIPT)
+    session = unique_name[:40]
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "140", "-y", "50",
+                    f"{sys.executable} {script}"], check=True, cwd=Path(__file__).resolve().parents[2])
+    try:
+        deadline, text = time.monotonic() + 20, ""
+        while time.monotonic() < deadline and "DASHBOARD-DONE" not in text:
+            time.sleep(0.2)
+            text = subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                                  capture_output=True, text=True).stdout
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    assert "DASHBOARD-DONE" in text, text
+    for expected in ("Streams", "tmuxstream", "Profile motor_imagery", "0.80", "Latency", "Drops"):
+        assert expected in text, (expected, text)
