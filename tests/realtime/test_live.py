@@ -1,0 +1,249 @@
+"""The live loop end to end over real LSL on loopback: replayed recordings in, decisions out.
+
+Models are small random-initialised checkpoints: these tests check plumbing, counts, timing and
+online == offline equality, not accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pylsl
+import pytest
+import torch
+import yaml
+
+from eegmamba import TaskSpec, create_model
+from eegmamba.checkpoint import save_checkpoint
+from eegmamba.data.readers import read_recording
+from eegmamba.profiles import load_profile
+from eegmamba.windowing import window_recording
+from realtime.acquisition import Acquisition, AcquisitionConfig, StreamQuery
+from realtime.inference import InferenceEngine
+from realtime.live import LiveLoop
+from realtime.pipeline import ProfilePipeline
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _profile_file(tmp_path: Path, base: str, **changes) -> Path:
+    d = load_profile(base).to_dict()
+    for key, value in changes.items():
+        d[key] = value
+    path = tmp_path / f"{base}_test.yaml"
+    path.write_text(yaml.safe_dump(d))
+    return path
+
+
+def _checkpoint(tmp_path: Path, profile_path: Path, seed: int = 0) -> Path:
+    p = load_profile(profile_path)
+    torch.manual_seed(seed)
+    spec = TaskSpec(p.task, p.n_channels, p.window_samples, len(p.classes), p.sfreq,
+                    p.channels.names, p.classes)
+    model = create_model("eegmamba_tiny", tasks=[spec]).eval()
+    return save_checkpoint(tmp_path / f"ck_{p.name}_{seed}", model, {"profile": p.to_dict()})
+
+
+class Reader:
+    """Reads a decision marker stream and its probability stream with plain pylsl."""
+
+    def __init__(self, name: str) -> None:
+        found = pylsl.resolve_byprop("name", name, timeout=5.0)
+        assert found, f"no stream {name}"
+        self.markers = pylsl.StreamInlet(found[0])
+        self.markers.open_stream(timeout=5.0)
+        pfound = pylsl.resolve_byprop("name", f"{name}-probs", timeout=5.0)
+        assert pfound
+        self.probs = pylsl.StreamInlet(pfound[0])
+        self.probs.open_stream(timeout=5.0)
+        self.decisions: list[dict] = []
+        self.marker_ts: list[float] = []
+        self.prob_rows: list[list[float]] = []
+
+    def pull(self) -> None:
+        while True:
+            samples, ts = self.markers.pull_chunk(timeout=0.0)
+            if not ts:
+                break
+            self.decisions.extend(json.loads(s[0]) for s in samples)
+            self.marker_ts.extend(ts)
+        while True:
+            rows, ts = self.probs.pull_chunk(timeout=0.0)
+            if not ts:
+                break
+            self.prob_rows.extend(rows)
+
+
+def _build(replay, profile_paths, checkpoints, delay_s=0.0, stall_s=2.0):
+    acq = Acquisition(AcquisitionConfig(stall_s=stall_s))
+    inlet = acq.add(StreamQuery(name=replay.name), timeout=10.0)
+    engine = InferenceEngine("cpu", delay_s=delay_s)
+    pipelines = []
+    for pp, ck in zip(profile_paths, checkpoints):
+        m = engine.load(ck)
+        pipelines.append(ProfilePipeline(load_profile(pp), inlet.key, inlet.ch_names, inlet.sfreq, m.key))
+    engine.warm_up(1)
+    return acq, engine, LiveLoop(acq, engine, pipelines)
+
+
+def _run_until_done(loop, replay, readers, extra_s=1.5, limit_s=90):
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        loop.run(0.2)
+        for r in readers:
+            r.pull()
+        if not replay.running:
+            break
+    loop.run(extra_s)
+    time.sleep(0.3)
+    for r in readers:
+        r.pull()
+
+
+def test_online_equals_offline_and_every_window_counted(tmp_path, player, mi_recording):
+    prof = _profile_file(tmp_path, "motor_imagery", smoothing={"method": "none", "k": 1})
+    ck = _checkpoint(tmp_path, prof)
+    replay = player(mi_recording, speed=8.0, chunk_size=16, wait_for_consumer_s=10.0, markers=False)
+    replay.start()
+    acq, engine, loop = _build(replay, [prof], [ck])
+    name = loop.outputs[0].name
+    reader = Reader(f"eegmamba-{name}")
+    with acq:
+        _run_until_done(loop, replay, [reader])
+    loop.close()
+    out = loop.outputs[0]
+    pipe = out.pipeline
+    drops = pipe.all_drops()
+    # every window produced is either published or counted as dropped
+    assert pipe.n_windows == out.seq + drops["stale"]
+    assert len(reader.decisions) == out.seq > 10
+    # schema, order and timestamps
+    seqs = [d["seq"] for d in reader.decisions]
+    assert seqs == list(range(len(seqs)))
+    for d, ts in zip(reader.decisions, reader.marker_ts):
+        assert set(d) == {"profile", "label", "probs", "t_start", "t_end", "latency_ms", "seq"}
+        assert list(d["probs"]) == list(load_profile(prof).classes)
+        assert abs(sum(d["probs"].values()) - 1) < 1e-5 and d["label"] in d["probs"]
+        assert math.isclose(ts, d["t_end"], abs_tol=1e-6)
+        assert d["t_end"] - d["t_start"] == pytest.approx(4.0 / replay.speed, abs=0.02)
+    assert len(reader.prob_rows) == len(reader.decisions)
+
+    # offline: the same preprocessing + windowing + model on the whole file
+    profile = load_profile(prof)
+    rec = read_recording(mi_recording, profile)
+    windows, off_drops = window_recording(rec.data, rec.sfreq, None, profile)
+    assert pipe.n_windows + sum(drops.values()) - drops["stale"] == len(windows) + sum(off_drops.values())
+    by_start = {w.sample_start: w for w in windows}
+    model = engine.models[pipe.model_key].model
+    starts = []
+    for d in reader.decisions:
+        k = round((d["t_start"] - replay.t0) * replay.sfreq * replay.speed)  # input sample index
+        starts.append(round(k * profile.sfreq / replay.sfreq))  # output sample index
+    x = torch.from_numpy(np.stack([by_start[s].data for s in starts]))
+    with torch.no_grad():
+        offline = torch.softmax(model(x), -1).numpy()
+    live = np.array([list(d["probs"].values()) for d in reader.decisions])
+    assert np.abs(live - offline).max() <= 1e-4
+    assert [profile.classes[i] for i in offline.argmax(1)] == [d["label"] for d in reader.decisions]
+
+
+def test_two_profiles_on_one_stream(tmp_path, player, short_recording):
+    seiz = _profile_file(tmp_path, "seizure")
+    seiz2 = tmp_path / "seizure_b.yaml"
+    d = yaml.safe_load(seiz.read_text())
+    d["name"] = "seizure_b"
+    d["window"] = {"length_s": 2.0, "hop_s": 0.5, "train_hop_s": 0.5}
+    seiz2.write_text(yaml.safe_dump(d))
+    cks = [_checkpoint(tmp_path, seiz), _checkpoint(tmp_path, seiz2, seed=1)]
+    replay = player(short_recording, speed=2.0, wait_for_consumer_s=10.0, markers=False)
+    replay.start()
+    acq, engine, loop = _build(replay, [seiz, seiz2], cks)
+    readers = [Reader(f"eegmamba-{o.name}") for o in loop.outputs]
+    with acq:
+        _run_until_done(loop, replay, readers)
+    loop.close()
+    for o, r in zip(loop.outputs, readers):
+        assert len(r.decisions) == o.seq > 0
+        assert o.pipeline.n_windows == o.seq + o.pipeline.all_drops()["stale"]
+    # a 2-s window every 0.5 s over 10 s makes more windows than a 4-s one every 1 s
+    assert loop.outputs[1].pipeline.n_windows > loop.outputs[0].pipeline.n_windows
+
+
+def test_slow_model_drops_stale_windows_and_latency_stays_bounded(tmp_path, player, mi_recording):
+    prof = _profile_file(tmp_path, "motor_imagery")
+    ck = _checkpoint(tmp_path, prof)
+    replay = player(mi_recording, speed=8.0, chunk_size=16, wait_for_consumer_s=10.0, markers=False)
+    replay.start()
+    acq, engine, loop = _build(replay, [prof], [ck], delay_s=0.3)  # hop is 0.5/8 s: far too slow
+    with acq:
+        loop.run(6.0)
+    loop.close()
+    o = loop.outputs[0]
+    drops = o.pipeline.all_drops()
+    assert drops["stale"] > 0
+    assert o.pipeline.n_windows == o.seq + drops["stale"]
+    lat = o.latency.snapshot()
+    # newest-only keeps latency near one inference (0.3 s) plus one step, not growing with the backlog
+    assert lat.p99_ms < 1200
+
+
+def test_nan_injection_drops_windows_as_nonfinite(tmp_path, player):
+    from tools.make_synthetic_edf import make_synthetic_edf
+
+    prof = _profile_file(tmp_path, "seizure", smoothing={"method": "none", "k": 1})
+    profile = load_profile(prof)
+    path = tmp_path / "syn.edf"
+    make_synthetic_edf(path, len(profile.channels.names), 256.0, 20.0, ["background", "seizure"],
+                       ch_names=list(profile.channels.names))
+    ck = _checkpoint(tmp_path, prof)
+    replay = player(path, speed=4.0, wait_for_consumer_s=10.0, markers=False)
+    replay._data[256 * 8: 256 * 9, 3] = np.nan  # one second of NaN on one channel
+    replay.start()
+    acq, engine, loop = _build(replay, [prof], [ck])
+    with acq:
+        _run_until_done(loop, replay, [])
+    loop.close()
+    drops = loop.outputs[0].pipeline.all_drops()
+    assert drops["nonfinite"] >= 4  # every 4-s window (hop 1 s) touching the NaN second
+    assert loop.outputs[0].seq > 0
+
+
+def test_wrong_channel_count_is_a_clear_error(tmp_path, player, short_recording):
+    prof = _profile_file(tmp_path, "motor_imagery")
+    ck = _checkpoint(tmp_path, prof)
+    replay = player(short_recording, wait_for_consumer_s=0.0)
+    replay.start()
+    acq = Acquisition()
+    inlet = acq.add(StreamQuery(name=replay.name), timeout=10.0)
+    engine = InferenceEngine("cpu")
+    m = engine.load(ck)
+    with pytest.raises(ValueError, match=r"does not fit profile 'motor_imagery'.*missing channel"):
+        ProfilePipeline(load_profile(prof), inlet.key, inlet.ch_names, inlet.sfreq, m.key)
+    acq.stop()
+
+
+def test_stream_killed_and_restarted_reconnects(tmp_path, player, short_recording):
+    prof = _profile_file(tmp_path, "seizure")
+    ck = _checkpoint(tmp_path, prof)
+    first = player(short_recording, speed=1.0, source_id="src-restart", repeat=math.inf,
+                   wait_for_consumer_s=10.0, markers=False)
+    first.start()
+    acq, engine, loop = _build(first, [prof], [ck], stall_s=1.0)
+    with acq:
+        loop.run(5.0)
+        before = loop.outputs[0].seq
+        first.stop()  # the outlet disappears
+        loop.run(2.5)
+        assert acq.health()[0].state == "lost"
+        second = player(short_recording, name=first.name, source_id="src-restart", repeat=math.inf)
+        second.start()
+        loop.run(7.0)
+        h = acq.health()[0]
+    loop.close()
+    assert h.state == "ok" and h.n_losses >= 1 and h.n_reconnects >= 1
+    assert loop.n_stream_resets >= 1
+    assert loop.outputs[0].seq > before  # decisions resumed after the reconnect
