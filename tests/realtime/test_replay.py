@@ -149,3 +149,14 @@ def test_cli_streams_until_ctrl_c(short_recording, unique_name, find_stream):
             os.kill(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, err
     assert "pushed" in out and "Traceback" not in err
+
+
+def test_pusher_thread_failure_is_raised_by_stop(player, short_recording):
+    replay = player(short_recording, speed=1.0, markers=False).start()
+    time.sleep(0.1)
+    replay._outlet = None  # the outlet vanishes under the running thread: it must not die silently
+    assert replay.wait(2.0)
+    assert isinstance(replay.error, AttributeError)
+    with pytest.raises(RuntimeError, match="failed"):
+        replay.stop()
+    replay.stop()  # reported once; a second stop is a no-op
