@@ -11,7 +11,8 @@ Design, from measurements on this 2-core machine (64-channel float64 streams at 
   per inlet, 4 s per round for 64 inlets in one thread), so inlets are opened *without*
   post-processing. For streams from another host a separate clock thread measures
   ``time_correction()`` every ``clock_refresh_s`` and the loop adds it to the timestamps; streams
-  from this host share our clock and are left exact (no noisy ~10 µs corrections). No dejitter/monotonize either:
+  from this host share our clock and are left exact (no noisy ~10 µs corrections).
+  No dejitter/monotonize either:
   they hide gaps and time jumps (issue 5), which this module counts instead.
 - Loss is detected here, not by liblsl (which recovers silently, or never with a new source id):
   no sample for ``stall_s`` -> ``lost``; while lost, the loop looks for a new outlet matching the
@@ -75,7 +76,8 @@ def describe_info(info: pylsl.StreamInfo) -> str:
     """One-line description of a stream: ``'name' (EEG, 64 ch @ 160 Hz, source_id 'x')``."""
     rate = f"{info.nominal_srate():g} Hz" if info.nominal_srate() > 0 else "irregular"
     kind = info.type() or "no type"
-    return f"'{info.name()}' ({kind}, {info.channel_count()} ch @ {rate}, source_id '{info.source_id()}')"
+    n_ch, sid = info.channel_count(), info.source_id()
+    return f"'{info.name()}' ({kind}, {n_ch} ch @ {rate}, source_id '{sid}')"
 
 
 def resolve(
@@ -105,7 +107,9 @@ def resolve(
             break
         time.sleep(0.02)
     listing = "; ".join(sorted(describe_info(i) for i in visible)) or "none"
-    raise UserInputError(f"no LSL stream with {query} found within {timeout:g} s; visible streams: {listing}")
+    raise UserInputError(
+        f"no LSL stream with {query} found within {timeout:g} s; visible streams: {listing}"
+    )
 
 
 @dataclass(frozen=True)
@@ -188,7 +192,8 @@ class _Health:
         if discontinuity:  # the rate estimate restarts after any break in the timeline
             self.rate_hist = []
         self.rate_hist.append((self.last_ts, self.n_samples))
-        while len(self.rate_hist) > 2 and self.last_ts - self.rate_hist[1][0] >= self.config.rate_window_s:
+        window = self.config.rate_window_s
+        while len(self.rate_hist) > 2 and self.last_ts - self.rate_hist[1][0] >= window:
             self.rate_hist.pop(0)
         t_ref, n_ref = self.rate_hist[0]
         if self.last_ts - t_ref > 0.2:
@@ -369,8 +374,8 @@ class Acquisition:
             raise RuntimeError("acquisition was stopped (inlets closed); create a new Acquisition")
         self._stop.clear()
         self._threads = [
-            threading.Thread(target=self._guard, args=(self._loop,), name="lsl-acquisition", daemon=True),
-            threading.Thread(target=self._guard, args=(self._clock_loop,), name="lsl-clock", daemon=True),
+            threading.Thread(target=self._guard, args=(fn,), name=name, daemon=True)
+            for fn, name in ((self._loop, "lsl-acquisition"), (self._clock_loop, "lsl-clock"))
         ]
         for t in self._threads:
             t.start()

@@ -40,9 +40,11 @@ def _streams_panel(streams: tuple[StreamHealth, ...]) -> Panel:
         drift = "-" if s.drift is None else f"{100 * s.drift:+.1f}%"
         table.add_row(
             s.name, Text(s.state, style=_STATE_STYLE.get(s.state, "")), str(s.n_channels),
-            f"{s.nominal_srate:g}/{_fmt(s.measured_srate, '.1f')}", drift, _fmt(s.last_sample_age_s, ".2f"),
+            f"{s.nominal_srate:g}/{_fmt(s.measured_srate, '.1f')}", drift,
+            _fmt(s.last_sample_age_s, ".2f"),
             str(s.n_samples), f"{s.n_gaps}/{s.gap_s:.2g}s" if s.n_gaps else "0", str(s.n_backwards),
-            str(s.n_losses), str(s.n_reconnects), Text(str(s.n_errors), style="red" if s.n_errors else ""),
+            str(s.n_losses), str(s.n_reconnects),
+            Text(str(s.n_errors), style="red" if s.n_errors else ""),
         )
     if not streams:
         table.add_row("(no stream)", *[""] * 11)
@@ -67,7 +69,9 @@ def _profile_panel(p: ProfileStats) -> Panel:
         body.add_row(c, Text(_bar(prob or 0.0), style=style[c]), _fmt(prob, ".2f"))
     # one character per decision: the class initial, or its index when initials collide
     initials = [c[0] for c in p.classes]
-    mark = dict(zip(p.classes, initials if len(set(initials)) == len(initials) else map(str, range(len(p.classes)))))
+    if len(set(initials)) != len(initials):
+        initials = [str(i) for i in range(len(p.classes))]
+    mark = dict(zip(p.classes, initials))
     history = Text()
     for h in p.history:
         history.append(mark.get(h, "?"), style=style.get(h, "dim"))
@@ -78,7 +82,8 @@ def _profile_panel(p: ProfileStats) -> Panel:
     body.add_row("decisions", f"{p.n_decisions} / {p.n_windows} windows", "")
     body.add_row("latency", f"p50 {_fmt(p.latency.p50_ms)}  p99 {_fmt(p.latency.p99_ms)} ms", "")
     dropped = sum(p.drops.values())
-    body.add_row("dropped", ", ".join(f"{k} {v}" for k, v in sorted(p.drops.items())) if dropped else "0", "")
+    drops = ", ".join(f"{k} {v}" for k, v in sorted(p.drops.items())) if dropped else "0"
+    body.add_row("dropped", drops, "")
     return Panel(body, title=f"Profile {p.name}", border_style="magenta")
 
 
@@ -103,7 +108,9 @@ def _drops_panel(drops) -> Panel:
 
 def render(snapshot: Snapshot) -> RenderableType:
     """Render a stats snapshot: streams, one panel per profile, latency, drops, errors."""
-    header = Text(f"{snapshot.title}  ·  device {snapshot.device}  ·  up {snapshot.uptime_s:.0f} s", style="bold")
+    header = Text(
+        f"{snapshot.title}  ·  device {snapshot.device}  ·  up {snapshot.uptime_s:.0f} s", style="bold"
+    )
     lower = Table.grid(expand=True, padding=(0, 1))
     lower.add_column(ratio=1)
     lower.add_column(ratio=1)
@@ -112,8 +119,8 @@ def render(snapshot: Snapshot) -> RenderableType:
     parts += [_profile_panel(p) for p in snapshot.profiles]
     parts.append(lower)
     if snapshot.n_errors:
-        parts.append(Panel(Text(f"{snapshot.n_errors} error(s); last: {snapshot.last_error}", style="red"),
-                           title="Errors", border_style="red"))
+        msg = Text(f"{snapshot.n_errors} error(s); last: {snapshot.last_error}", style="red")
+        parts.append(Panel(msg, title="Errors", border_style="red"))
     return Group(*parts)
 
 

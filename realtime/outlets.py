@@ -113,7 +113,9 @@ class DecisionOutlets:
         self.marker_name = f"eegmamba-{profile}"
         self.probs_name = f"eegmamba-{profile}-probs"
         base = source_id or f"eegmamba-{profile}@{socket.gethostname()}:{os.getpid()}"
-        minfo = pylsl.StreamInfo(self.marker_name, "Markers", 1, pylsl.IRREGULAR_RATE, "string", f"{base}-markers")
+        minfo = pylsl.StreamInfo(
+            self.marker_name, "Markers", 1, pylsl.IRREGULAR_RATE, "string", f"{base}-markers"
+        )
         minfo.set_channel_labels(["decision"])
         pinfo = pylsl.StreamInfo(self.probs_name, "Probabilities", len(classes), pylsl.IRREGULAR_RATE,
                                  "float32", f"{base}-probs")
