@@ -101,7 +101,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(_main, argv)
+    return run_cli(_main, argv, prog="eegmamba-live")
 
 
 if __name__ == "__main__":
