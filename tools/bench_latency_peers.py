@@ -8,6 +8,9 @@ Peers, each a single polling loop over ``N`` mne-lsl ``StreamLSL`` inlets (one p
   same recording's T1/T2 epochs;
 - ``cnn``: a small EEGNet-like PyTorch CNN (random weights, eval mode, ``torch.inference_mode``).
 
+The same three with an ``acq-`` prefix replace the ``StreamLSL`` inlets by this package's single
+acquisition thread (``realtime.acquisition``), to compare the ingestion floor and its CPU cost.
+
 Each peer classifies only the newest complete window when it polls (like the issue's hand-glued
 peers); windows passed over are *counted* as ``skipped`` here (the issue's peer at 48 streams
 skipped every other window without saying so).
@@ -122,25 +125,65 @@ def _cnn(n_ch: int, n_times: int):
     return classify
 
 
+class _MneLslReader:
+    """The peers' ingestion: one mne-lsl ``StreamLSL`` (own polling thread) per stream."""
+
+    def __init__(self, names: list[str]) -> None:
+        from mne_lsl.stream import StreamLSL
+
+        self.streams = [StreamLSL(bufsize=WINDOW_S + 2.0, name=n).connect(acquisition_delay=0.001,
+                                                                         timeout=10) for n in names]
+
+    def read(self, i: int):
+        return self.streams[i].get_data()
+
+    def close(self) -> None:
+        for s in self.streams:
+            s.disconnect()
+
+
+class _AcquisitionReader:
+    """This package's ingestion: ONE ``realtime.acquisition`` thread for all streams."""
+
+    def __init__(self, names: list[str], fs: float) -> None:
+        from realtime.acquisition import Acquisition, StreamQuery
+
+        self.acq = Acquisition()
+        self.inlets = [self.acq.add(StreamQuery(name=n), timeout=10) for n in names]
+        self.acq.start()
+        self.keep = int((WINDOW_S + 2.0) * fs)
+        n_ch = self.inlets[0].n_channels
+        self.data = [np.zeros((n_ch, 1)) for _ in names]
+        self.ts = [np.zeros(1) for _ in names]
+
+    def read(self, i: int):
+        chunks = self.inlets[i].drain()
+        if chunks:
+            self.data[i] = np.concatenate([self.data[i]] + [c.samples for c in chunks], 1)[:, -self.keep:]
+            self.ts[i] = np.concatenate([self.ts[i]] + [c.timestamps for c in chunks])[-self.keep:]
+        return self.data[i], self.ts[i]
+
+    def close(self) -> None:
+        self.acq.stop()
+
+
 def _run_peer(peer: str, names: list[str], classify, args, fs: float) -> dict:
-    from mne_lsl.lsl import local_clock
-    from mne_lsl.stream import StreamLSL
+    from pylsl import local_clock
 
     win, hop = int(WINDOW_S * fs), int(HOP_S * fs)
     tc = time.monotonic()
-    streams = [StreamLSL(bufsize=WINDOW_S + 2.0, name=n).connect(acquisition_delay=0.001, timeout=10)
-               for n in names]
-    print(f"{peer:>6}: connected {len(names)} stream(s) in {time.monotonic() - tc:.1f} s", flush=True)
+    reader = _AcquisitionReader(names, fs) if peer.startswith("acq-") else _MneLslReader(names)
+    print(f"{peer:>9}: connected {len(names)} stream(s) in {time.monotonic() - tc:.1f} s", flush=True)
     push_shift = args.chunk_size / fs if args.source == "mne-lsl" else 0.0
-    next_end = [None] * len(streams)
+    next_end = [None] * len(names)
     lat, skipped, incomplete = [], 0, 0
     cpu0, t0 = time.process_time(), None  # the clock starts at the first decision (buffers full)
     t_fail = time.monotonic() + WINDOW_S + 30.0
     while t0 is None or time.monotonic() - t0 < args.duration:
         if t0 is None and time.monotonic() > t_fail:
             raise RuntimeError(f"peer {peer}: no complete window within {WINDOW_S + 30:g} s")
-        for i, s in enumerate(streams):
-            data, ts = s.get_data()
+        for i in range(len(names)):
+            data, ts = reader.read(i)
             idx = data[-1]
             newest = int(idx[-1])
             if ts[-1] == 0:  # nothing received yet
@@ -150,7 +193,7 @@ def _run_peer(peer: str, names: list[str], classify, args, fs: float) -> dict:
                 next_end[i] = first + (args.chunk_size - 1 - first % args.chunk_size)
             if newest < next_end[i]:
                 continue
-            n_avail = (newest - next_end[i]) // hop + 1
+            n_avail = (newest - next_end[i]) // hop + 1  # only the newest is classified
             end = next_end[i] + (n_avail - 1) * hop
             skipped += n_avail - 1
             next_end[i] = end + hop
@@ -166,11 +209,10 @@ def _run_peer(peer: str, names: list[str], classify, args, fs: float) -> dict:
         time.sleep(0.001)
     wall = time.monotonic() - t0
     cpu = 100 * (time.process_time() - cpu0) / wall
-    for s in streams:
-        s.disconnect()
-    v = np.array(lat[len(streams):])  # the first decision of each stream is warm-up
+    reader.close()
+    v = np.array(lat[len(names):])  # the first decision of each stream is warm-up
     pct = np.percentile(v, [50, 95, 99]) if v.size else [float("nan")] * 3
-    return {"peer": peer, "streams": len(streams), "decisions": int(v.size), "skipped": skipped,
+    return {"peer": peer, "streams": len(names), "decisions": int(v.size), "skipped": skipped,
             "incomplete": incomplete, "p50_ms": float(pct[0]), "p95_ms": float(pct[1]),
             "p99_ms": float(pct[2]), "max_ms": float(v.max()) if v.size else float("nan"),
             "process_cpu_pct": round(cpu, 1)}
@@ -182,7 +224,9 @@ def main(argv=None) -> int:
     p.add_argument("--file", type=Path, default=DEFAULT_FILE, help="recording to replay")
     p.add_argument("--streams", type=int, default=1, help="concurrent replayed streams")
     p.add_argument("--duration", type=float, default=20.0, help="seconds measured per peer")
-    p.add_argument("--peers", default="floor,csp,cnn", help="comma-separated: floor, csp, cnn")
+    p.add_argument("--peers", default="floor,csp,cnn,acq-floor",
+                   help="comma-separated: floor, csp, cnn (mne-lsl StreamLSL per stream) or the "
+                   "same with an acq- prefix (this package's single acquisition thread)")
     p.add_argument("--source", choices=("eegmamba", "mne-lsl"), default="eegmamba",
                    help="replay engine (see module docstring for the latency reference)")
     p.add_argument("--chunk-size", type=int, default=10, help="samples per pushed chunk")
@@ -213,11 +257,12 @@ def main(argv=None) -> int:
     try:
         assert server.stdout.readline().strip() == "ready", "replay server failed to start"
         for peer in args.peers.split(","):
+            model = peer.removeprefix("acq-")
             classify = {"floor": lambda: (lambda w: None), "csp": lambda: _csp_lda(args.file),
-                        "cnn": lambda: _cnn(n_ch, int(WINDOW_S * fs))}[peer]()
+                        "cnn": lambda: _cnn(n_ch, int(WINDOW_S * fs))}[model]()
             res = _run_peer(peer, names, classify, args, fs)
             results.append(res)
-            print(f"{peer:>6}: {res['streams']} stream(s), {res['decisions']} decisions, "
+            print(f"{peer:>9}: {res['streams']} stream(s), {res['decisions']} decisions, "
                   f"skipped {res['skipped']}, incomplete {res['incomplete']}, p50 {res['p50_ms']:.1f} ms, "
                   f"p95 {res['p95_ms']:.1f} ms, p99 {res['p99_ms']:.1f} ms, max {res['max_ms']:.1f} ms, "
                   f"process CPU {res['process_cpu_pct']:.0f}%", flush=True)
