@@ -81,7 +81,8 @@ class Mamba2(nn.Module):
     backend : {"auto", "ref", "mamba_ssm"}
         Scan implementation (see ``eegmamba.model._kernels``).
     scan : {"chunked", "sequential"}
-        Which reference scan the ``ref`` backend uses; ``sequential`` is the oracle (slow).
+        ``sequential`` replaces the scan by the step-by-step oracle (PyTorch, any backend setting;
+        slow: for tests and benchmarks). ``chunked`` uses ``backend``.
     """
 
     def __init__(
@@ -160,7 +161,8 @@ class Mamba2(nn.Module):
         xbc = self.act(self.conv1d(xbc.transpose(1, 2))[..., :length].transpose(1, 2))
         x, b, c = torch.split(
             xbc, [self.d_inner, self.ngroups * self.d_state, self.ngroups * self.d_state], dim=-1)
-        a = -torch.exp(self.A_log.float())
+        # float32 at least (as mamba-ssm: exp of a half-precision A_log may overflow), float64 kept
+        a = -torch.exp(self.A_log.to(torch.promote_types(self.A_log.dtype, torch.float32)))
         d = self.D.view(self.nheads, self.headdim) if self.D_has_hdim else self.D
         args = (x.reshape(bsz, length, self.nheads, self.headdim), dt, a,
                 b.reshape(bsz, length, self.ngroups, self.d_state),

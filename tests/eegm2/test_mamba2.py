@@ -40,11 +40,12 @@ def test_rmsnorm_gated_formula():
     torch.testing.assert_close(before(x, z), want_b)
 
 
-@pytest.mark.parametrize("length", [1, 37, 100])
-def test_block_chunked_matches_sequential(length):
+@pytest.mark.parametrize("length,opts", [(1, {}), (37, {"ngroups": 2, "D_has_hdim": True}), (100, {})])
+def test_block_chunked_matches_sequential(length, opts):
     torch.manual_seed(0)
-    m = Mamba2(32, d_state=8, d_conv=2, expand=4, headdim=16, chunk_size=16, backend="ref").double()
-    seq = Mamba2(32, d_state=8, d_conv=2, expand=4, headdim=16, scan="sequential").double()
+    kw = dict(d_state=8, d_conv=2, expand=4, headdim=16, **opts)
+    m = Mamba2(32, chunk_size=16, backend="ref", **kw).double()
+    seq = Mamba2(32, scan="sequential", **kw).double()
     seq.load_state_dict(m.state_dict())
     u1 = torch.randn(2, length, 32, dtype=torch.float64, requires_grad=True)
     u2 = u1.detach().clone().requires_grad_()
