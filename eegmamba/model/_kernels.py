@@ -125,139 +125,67 @@ def mamba_chunk_scan_combined() -> Callable[..., Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Pure-PyTorch linear recurrence h_t = a_t * h_{t-1} + x_t (the core of the reference scan)
+# Pure-PyTorch two-level scan of the linear recurrence h_p = a_p * h_{p-1} + x_p
 # ---------------------------------------------------------------------------------------------
 
 
-def default_chunk_size(L: int) -> int:
-    """Chunk length of the two-level scan for a sequence of ``L`` steps (about sqrt(L)).
-
-    A chunked scan costs ``T + L / T`` small Python-level steps, minimal at ``T = sqrt(L)``.
-    """
-    return max(8, min(256, int(round(math.sqrt(max(L, 1))))))
-
-
 @torch.no_grad()
-def _scan(a: Tensor, x: Tensor, T: int, reverse: bool) -> Tensor:
-    """Solve the linear recurrence along dim -2 without autograd.
+def chunk_scan(a: Tensor, x: Tensor, h0: Tensor | None = None, reverse: bool = False) -> Tensor:
+    """Solve a diagonal linear recurrence over ``S = nc * T`` steps laid out as (nc, T, ...).
 
-    ``reverse=False``: ``h_t = a_t h_{t-1} + x_t`` (``h_{-1} = 0``);
-    ``reverse=True``:  ``h_t = a_t h_{t+1} + x_t`` (``h_L = 0``).
+    ``reverse=False``: ``h_p = a_p h_{p-1} + x_p`` with ``h_{-1} = h0``;
+    ``reverse=True``:  ``h_p = a_p h_{p+1} + x_p`` with ``h_S = h0`` (zero if ``h0`` is None).
+    Step ``p = c * T + t`` sits at ``[c, t]``.
 
-    Two levels: the ``L0 = T * (L // T)`` aligned steps are cut into ``nc`` chunks of ``T``;
-    (1) a local scan from a zero state runs in all chunks at once (``T`` vectorised steps);
-    (2) the states entering each chunk are carried across chunks (``nc`` small steps) using the
-    chunk decay products; (3) each chunk adds ``cumprod(a) * state entering it``. Only products
-    of the given decays are formed (never an exponential of a positive cumulative sum), so the
-    result is as finite as the recurrence itself. The ``L - L0`` leftover steps run one by one.
+    Two levels instead of ``S`` Python steps: (1) a local scan from a zero state runs in all
+    ``nc`` chunks at once (``T`` vectorised steps) while ``P`` accumulates the within-chunk decay
+    products; (2) the state entering each chunk is carried across chunks (``nc`` small steps);
+    (3) every chunk adds ``P * state entering it`` (one vectorised step). Only products of the
+    given decays are formed (never the exponential of a positive cumulative sum), so the result
+    is as finite as the recurrence itself. No autograd; callers write their own backward.
 
-    a, x : Tensor, shape (..., L, n), same shape; returns h, same shape, dtype of x.
+    a, x : Tensor, shape (nc, T, ...), same shape; h0 : Tensor, shape (...), optional.
+    Returns h : Tensor, shape (nc, T, ...), dtype of x.
     """
-    L = x.shape[-2]
+    nc, T = x.shape[0], x.shape[1]
     h = torch.empty_like(x)
-    nc = L // T if L else 0
-    if nc < 2:  # short sequence: plain loop
-        order = range(L - 1, -1, -1) if reverse else range(L)
-        prev = None
-        for t in order:
-            if prev is None:
-                h[..., t, :] = x[..., t, :]
-            else:
-                torch.addcmul(x[..., t, :], a[..., t, :], h[..., prev, :], out=h[..., t, :])
-            prev = t
-        return h
-    L0 = nc * T
-    s = L - L0 if reverse else 0  # start of the chunked part
-    a4, x4, h4 = (v[..., s : s + L0, :].unflatten(-2, (nc, T)) for v in (a, x, h))
-    # (1) local scans from zero, all chunks together; P = within-chunk decay products
-    steps = list(range(T - 1, -1, -1)) if reverse else list(range(T))
-    if reverse:  # chunks 0..nc-2 receive state from their right neighbour
-        a_in, h_out = a4[..., :-1, :, :], h4[..., :-1, :, :]
-    else:  # chunks 1..nc-1 receive state from their left neighbour
-        a_in, h_out = a4[..., 1:, :, :], h4[..., 1:, :, :]
-    P = torch.empty_like(a_in)
-    h4[..., steps[0], :] = x4[..., steps[0], :]
-    P[..., steps[0], :] = a_in[..., steps[0], :]
-    for prev, t in zip(steps[:-1], steps[1:]):
-        torch.addcmul(x4[..., t, :], a4[..., t, :], h4[..., prev, :], out=h4[..., t, :])
-        torch.mul(a_in[..., t, :], P[..., prev, :], out=P[..., t, :])
-    # (2) carry: H[k] is the state entering chunk k+1 (forward) / chunk k (reverse)
-    last = steps[-1]  # chunk position whose local state is handed on
-    H = x.new_empty(x4.shape[:-3] + (nc - 1, x.shape[-1]))
-    if reverse:
-        H[..., nc - 2, :] = h4[..., nc - 1, last, :]
-        for k in range(nc - 3, -1, -1):
-            torch.addcmul(h4[..., k + 1, last, :], P[..., k + 1, last, :], H[..., k + 1, :],
-                          out=H[..., k, :])
-    else:
-        H[..., 0, :] = h4[..., 0, last, :]
-        for k in range(1, nc - 1):
-            torch.addcmul(h4[..., k, last, :], P[..., k - 1, last, :], H[..., k - 1, :],
-                          out=H[..., k, :])
-    # (3) correction of every non-edge chunk
-    h_out.addcmul_(P, H.unsqueeze(-2))
-    # leftover steps, continuing from the chunked part
-    if reverse:
-        for t in range(s - 1, -1, -1):
-            torch.addcmul(x[..., t, :], a[..., t, :], h[..., t + 1, :], out=h[..., t, :])
-    else:
-        for t in range(L0, L):
-            torch.addcmul(x[..., t, :], a[..., t, :], h[..., t - 1, :], out=h[..., t, :])
+    P = torch.empty_like(a)
+    steps = range(T - 1, -1, -1) if reverse else range(T)
+    prev = steps[0]
+    h[:, prev] = x[:, prev]
+    P[:, prev] = a[:, prev]
+    for t in steps[1:]:
+        torch.addcmul(x[:, t], a[:, t], h[:, prev], out=h[:, t])
+        torch.mul(a[:, t], P[:, prev], out=P[:, t])
+        prev = t
+    # H[k]: the state entering chunk k (from the left, or from the right if reverse)
+    H = x.new_empty((nc,) + tuple(x.shape[2:]))
+    order = range(nc - 1, -1, -1) if reverse else range(nc)
+    k_prev = None
+    for k in order:
+        if k_prev is None:
+            H[k] = 0 if h0 is None else h0
+        else:
+            torch.addcmul(h[k_prev, prev], P[k_prev, prev], H[k_prev], out=H[k])
+        k_prev = k
+    h.addcmul_(P, H.unsqueeze(1))
     return h
 
 
-class _LinearScan(torch.autograd.Function):
-    """Autograd for the recurrence; the backward pass is the same scan run in reverse:
-    ``g_t = dL/dh_t + a_{t+1} g_{t+1}``, ``dL/dx_t = g_t``, ``dL/da_t = g_t h_{t-1}``."""
+def plan_chunks(L: int, step_elements: int, chunk_size: int | None = None,
+                segment_len: int | None = None, budget: int = 1 << 20) -> tuple[int, int]:
+    """Choose ``(T, nc)``: chunk length and chunks per segment, for ``L`` steps.
 
-    @staticmethod
-    def forward(ctx, a: Tensor, x: Tensor, T: int) -> Tensor:
-        h = _scan(a, x, T, reverse=False)
-        ctx.save_for_backward(a, h)
-        ctx.T = T
-        return h
-
-    @staticmethod
-    def backward(ctx, gh: Tensor):
-        a, h = ctx.saved_tensors
-        a_next = torch.empty_like(a)  # a_{t+1}, zero past the end
-        a_next[..., :-1, :] = a[..., 1:, :]
-        a_next[..., -1, :] = 0
-        g = _scan(a_next, gh, ctx.T, reverse=True)
-        ga = None
-        if ctx.needs_input_grad[0]:
-            ga = torch.empty_like(g)
-            ga[..., 0, :] = 0
-            torch.mul(g[..., 1:, :], h[..., :-1, :], out=ga[..., 1:, :])
-        return ga, (g if ctx.needs_input_grad[1] else None), None
-
-
-def linear_scan(a: Tensor, x: Tensor, chunk_size: int | None = None) -> Tensor:
-    """``h_t = a_t * h_{t-1} + x_t`` along dim -2 from ``h_{-1} = 0``, with autograd.
-
-    Parameters
-    ----------
-    a : Tensor, shape (..., L, n)
-        Per-step decay (e.g. ``exp(Δ A)``).
-    x : Tensor, shape (..., L, n)
-        Per-step input (e.g. ``Δ B u``).
-    chunk_size : int, optional
-        Chunk length of the two-level scan (default :func:`default_chunk_size`).
-
-    Returns
-    -------
-    h : Tensor, shape (..., L, n)
-        All states. Work and memory are linear in ``L``; about ``2 sqrt(L)`` vectorised steps.
+    A segment (``nc * T`` steps) is what one pass of :func:`chunk_scan` holds in memory; its
+    temporaries have ``nc * T * step_elements`` elements. The default keeps that near ``budget``
+    (4 MiB of float32): far below glibc's 32 MiB mmap threshold, so the allocator reuses memory
+    instead of page-faulting fresh 100 MB buffers (that, not arithmetic, dominated on CPU),
+    and close to the L2/L3 cache. ``T ~ sqrt(segment)`` minimises the ``2 T + nc`` Python steps.
     """
-    if a.shape != x.shape or a.dim() < 2:
-        raise ValueError(
-            f"linear_scan: a and x must have the same shape (..., L, n), "
-            f"got {tuple(a.shape)} and {tuple(x.shape)}"
-        )
+    if segment_len is None:
+        segment_len = max(1, min(L, budget // max(1, step_elements)))
     if chunk_size is None:
-        chunk_size = default_chunk_size(x.shape[-2])
-    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"linear_scan: chunk_size must be a positive int, got {chunk_size!r}")
-    if x.shape[-2] == 0:
-        return x.clone()
-    return _LinearScan.apply(a, x, chunk_size)
+        chunk_size = max(1, int(round(math.sqrt(segment_len))))
+    chunk_size = min(chunk_size, max(L, 1))
+    nc = max(1, -(-min(segment_len, max(L, 1)) // chunk_size))
+    return chunk_size, nc

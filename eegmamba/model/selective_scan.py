@@ -11,7 +11,7 @@ Three functions share one signature, that of mamba-ssm's ``selective_scan_fn``:
 
 * :func:`selective_scan` — the dispatcher (``backend="auto" | "ref" | "mamba_ssm"``).
 * :func:`selective_scan_ref` — the fast pure-PyTorch scan used on CPU and as ground truth for
-  the fused kernel: chunked two-level scan (:func:`eegmamba.model._kernels.linear_scan`), autograd
+  the fused kernel: chunked two-level scan (:func:`eegmamba.model._kernels.chunk_scan`), autograd
   through it, memory linear in ``L``.
 * :func:`selective_scan_sequential` — the plain per-step loop; the test oracle only.
 
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from eegmamba.model import _kernels
-from eegmamba.model._kernels import linear_scan
+from eegmamba.model._kernels import chunk_scan, plan_chunks
 
 __all__ = ["selective_scan", "selective_scan_ref", "selective_scan_sequential"]
 
@@ -159,6 +159,7 @@ def selective_scan_ref(
     delta_softplus: bool = False,
     return_last_state: bool = False,
     chunk_size: int | None = None,
+    segment_len: int | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Fast pure-PyTorch selective scan (any device; autograd through it).
 
@@ -182,8 +183,9 @@ def selective_scan_ref(
         Apply softplus to ``delta``.
     return_last_state : bool
         Also return ``h_{L-1}``, shape (batch, d_inner, d_state), compute dtype.
-    chunk_size : int, optional
-        Chunk length of the two-level scan; default about sqrt(L).
+    chunk_size, segment_len : int, optional
+        Chunk length ``T`` and segment length (steps held in memory at once) of the two-level
+        scan; defaults from :func:`_kernels.plan_chunks`. Tuning knobs, results do not change.
 
     Returns
     -------
@@ -191,17 +193,123 @@ def selective_scan_ref(
         (and the last state if ``return_last_state``).
     """
     p = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    # decay and input of the linear recurrence h_t = a_t * h_{t-1} + x_t, each (b, d, L, n)
-    a = torch.exp(p.delta[..., None] * p.A[:, None, :])
-    x = (p.delta * p.u)[..., None] * p.B
-    h = linear_scan(a, x, chunk_size)
-    y = (h * p.C).sum(-1)
-    out = _finish(y, p, u.dtype)
-    if return_last_state:
-        b, d, L = p.u.shape
-        last = h[:, :, -1] if L else p.u.new_zeros(b, d, p.A.shape[1])
-        return out, last
-    return out
+    b, d, L = p.u.shape
+    n = p.A.shape[1]
+    if L == 0:
+        out = _finish(p.u.new_zeros(b, d, 0), p, u.dtype)
+        return (out, p.u.new_zeros(b, d, n)) if return_last_state else out
+    for name, v in (("chunk_size", chunk_size), ("segment_len", segment_len)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"selective_scan_ref: {name} must be a positive int, got {v!r}")
+    T, nc = plan_chunks(L, b * d * n, chunk_size, segment_len)
+    Lp = -(-L // (T * nc)) * (T * nc)
+    # Time-major (Lp, b, d): the padded tail has Δ = 0 and Δu = 0, i.e. decay 1 and input 0,
+    # so the state passes through it unchanged and the last state is h_{L-1} exactly.
+    dt = _time_major(p.delta, Lp)
+    du = _time_major(p.delta * p.u, Lp)
+    y, last = _SelectiveScan.apply(dt, du, p.A, _time_major(p.B, Lp), _time_major(p.C, Lp), T, nc)
+    out = _finish(y[:L].permute(1, 2, 0), p, u.dtype)
+    return (out, last) if return_last_state else out
+
+
+def _time_major(v: Tensor, Lp: int) -> Tensor:
+    """(b, d, L) -> (Lp, b, d); B/C layout (b', d', L|1, n) -> (Lp|1, b', d', n). Zero-padded
+    to ``Lp`` steps, contiguous."""
+    t_dim = v.dim() - 1 if v.dim() == 3 else 2
+    L = v.shape[t_dim]
+    if L != 1 or v.dim() == 3:
+        pad = [0, 0] * (v.dim() - 1 - t_dim) + [0, Lp - L]
+        v = F.pad(v, pad) if Lp != L else v
+    return v.movedim(t_dim, 0).contiguous()
+
+
+def _seg(X: Tensor, sl: slice, nc: int, T: int) -> Tensor:
+    """Segment ``sl`` of a time-major tensor as (nc, T, ...); time-invariant rows broadcast."""
+    if X.shape[0] == 1:
+        return X[None]
+    return X[sl].view(nc, T, *X.shape[1:])
+
+
+def _dot_n(big: Tensor, X: Tensor) -> Tensor:
+    """sum_n big[..., d, n] * X[..., d|1, n]: (nc, T, b, d, n) x (nc|1, T|1, b', d', n) -> (nc, T, b, d)."""
+    if X.shape[-2] == 1 and X.shape[0] != 1 and X.shape[2] == big.shape[2]:
+        return torch.matmul(big, X.transpose(-1, -2)).squeeze(-1)  # batched (d, n) @ (n, 1)
+    return (big * X).sum(-1)
+
+
+def _dot_d(big: Tensor, small: Tensor, like: Tensor) -> Tensor:
+    """big (nc, T, b, d, n) * small (nc, T, b, d)[..., None], summed to the shape of ``like``."""
+    if like.shape[-2] == 1 and like.shape[0] != 1 and like.shape[2] == big.shape[2]:
+        return torch.matmul(small.unsqueeze(-2), big)  # batched (1, d) @ (d, n)
+    return (big * small[..., None]).sum_to_size(like.shape)
+
+
+class _SelectiveScan(torch.autograd.Function):
+    """The scan proper on time-major inputs, segment by segment (:func:`_kernels.chunk_scan`).
+
+    Forward keeps only the state entering each segment; backward recomputes each segment's
+    states (right to left) and runs the adjoint recurrence ``g_p = dL/dh_p + a_{p+1} g_{p+1}``
+    with the same kernel, so saved memory is O(L * b * d) and temporaries O(segment).
+
+    dt, du : (Lp, b, d) — Δ and Δ·u;  A : (d, n);  B, C : (Lp|1, b', d', n).
+    Returns y : (Lp, b, d) and the final state (b, d, n).
+    """
+
+    @staticmethod
+    def forward(ctx, dt, du, A, B, C, T, nc):
+        Lp, b, d = dt.shape
+        S = T * nc
+        y = torch.empty_like(dt)
+        h_in = dt.new_zeros(b, d, A.shape[1])
+        starts = []
+        for s0 in range(0, Lp, S):
+            sl = slice(s0, s0 + S)
+            a = (dt[sl].view(nc, T, b, d, 1) * A).exp_()
+            h = chunk_scan(a, du[sl].view(nc, T, b, d, 1) * _seg(B, sl, nc, T), h_in)
+            y[sl] = _dot_n(h, _seg(C, sl, nc, T)).view(S, b, d)
+            starts.append(h_in)
+            h_in = h[-1, -1].clone()
+        ctx.save_for_backward(dt, du, A, B, C, torch.stack(starts))
+        ctx.T, ctx.nc = T, nc
+        return y, h_in
+
+    @staticmethod
+    def backward(ctx, gy, g_last):
+        dt, du, A, B, C, starts = ctx.saved_tensors
+        T, nc, S = ctx.T, ctx.nc, ctx.T * ctx.nc
+        Lp, b, d = dt.shape
+        need = ctx.needs_input_grad
+        gdt, gdu = torch.empty_like(dt), torch.empty_like(du)
+        gA, gB, gC = torch.zeros_like(A), torch.zeros_like(B), torch.zeros_like(C)
+        dt_next = torch.cat([dt[1:], dt.new_zeros(1, b, d)])  # Δ_{p+1}: decay a_{p+1}
+        g_right = None  # adjoint state at the first step of the segment to the right
+        for k in range(Lp // S - 1, -1, -1):
+            sl = slice(k * S, (k + 1) * S)
+            dts, dus = dt[sl].view(nc, T, b, d), du[sl].view(nc, T, b, d)
+            Bs, Cs, gys = _seg(B, sl, nc, T), _seg(C, sl, nc, T), gy[sl].view(nc, T, b, d)
+            a = (dts[..., None] * A).exp_()
+            h = chunk_scan(a, dus[..., None] * Bs, starts[k])
+            gh = gys[..., None] * Cs
+            if g_last is not None and k == Lp // S - 1:
+                gh[-1, -1] += g_last
+            a_next = (dt_next[sl].view(nc, T, b, d, 1) * A).exp_()
+            g = chunk_scan(a_next, gh, g_right, reverse=True)  # dL/dh_p = dL/dx_p
+            g_right = g[0, 0].clone()
+            if need[4]:
+                gCs = _dot_d(h, gys, Cs)
+                gC[sl if C.shape[0] != 1 else slice(None)] += gCs.reshape(-1, *C.shape[1:])
+            if need[3]:
+                gBs = _dot_d(g, dus, Bs)
+                gB[sl if B.shape[0] != 1 else slice(None)] += gBs.reshape(-1, *B.shape[1:])
+            gdu[sl] = _dot_n(g, Bs).view(S, b, d)
+            # dL/d(Δ A)_p = g_p * a_p * h_{p-1}; h shifted right by one step, in place
+            h_prev = h.view(S, b, d, -1).roll(1, 0)
+            h_prev[0] = starts[k]
+            gda = h_prev.view_as(g).mul_(a).mul_(g)
+            if need[2]:
+                gA += torch.einsum("ctbdn,ctbd->dn", gda, dts)
+            gdt[sl] = gda.mul_(A).sum(-1).view(S, b, d)
+        return gdt, gdu, gA, gB, gC, None, None
 
 
 def selective_scan(

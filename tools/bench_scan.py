@@ -1,0 +1,190 @@
+"""Benchmark the selective scan: our reference vs mambapy's pure-PyTorch pscan vs mamba-ssm.
+
+All backends get the same inputs (each in its native layout, prepared outside the timed region)
+and are first checked to agree. Reports forward and forward+backward milliseconds per call and
+the ratio mambapy / ref (>1 means ours is faster); writes everything as JSON to ``--out``.
+
+    python tools/bench_scan.py --threads 2 --lengths 250 1000 4000 --out scan.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+# run as a script from a checkout without an editable install: make the repo root importable
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eegmamba.model import _kernels  # noqa: E402
+from eegmamba.model.selective_scan import selective_scan_ref  # noqa: E402
+
+try:  # mambapy's pure-PyTorch scan (Blelloch pscan); a method that does not use ``self``
+    from mambapy.mamba import MambaBlock as _MambapyBlock
+except ImportError:  # pragma: no cover - mambapy is in the test/bench extras
+    _MambapyBlock = None
+
+
+def _inputs(batch: int, d: int, n: int, L: int, device: torch.device, dtype: torch.dtype):
+    g = torch.Generator().manual_seed(L)
+    r = lambda *s: torch.randn(*s, generator=g).to(device=device, dtype=dtype)  # noqa: E731
+    u, B, C = r(batch, d, L), r(batch, n, L), r(batch, n, L)
+    delta = torch.nn.functional.softplus(r(batch, d, L) - 2.0)  # Δ already positive
+    A = -torch.exp(torch.rand(d, n, generator=g) * 2.0).to(device)  # mamba's A = -exp(A_log)
+    D = torch.randn(d, generator=g).to(device)
+    return dict(u=u, delta=delta, A=A, B=B, C=C, D=D)
+
+
+def _backends(device: torch.device) -> dict[str, Callable]:
+    """name -> f(inputs) returning y (batch, d, L); each call starts from its own layout."""
+    out: dict[str, Callable] = {
+        "ref": lambda t: selective_scan_ref(t["u"], t["delta"], t["A"], t["B"], t["C"], t["D"])
+    }
+    if _MambapyBlock is not None:
+
+        def mambapy(t):  # (B, L, ED) layout, its inputs prepared once in `_mambapy_layout`
+            y = _MambapyBlock.selective_scan(None, t["x_l"], t["delta_l"], t["A"], t["B_l"],
+                                             t["C_l"], t["D"])
+            return y.transpose(1, 2)
+
+        out["mambapy"] = mambapy
+    if device.type == "cuda" and _kernels.has_mamba_ssm():
+        fn = _kernels.selective_scan_fn()
+        out["mamba_ssm"] = lambda t: fn(t["u"], t["delta"], t["A"], t["B"], t["C"], t["D"])
+    return out
+
+
+def _mambapy_layout(t: dict) -> dict:
+    t = dict(t)
+    t["x_l"] = t["u"].transpose(1, 2).contiguous()
+    t["delta_l"] = t["delta"].transpose(1, 2).contiguous()
+    t["B_l"] = t["B"].transpose(1, 2).contiguous()
+    t["C_l"] = t["C"].transpose(1, 2).contiguous()
+    return t
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _time(fn: Callable[[], None], device: torch.device, repeats: int, min_s: float) -> float:
+    """Median milliseconds of ``fn`` over ``repeats`` calls (at least ``min_s`` s in total)."""
+    fn()  # warm-up
+    _sync(device)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < repeats or (time.perf_counter() - start < min_s and len(times) < 100):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def _leaves(t: dict) -> dict:
+    return {k: (v.detach().requires_grad_(True) if v.is_floating_point() else v)
+            for k, v in t.items()}
+
+
+def run(args: argparse.Namespace) -> dict:
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype)
+    backends = _backends(device)
+    rows = []
+    for L in args.lengths:
+        base = _mambapy_layout(_inputs(args.batch, args.d_inner, args.d_state, L, device, dtype))
+        with torch.no_grad():
+            ref_y = backends["ref"](base).float()
+            agree = {name: float((f(base).float() - ref_y).abs().max() / ref_y.abs().max())
+                     for name, f in backends.items()}
+        row = {"L": L, "max_rel_err_vs_ref": agree}
+        for name, f in backends.items():
+            def fwd(f=f):
+                with torch.no_grad():
+                    f(base)
+
+            def fwd_bwd(f=f):
+                leaves = _leaves(base)
+                f(leaves).float().square().mean().backward()
+
+            row[f"{name}_fwd_ms"] = _time(fwd, device, args.repeats, args.min_seconds)
+            row[f"{name}_fwdbwd_ms"] = _time(fwd_bwd, device, args.repeats, args.min_seconds)
+        for other in ("mambapy", "mamba_ssm"):
+            if other in backends:
+                for k in ("fwd", "fwdbwd"):
+                    row[f"{other}/ref_{k}"] = row[f"{other}_{k}_ms"] / row[f"ref_{k}_ms"]
+        rows.append(row)
+        _print_row(row, backends)
+    return {
+        "machine": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "shape": {"batch": args.batch, "d_inner": args.d_inner, "d_state": args.d_state},
+        "dtype": args.dtype,
+        "backends": list(backends),
+        "rows": rows,
+    }
+
+
+_printed_header = False
+
+
+def _print_row(row: dict, backends: dict) -> None:
+    global _printed_header
+    cols = [f"{n} {k}" for n in backends for k in ("fwd", "f+b")]
+    ratios = [f"{o}/ref {k}" for o in ("mambapy", "mamba_ssm") if o in backends
+              for k in ("fwd", "f+b")]
+    if not _printed_header:
+        print(f"{'L':>6} " + " ".join(f"{c:>14}" for c in cols + ratios) + "   max rel err")
+        _printed_header = True
+    vals = [row[f"{n}_{k}_ms"] for n in backends for k in ("fwd", "fwdbwd")]
+    rats = [row[f"{o}/ref_{k}"] for o in ("mambapy", "mamba_ssm") if o in backends
+            for k in ("fwd", "fwdbwd")]
+    err = ", ".join(f"{n} {e:.1e}" for n, e in row["max_rel_err_vs_ref"].items() if n != "ref")
+    print(f"{row['L']:>6} " + " ".join(f"{v:>11.2f} ms" for v in vals)
+          + " " + " ".join(f"{r:>13.2f}x" for r in rats) + f"   {err}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--lengths", type=int, nargs="+", default=[250, 1000, 4000, 16000],
+                   help="sequence lengths L (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=8, help="batch size (default: %(default)s)")
+    p.add_argument("--d-inner", type=int, default=256,
+                   help="channels d_inner (EEGMamba single: d_model 128 x expand 2; default: %(default)s)")
+    p.add_argument("--d-state", type=int, default=16, help="state size N (default: %(default)s)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="input dtype (default: %(default)s)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="torch device (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--repeats", type=int, default=5, help="timed calls at least (default: %(default)s)")
+    p.add_argument("--min-seconds", type=float, default=1.0,
+                   help="keep timing until this many seconds passed (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=None, help="write results as JSON here")
+    args = p.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            p.error(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    result = run(args)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
