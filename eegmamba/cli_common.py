@@ -11,7 +11,8 @@ from eegmamba._checks import UserInputError
 EXIT_USAGE = 2
 
 
-def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None,
+            prog: str | None = None) -> int:
     """Run ``main(argv)``; turn user errors into ``prog: error: message`` and exit code 2.
 
     ``UserInputError``, ``ValueError``, ``TypeError`` and ``FileNotFoundError`` are user mistakes by
@@ -19,7 +20,7 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     ``EEGMAMBA_DEBUG=1`` to see the traceback). Anything else is a bug and keeps its traceback.
     Ctrl-C exits 130 without a traceback.
     """
-    prog = sys.argv[0].rsplit("/", 1)[-1] or "eegmamba"
+    prog = prog or sys.argv[0].rsplit("/", 1)[-1] or "eegmamba"
     try:
         return int(main(argv) or 0)
     except (UserInputError, ValueError, TypeError, FileNotFoundError) as exc:

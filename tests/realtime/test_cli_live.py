@@ -1,0 +1,85 @@
+"""``eegmamba-live`` as a user runs it: bad input gives one line and exit 2; a replay run publishes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from eegmamba import TaskSpec, create_model
+from eegmamba.checkpoint import save_checkpoint
+from eegmamba.profiles import load_profile
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _live(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "realtime.cli_live", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[2])
+
+
+@pytest.fixture(scope="module")
+def seizure_checkpoint(tmp_path_factory) -> Path:
+    p = load_profile("seizure")
+    torch.manual_seed(0)
+    model = create_model("eegmamba_tiny", tasks=[TaskSpec(p.task, p.n_channels, p.window_samples,
+                                                          len(p.classes), p.sfreq, p.channels.names,
+                                                          p.classes)])
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "seizure", model.eval(), {})
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--profile", "no_such_profile", "--replay", "x.edf"], "no_such_profile"),
+    (["--profile", "seizure", "--checkpoint", "/nonexistent/ck"], "checkpoint not found"),
+    (["--profile", "seizure"], "one --checkpoint per --profile"),
+    (["--duration", "-1", "--demo"], "--duration must be > 0"),
+    (["--profile", "seizure", "--checkpoint", "CK", "--channel-map", "nonsense"], "--channel-map expects"),
+])
+def test_user_errors_are_one_line_exit_2(args, message, seizure_checkpoint):
+    args = [str(seizure_checkpoint) if a == "CK" else a for a in args]
+    r = _live(*args)
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("eegmamba-live: error")]
+    assert len(lines) == 1 and message in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_profile_yaml(tmp_path):
+    import yaml
+
+    d = load_profile("seizure").to_dict()
+    d["window"]["hop_s"] = -1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(d))
+    r = _live("--profile", str(bad), "--replay", "x.edf")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "bad.yaml: window.hop_s must be > 0, got -1" in r.stderr
+
+
+def test_checkpoint_that_does_not_fit_the_profile(seizure_checkpoint, shared_data):
+    r = _live("--profile", "motor_imagery", "--checkpoint", str(seizure_checkpoint),
+              "--replay", str(shared_data / "seizure" / "chb01_03_ictal10s.edf"))
+    assert r.returncode == 2 and "does not fit profile 'motor_imagery'" in r.stderr
+
+
+def test_missing_stream_lists_visible_ones(seizure_checkpoint):
+    r = _live("--profile", "seizure", "--checkpoint", str(seizure_checkpoint), "--stream",
+              "no-such-stream-xyz", "--timeout", "1")
+    assert r.returncode == 2 and "no LSL stream with name='no-such-stream-xyz'" in r.stderr
+    assert "visible streams" in r.stderr
+
+
+def test_replay_run_prints_decisions_log_and_summary(seizure_checkpoint, shared_data, tmp_path):
+    log = tmp_path / "decisions.jsonl"
+    r = _live("--profile", "seizure", "--checkpoint", str(seizure_checkpoint), "--replay",
+              str(shared_data / "seizure" / "chb01_03_ictal10s.edf"), "--speed", "2",
+              "--no-dashboard", "--log", str(log), "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("seizure #")]
+    decisions = [json.loads(x) for x in log.read_text().splitlines()]
+    assert len(decisions) == len(lines) > 0
+    assert "eegmamba-live summary" in r.stdout and "latency" not in r.stderr.lower().split("error")[0]
