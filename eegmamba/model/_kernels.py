@@ -186,6 +186,8 @@ def plan_chunks(L: int, step_elements: int, chunk_size: int | None = None,
         segment_len = max(1, min(L, budget // max(1, step_elements)))
     if chunk_size is None:
         chunk_size = max(1, int(round(math.sqrt(segment_len))))
-    chunk_size = min(chunk_size, max(L, 1))
-    nc = max(1, -(-min(segment_len, max(L, 1)) // chunk_size))
-    return chunk_size, nc
+    L = max(L, 1)
+    chunk_size = min(chunk_size, L)
+    if segment_len >= L:  # one segment covers the sequence
+        return chunk_size, -(-L // chunk_size)
+    return chunk_size, max(1, segment_len // chunk_size)
