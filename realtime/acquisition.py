@@ -6,7 +6,10 @@ Design, from measurements on this 2-core machine (64-channel float64 streams at 
 - A waiting mne-lsl ``StreamLSL`` spends ~18 % of a core per stream on its own polling thread
   (issue 5). One Python thread polling pylsl inlets with ``pull_chunk(timeout=0)`` then sleeping
   ``poll_interval_s`` costs ~5 % of a core for 1 stream and ~29 % for 64 streams at 2 ms
-  (43 % at 1 ms, 14 % at 5 ms); it adds at most one poll interval of latency.
+  (43 % at 1 ms, 14 % at 5 ms); it adds at most one poll interval of latency. End to end
+  (``tools/bench_latency_peers.py``, 16 replayed streams, 4-s windows every 0.5 s, no processing,
+  machine shared with other jobs, load ~6): a ``StreamLSL`` per stream gave p50 44 / p99 138 ms at
+  97 % process CPU; this loop p50 2.3 / p99 5.1 ms at 24 %.
 - The ``proc_clocksync`` flag makes a pull block while liblsl measures the clock offset (~60 ms
   per inlet, 4 s per round for 64 inlets in one thread), so inlets are opened *without*
   post-processing. For streams from another host a separate clock thread measures
