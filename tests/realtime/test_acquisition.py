@@ -188,3 +188,23 @@ def test_duplicate_key_rejected_and_stop_closes(unique_name):
     with pytest.raises(RuntimeError, match="create a new Acquisition"):
         acq.start()
     del outlet
+
+
+def test_stall_with_outlet_kept_is_a_loss_then_resume(unique_name):
+    outlet = _outlet(unique_name, f"{unique_name}-sid")
+    pusher = _Pusher(outlet)
+    with Acquisition(AcquisitionConfig(stall_s=0.4)) as acq:
+        inlet = acq.add(StreamQuery(name=unique_name))
+        assert _wait(lambda: inlet.health().n_samples >= 30)
+        pusher.stop()  # the outlet stays on the network but sends nothing: liblsl says nothing
+        assert _wait(lambda: inlet.health().state == "lost", 5)
+        time.sleep(0.3)
+        pusher = _Pusher(outlet, start=pusher.k)
+        n = inlet.health().n_samples
+        assert _wait(lambda: inlet.health().n_samples > n + 20, 5)
+        pusher.stop()
+        health = inlet.health()
+    assert (health.n_losses, health.n_reconnects, health.n_recreated) == (1, 1, 0)
+    assert health.n_gaps == 1 and health.gap_s > 0.6  # the silent stretch shows in the timeline
+    values = np.concatenate([c.samples[0] for c in inlet.drain()])
+    np.testing.assert_array_equal(values, np.arange(values.size))  # nothing lost around the stall
