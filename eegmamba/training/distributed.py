@@ -66,6 +66,15 @@ def any_flag(flag: bool, info: DistInfo) -> bool:
     return all_reduce_sum([1.0 if flag else 0.0], info)[0] > 0 if info.enabled else flag
 
 
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank. DDP does this at the start
+    of each forward only, so after an epoch the ranks' last updates differ; we sync before validating
+    and saving so that every rank holds rank 0's model."""
+    if info.enabled:
+        for buf in module.buffers():
+            dist.broadcast(buf.data, src=0)
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

@@ -2,8 +2,9 @@
 
 Each training step draws one batch from ONE dataset (so a batch has one channel count and window
 length); the dataset is chosen with probability proportional to its samples not yet seen in the
-current epoch. Large datasets dominate early in an epoch and small ones are drawn later, which the
-paper uses against forgetting the small ones. An epoch ends when every sample has been seen once.
+current epoch. The paper motivates this against forgetting small datasets; in effect every dataset
+drains at the same relative rate, so each one's batches are spread over the whole epoch instead of
+coming in one block. An epoch ends when every sample has been seen once.
 
 Under DDP every rank builds the sampler with the same seed, so all ranks pick the same dataset at
 each step (the same head runs everywhere); each rank then takes its own share of the batch.

@@ -28,7 +28,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from eegmamba._checks import UserInputError
-from eegmamba.training.distributed import DistInfo, all_reduce_sum, any_flag, shard
+from eegmamba.training.distributed import (DistInfo, all_reduce_sum, any_flag, broadcast_buffers,
+                                           shard)
 from eegmamba.training.sampling import DynamicSampler
 
 
@@ -153,8 +154,10 @@ class Trainer:
         self.model = self.core
         if dist.enabled:
             ids = [device.index or 0] if device.type == "cuda" else None
+            # MoE routing and per-task heads leave some parameters without gradient in a step
+            unused = self.core.config.use_moe or len(self.core.config.tasks) > 1
             self.model = nn.parallel.DistributedDataParallel(self.core, device_ids=ids,
-                                                             find_unused_parameters=True)
+                                                             find_unused_parameters=unused)
         self.opt = torch.optim.AdamW(self.core.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sampler = DynamicSampler({k: len(v.y) for k, v in train.items()}, cfg.batch_size, cfg.seed)
         self.amp = cfg.amp and device.type == "cuda"
@@ -245,6 +248,7 @@ class Trainer:
                     if any_flag(stop.requested, self.dist):
                         self.save_state()
                         raise KeyboardInterrupt
+                broadcast_buffers(self.core, self.dist)
                 tr_sum, tr_n = all_reduce_sum(self.partial, self.dist)
                 record = {"epoch": self.epoch + 1, "train_loss": tr_sum / max(tr_n, 1),
                           "seconds": time.perf_counter() - t0}

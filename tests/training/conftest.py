@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,3 +52,7 @@ def syn(tmp_path_factory) -> dict:
     prof = root / "syn.yaml"
     prof.write_text(PROFILE_YAML)
     return {"profile": str(prof), "data": str(data), "dir": root}
+
+
+# The CPU here is shared and has 2 cores: one intra-op thread is much faster than two contended ones.
+torch.set_num_threads(1)
