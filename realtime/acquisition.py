@@ -181,7 +181,8 @@ class _Health:
                 self.n_gaps += int(gaps.sum())
                 self.gap_s += float((steps[gaps] - period).sum())
                 discontinuity = True
-        backwards = steps <= 0
+        # equal stamps are legitimate on irregular streams (two markers at one instant)
+        backwards = steps <= 0 if self.nominal > 0 else steps < 0
         if backwards.any():
             self.n_backwards += int(backwards.sum())
             discontinuity = True
