@@ -73,7 +73,8 @@ def test_latency_tool_times_and_writes_json(tmp_path):
     threads = torch.get_num_threads()
     out = tmp_path / "lat.json"
     try:
-        rc = lat.main(["--threads", "1", "--runs", "3", "--warmup", "1", "--out", str(out)])
+        rc = lat.main(["--threads", "1", "--runs", "3", "--warmup", "1", "--out", str(out),
+                       "--profile", "--profile-runs", "2"])
     finally:
         torch.set_num_threads(threads)
     assert rc == 0
@@ -81,3 +82,6 @@ def test_latency_tool_times_and_writes_json(tmp_path):
     assert data["meta"]["threads"] == 1 and data["meta"]["batch_size"] == 1
     for r in data["results"].values():
         assert r["runs"] == 3 and 0 < r["min_ms"] <= r["p50_ms"] <= r["p99_ms"] <= r["max_ms"]
+        assert r["thread_cpu_p50_ms"] > 0
+    mamba = data["results"]["EEGMamba (eegmamba_single)"]
+    assert {"st_adaptive", "blocks.0", "blocks.1", "classifier"} <= set(mamba["module_p50_ms"])
