@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -75,23 +76,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _time(fn: Callable[[], None], device: torch.device, repeats: int, min_s: float) -> float:
-    """Median milliseconds of ``fn`` over ``repeats`` calls (at least ``min_s`` s in total)."""
-    fn()  # warm-up
-    _sync(device)
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < repeats or (time.perf_counter() - start < min_s and len(times) < 100):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
-
-
 def _leaves(t: dict) -> dict:
     return {k: (v.detach().requires_grad_(True) if v.is_floating_point() else v)
             for k, v in t.items()}
+
+
+def _timed(fn: Callable[[], None], device: torch.device) -> tuple[float, float]:
+    """(wall, process CPU) seconds of one call."""
+    _sync(device)
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    _sync(device)
+    return time.perf_counter() - w0, time.process_time() - c0
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -104,23 +100,39 @@ def run(args: argparse.Namespace) -> dict:
         with torch.no_grad():
             ref_y = backends["ref"](base).float()
             agree = {name: float((f(base).float() - ref_y).abs().max() / ref_y.abs().max())
-                     for name, f in backends.items()}
-        row = {"L": L, "max_rel_err_vs_ref": agree}
+                     for name, f in backends.items() if name != "ref"}
+        calls = {}
         for name, f in backends.items():
             def fwd(f=f):
                 with torch.no_grad():
                     f(base)
 
             def fwd_bwd(f=f):
-                leaves = _leaves(base)
-                f(leaves).float().square().mean().backward()
+                f(_leaves(base)).float().square().mean().backward()
 
-            row[f"{name}_fwd_ms"] = _time(fwd, device, args.repeats, args.min_seconds)
-            row[f"{name}_fwdbwd_ms"] = _time(fwd_bwd, device, args.repeats, args.min_seconds)
+            calls[f"{name}_fwd"], calls[f"{name}_fwdbwd"] = fwd, fwd_bwd
+        for fn in calls.values():  # warm-up
+            fn()
+        # round-robin over the backends so that a change in machine load hits all of them
+        samples: dict[str, list[tuple[float, float]]] = {k: [] for k in calls}
+        start = time.perf_counter()
+        while True:
+            for k, fn in calls.items():
+                samples[k].append(_timed(fn, device))
+            n = len(samples["ref_fwd"])
+            if n >= args.repeats and (time.perf_counter() - start >= args.min_seconds or n >= 50):
+                break
+        row: dict = {"L": L, "max_rel_err_vs_ref": agree, "calls": n}
+        for k, v in samples.items():
+            row[f"{k}_ms"] = 1e3 * statistics.median(w for w, _ in v)
+            row[f"{k}_cpu_ms"] = 1e3 * statistics.median(c for _, c in v)
         for other in ("mambapy", "mamba_ssm"):
             if other in backends:
                 for k in ("fwd", "fwdbwd"):
                     row[f"{other}/ref_{k}"] = row[f"{other}_{k}_ms"] / row[f"ref_{k}_ms"]
+                    if device.type == "cpu":
+                        row[f"{other}/ref_{k}_cpu"] = (row[f"{other}_{k}_cpu_ms"]
+                                                       / row[f"ref_{k}_cpu_ms"])
         rows.append(row)
         _print_row(row, backends)
     return {
@@ -129,6 +141,7 @@ def run(args: argparse.Namespace) -> dict:
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "shape": {"batch": args.batch, "d_inner": args.d_inner, "d_state": args.d_state},
         "dtype": args.dtype,
         "backends": list(backends),
@@ -140,19 +153,24 @@ _printed_header = False
 
 
 def _print_row(row: dict, backends: dict) -> None:
+    """Wall-clock medians (CPU-time medians in brackets on CPU) and mambapy / ref ratios."""
     global _printed_header
+    others = [o for o in ("mambapy", "mamba_ssm") if o in backends]
     cols = [f"{n} {k}" for n in backends for k in ("fwd", "f+b")]
-    ratios = [f"{o}/ref {k}" for o in ("mambapy", "mamba_ssm") if o in backends
-              for k in ("fwd", "f+b")]
+    ratios = [f"{o}/ref {k}" for o in others for k in ("fwd", "f+b")]
     if not _printed_header:
-        print(f"{'L':>6} " + " ".join(f"{c:>14}" for c in cols + ratios) + "   max rel err")
+        print("ms per call, wall [process CPU]; ratio > 1: ref faster (wall [CPU])")
+        print(f"{'L':>6} " + " ".join(f"{c:>19}" for c in cols)
+              + " " + " ".join(f"{c:>16}" for c in ratios) + "  max rel err")
         _printed_header = True
-    vals = [row[f"{n}_{k}_ms"] for n in backends for k in ("fwd", "fwdbwd")]
-    rats = [row[f"{o}/ref_{k}"] for o in ("mambapy", "mamba_ssm") if o in backends
-            for k in ("fwd", "fwdbwd")]
-    err = ", ".join(f"{n} {e:.1e}" for n, e in row["max_rel_err_vs_ref"].items() if n != "ref")
-    print(f"{row['L']:>6} " + " ".join(f"{v:>11.2f} ms" for v in vals)
-          + " " + " ".join(f"{r:>13.2f}x" for r in rats) + f"   {err}", flush=True)
+    vals = [f"{row[f'{n}_{k}_ms']:8.1f} [{row[f'{n}_{k}_cpu_ms']:8.1f}]"
+            for n in backends for k in ("fwd", "fwdbwd")]
+    rats = [f"{row[f'{o}/ref_{k}']:6.2f}x" + (f" [{row[f'{o}/ref_{k}_cpu']:5.2f}x]"
+                                               if f"{o}/ref_{k}_cpu" in row else "")
+            for o in others for k in ("fwd", "fwdbwd")]
+    err = ", ".join(f"{n} {e:.1e}" for n, e in row["max_rel_err_vs_ref"].items())
+    print(f"{row['L']:>6} " + " ".join(f"{v:>19}" for v in vals)
+          + " " + " ".join(f"{r:>16}" for r in rats) + f"  {err}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch device (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's choice)")
-    p.add_argument("--repeats", type=int, default=5, help="timed calls at least (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="timed calls per backend at least (default: %(default)s)")
     p.add_argument("--min-seconds", type=float, default=1.0,
                    help="keep timing until this many seconds passed (default: %(default)s)")
     p.add_argument("--out", type=Path, default=None, help="write results as JSON here")

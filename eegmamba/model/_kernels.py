@@ -130,7 +130,8 @@ def mamba_chunk_scan_combined() -> Callable[..., Any]:
 
 
 @torch.no_grad()
-def chunk_scan(a: Tensor, x: Tensor, h0: Tensor | None = None, reverse: bool = False) -> Tensor:
+def chunk_scan(a: Tensor, x: Tensor, h0: Tensor | None = None, reverse: bool = False,
+               a_chunk: Tensor | None = None) -> Tensor:
     """Solve a diagonal linear recurrence over ``S = nc * T`` steps laid out as (nc, T, ...).
 
     ``reverse=False``: ``h_p = a_p h_{p-1} + x_p`` with ``h_{-1} = h0``;
@@ -138,37 +139,40 @@ def chunk_scan(a: Tensor, x: Tensor, h0: Tensor | None = None, reverse: bool = F
     Step ``p = c * T + t`` sits at ``[c, t]``.
 
     Two levels instead of ``S`` Python steps: (1) a local scan from a zero state runs in all
-    ``nc`` chunks at once (``T`` vectorised steps) while ``P`` accumulates the within-chunk decay
-    products; (2) the state entering each chunk is carried across chunks (``nc`` small steps);
-    (3) every chunk adds ``P * state entering it`` (one vectorised step). Only products of the
-    given decays are formed (never the exponential of a positive cumulative sum), so the result
-    is as finite as the recurrence itself. No autograd; callers write their own backward.
+    ``nc`` chunks at once (``T`` vectorised steps), keeping only each chunk's final state;
+    (2) the state entering each chunk is carried across chunks (``nc`` small steps) with the
+    chunk decay products; (3) the scan runs again in all chunks at once, now from the right
+    entering states, writing every ``h``. This reads ``a`` and ``x`` twice and writes ``h`` once
+    (memory traffic dominates on CPU). Only products of the given decays are formed (never the
+    exponential of a positive cumulative sum), so the result is as finite as the recurrence.
+    No autograd; callers write their own backward.
 
     a, x : Tensor, shape (nc, T, ...), same shape; h0 : Tensor, shape (...), optional.
+    a_chunk : Tensor, shape (nc, ...), optional
+        Product of ``a`` over each chunk when the caller has it in closed form (for
+        ``a = exp(Δ A)``: ``exp(A * sum Δ)``); else ``a.prod(1)``.
     Returns h : Tensor, shape (nc, T, ...), dtype of x.
     """
     nc, T = x.shape[0], x.shape[1]
-    h = torch.empty_like(x)
-    P = torch.empty_like(a)
     steps = range(T - 1, -1, -1) if reverse else range(T)
+    H = x.new_empty((nc,) + tuple(x.shape[2:]))  # H[k]: state entering chunk k
+    H[nc - 1 if reverse else 0] = 0 if h0 is None else h0
+    if nc > 1:
+        end = x[:, steps[0]].clone()  # (1) local final states
+        for t in steps[1:]:
+            torch.addcmul(x[:, t], a[:, t], end, out=end)
+        if a_chunk is None:
+            a_chunk = a.prod(1)
+        order = range(nc - 2, -1, -1) if reverse else range(1, nc)
+        for k in order:  # (2) carry
+            src = k + 1 if reverse else k - 1
+            torch.addcmul(end[src], a_chunk[src], H[src], out=H[k])
+    h = torch.empty_like(x)  # (3) full scan from the entering states
     prev = steps[0]
-    h[:, prev] = x[:, prev]
-    P[:, prev] = a[:, prev]
+    torch.addcmul(x[:, prev], a[:, prev], H, out=h[:, prev])
     for t in steps[1:]:
         torch.addcmul(x[:, t], a[:, t], h[:, prev], out=h[:, t])
-        torch.mul(a[:, t], P[:, prev], out=P[:, t])
         prev = t
-    # H[k]: the state entering chunk k (from the left, or from the right if reverse)
-    H = x.new_empty((nc,) + tuple(x.shape[2:]))
-    order = range(nc - 1, -1, -1) if reverse else range(nc)
-    k_prev = None
-    for k in order:
-        if k_prev is None:
-            H[k] = 0 if h0 is None else h0
-        else:
-            torch.addcmul(h[k_prev, prev], P[k_prev, prev], H[k_prev], out=H[k])
-        k_prev = k
-    h.addcmul_(P, H.unsqueeze(1))
     return h
 
 
