@@ -80,7 +80,10 @@ class Replay:
         Publish the annotations as a ``Markers`` stream (ignored if the file has none).
     wait_for_consumer_s : float
         Before the first sample, wait up to this long (seconds) for an inlet on the EEG stream
-        (and the markers stream) so that a consumer sees the recording from its first sample.
+        so that a consumer sees the recording from its first sample.
+    wait_for_markers : bool
+        Also wait (within the same time limit) for an inlet on the markers stream; off by default
+        since most consumers (a classifier) never read it.
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class Replay:
         index_channel: bool = False,
         markers: bool = True,
         wait_for_consumer_s: float = 0.0,
+        wait_for_markers: bool = False,
     ) -> None:
         check_positive(wait_for_consumer_s, "wait_for_consumer_s", strict=False)
         check_positive(speed, "speed")
@@ -120,6 +124,7 @@ class Replay:
         self.ch_units = units + (["samples"] if index_channel else [])
         self.index_channel = index_channel
         self.wait_for_consumer_s = float(wait_for_consumer_s)
+        self.wait_for_markers = bool(wait_for_markers)
         self.marker_onsets, self.marker_labels, self.marker_durations = _annotation_samples(raw)
         self.has_markers = markers and len(self.marker_onsets) > 0
         self.n_samples_pushed = 0
@@ -252,7 +257,8 @@ class Replay:
 
     def _wait_for_consumers(self) -> None:
         deadline = pylsl.local_clock() + self.wait_for_consumer_s
-        for outlet in (self._outlet, self._marker_outlet):
+        outlets = (self._outlet, self._marker_outlet if self.wait_for_markers else None)
+        for outlet in outlets:
             while outlet is not None and not self._stop.is_set():
                 left = deadline - pylsl.local_clock()
                 if left <= 0 or outlet.wait_for_consumers(min(left, 0.1)):

@@ -49,7 +49,8 @@ def _read_all(replay: Replay, find_stream, max_s: float = 30.0):
 
 
 def test_replay_streams_file_samples_markers_and_timestamps(player, mi_recording, find_stream):
-    replay = player(mi_recording, speed=50.0, index_channel=True, wait_for_consumer_s=5.0).start()
+    replay = player(mi_recording, speed=50.0, index_channel=True, wait_for_consumer_s=5.0,
+                    wait_for_markers=True).start()
     data, ts, _, markers = _read_all(replay, find_stream)
     raw = mne.io.read_raw_edf(mi_recording, preload=True, verbose="error")
     info = find_stream(replay.name)
@@ -89,7 +90,7 @@ def test_replay_runs_at_real_rate_with_current_timestamps(player, short_recordin
 
 def test_replay_repeat_and_chunk_size(player, short_recording, find_stream):
     replay = player(short_recording, speed=20.0, repeat=2, chunk_size=64, index_channel=True,
-                    wait_for_consumer_s=5.0).start()
+                    wait_for_consumer_s=5.0, wait_for_markers=True).start()
     data, ts, _, markers = _read_all(replay, find_stream)
     assert data.shape == (2 * 2560, 24)
     np.testing.assert_array_equal(data[:, -1], np.arange(2 * 2560))
