@@ -34,7 +34,7 @@ def test_run_config_measures_speed_and_memory(bench_model, model):
     finally:
         torch.set_num_threads(threads)
     assert r["status"] == "ok"
-    assert r["timed_iters"] == 2 and r["it_per_s"] > 0
+    assert r["timed_iters"] == 2 and r["it_per_s"] > 0 and r["it_per_cpu_s"] > 0
     assert r["peak_mib"] >= 0 and r["n_params"] > 0
     assert r["scan_backend"] == ("ref" if model == "eegmamba" else "-")
 
@@ -42,8 +42,10 @@ def test_run_config_measures_speed_and_memory(bench_model, model):
 def test_table_reports_ratio_and_failures(bench_model, capsys):
     ok = {"status": "ok", "peak_mib": 10.0}
     results = [
-        {"model": "eegmamba", "n_chans": 1, "n_times": 2000, **ok, "it_per_s": 30.0},
-        {"model": "conformer", "n_chans": 1, "n_times": 2000, **ok, "it_per_s": 10.0},
+        {"model": "eegmamba", "n_chans": 1, "n_times": 2000, **ok, "it_per_s": 30.0,
+         "it_per_cpu_s": 50.0},
+        {"model": "conformer", "n_chans": 1, "n_times": 2000, **ok, "it_per_s": 10.0,
+         "it_per_cpu_s": 20.0},
         {"model": "eegmamba", "n_chans": 1, "n_times": 40000, **ok, "it_per_s": 2.0},
         {"model": "conformer", "n_chans": 1, "n_times": 40000, "status": "OOM"},
     ]
@@ -51,7 +53,7 @@ def test_table_reports_ratio_and_failures(bench_model, capsys):
             "channels": [1], "lengths": [2000, 40000]}
     bench_model.print_table(results, meta)
     out = capsys.readouterr().out
-    assert "3.00x" in out
+    assert "3.00x" in out and "2.50x" in out
     assert "OOM" in out and "inf (C: OOM)" in out
 
 
