@@ -36,7 +36,7 @@ from eegmamba.profiles import Profile, load_profile
 from eegmamba.training import provenance as prov
 from eegmamba.training.baseline import run_baseline
 from eegmamba.training.cv import n_folds_for, subject_folds, validation_split
-from eegmamba.training.distributed import DistInfo, barrier, init_from_env
+from eegmamba.training.distributed import DistInfo, barrier, cleanup, init_from_env
 from eegmamba.training.metrics import compute_metrics, confusion, per_group_metrics
 from eegmamba.training.trainer import (TaskData, TrainConfig, Trainer, predict_proba, resolve_device,
                                        seed_everything)
@@ -130,6 +130,7 @@ class Experiment:
         elif run_json.exists():
             raise UserInputError(f"{self.out} already holds a run; use --resume to continue it or "
                                  "choose another --out")
+        barrier(self.dist)  # every rank has checked before rank 0 writes run.json
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             if not self.resume:
@@ -178,14 +179,16 @@ class Experiment:
         self._prepare_out(run_record)
         fold_results = [self._fold(k) for k in range(n_folds)]
         final = self._final(fold_results) if cfg.final else None
-        results = self._results(fold_results, final, notes, time.time() - t_start)
+        results: dict = {}  # only rank 0 holds test predictions and writes the results
         if self.dist.is_main:
             from eegmamba.training.report import write_report
 
+            results = self._results(fold_results, final, notes, time.time() - t_start)
             _write_json(self.out / "results.json", results)
             write_report(self.out, results)
             _say(self.console, f"results: {self.out / 'results.json'}, report: {self.out / 'report.md'}")
         barrier(self.dist)
+        cleanup(self.dist)
         return results
 
     # --- folds ---------------------------------------------------------------------------------
