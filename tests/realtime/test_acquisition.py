@@ -54,7 +54,8 @@ def _wait(cond, timeout: float = 10.0) -> bool:
 
 
 def test_replayed_recording_arrives_whole_with_health(player, mi_recording):
-    replay = player(mi_recording, speed=10.0, index_channel=True, wait_for_consumer_s=5.0).start()
+    replay = player(mi_recording, speed=10.0, index_channel=True, wait_for_consumer_s=5.0,
+                    wait_for_markers=True).start()
     with Acquisition() as acq:
         eeg = acq.add(StreamQuery(name=replay.name, stype="EEG"))
         markers = acq.add(StreamQuery(name=replay.marker_name))
