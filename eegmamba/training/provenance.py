@@ -66,7 +66,9 @@ def now() -> str:
 
 
 def command_line(argv: list[str] | None) -> str:
-    prog = Path(sys.argv[0]).name or "eegmamba-train"
+    prog = Path(sys.argv[0]).name
+    if prog in ("", "cli_train.py", "__main__.py", "pytest", "-c") or prog.startswith("python"):
+        prog = "eegmamba-train"  # run as ``python -m eegmamba.training.cli_train`` or in-process
     args = sys.argv[1:] if argv is None else list(argv)
     return " ".join([prog, *args])
 
