@@ -23,7 +23,7 @@ class _Entry:
 
 _REGISTRY: dict[str, _Entry] = {}
 # Modules whose import registers the built-in variants; imported on first registry lookup.
-_BUILTIN_MODULES = ("eegmamba.model.variants",)
+_BUILTIN_MODULES = ("eegmamba.model.variants", "eegmamba.eegm2")
 _loaded = False
 
 
