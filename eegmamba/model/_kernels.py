@@ -177,14 +177,16 @@ def chunk_scan(a: Tensor, x: Tensor, h0: Tensor | None = None, reverse: bool = F
 
 
 def plan_chunks(L: int, step_elements: int, chunk_size: int | None = None,
-                segment_len: int | None = None, budget: int = 1 << 20) -> tuple[int, int]:
+                segment_len: int | None = None, budget: int = 1 << 22) -> tuple[int, int]:
     """Choose ``(T, nc)``: chunk length and chunks per segment, for ``L`` steps.
 
     A segment (``nc * T`` steps) is what one pass of :func:`chunk_scan` holds in memory; its
     temporaries have ``nc * T * step_elements`` elements. The default keeps that near ``budget``
-    (4 MiB of float32): far below glibc's 32 MiB mmap threshold, so the allocator reuses memory
+    (16 MiB of float32): below glibc's 32 MiB mmap threshold, so the allocator reuses memory
     instead of page-faulting fresh 100 MB buffers (that, not arithmetic, dominated on CPU),
-    and close to the L2/L3 cache. ``T ~ sqrt(segment)`` minimises the ``2 T + nc`` Python steps.
+    while segments stay long enough that the op count (each op a thread-pool round trip,
+    costly on a loaded 2-core machine) stays low. ``T ~ sqrt(segment)`` minimises the
+    ``2 T + nc`` Python steps per segment.
     """
     if segment_len is None:
         segment_len = max(1, min(L, budget // max(1, step_elements)))

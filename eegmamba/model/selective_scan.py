@@ -231,7 +231,7 @@ def _seg(X: Tensor, sl: slice, nc: int, T: int) -> Tensor:
 
 
 def _dot_n(big: Tensor, X: Tensor) -> Tensor:
-    """sum_n big[..., d, n] * X[..., d|1, n]: (nc, T, b, d, n) x (nc|1, T|1, b', d', n) -> (nc, T, b, d)."""
+    """sum_n big * X: (nc, T, b, d, n) x (nc|1, T|1, b', d', n) -> (nc, T, b, d)."""
     if X.shape[-2] == 1 and X.shape[0] != 1 and X.shape[2] == big.shape[2]:
         return torch.matmul(big, X.transpose(-1, -2)).squeeze(-1)  # batched (d, n) @ (n, 1)
     return (big * X).sum(-1)
@@ -256,7 +256,8 @@ class _SelectiveScan(torch.autograd.Function):
 
     Forward keeps only the state entering each segment; backward recomputes each segment's
     states (right to left) and runs the adjoint recurrence ``g_p = dL/dh_p + a_{p+1} g_{p+1}``
-    with the same kernel, so saved memory is O(L * b * d) and temporaries O(segment).
+    with the same kernel. Saved: the (Lp, b, d) inputs, B, C and one (b, d, n) state per
+    segment — never a (L, b, d, n) tensor; temporaries are O(segment) (see ``plan_chunks``).
 
     dt, du : (Lp, b, d) — Δ and Δ·u;  A : (d, n);  B, C : (Lp|1, b', d', n).
     Returns y : (Lp, b, d) and the final state (b, d, n).

@@ -170,7 +170,7 @@ def test_chunk_scan_against_loop(reverse):
 
 def test_plan_keeps_segments_bounded():
     T, nc = plan_chunks(16000, 8 * 256 * 16)
-    assert T * nc * 8 * 256 * 16 <= 1 << 20 and T * nc >= 8
+    assert T * nc * 8 * 256 * 16 <= 1 << 22 and T * nc >= 8
     T, nc = plan_chunks(5, 10)
     assert T * nc >= 5 and T <= 5
     assert plan_chunks(100, 1, chunk_size=7, segment_len=20) == (7, 2)
