@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--channel-map", action="append", default=[], metavar="PROFILE_CH=STREAM_CH",
                    help="map a profile channel to a differently named stream channel (repeatable)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="inference device")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads for CPU inference (1 keeps latency lowest beside the acquisition thread)")
     p.add_argument("--replay", metavar="FILE", help="replay this recording in-process and classify it")
     p.add_argument("--demo", action="store_true",
                    help="replay the bundled motor-imagery recording with the bundled checkpoint")
@@ -74,6 +76,7 @@ def _main(argv: Sequence[str] | None) -> int:
         source_id=args.source_id, device=args.device, replay=args.replay, demo=args.demo,
         speed=args.speed, log=args.log, channel_map=parse_channel_map(args.channel_map),
         resolve_timeout_s=args.timeout, inference_delay_s=args.inference_delay_ms / 1000.0,
+        threads=args.threads,
     )
     console = Console(stderr=False)
     session = Session(opts)

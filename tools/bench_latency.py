@@ -60,7 +60,8 @@ def _checkpoint(arg: str | None, tmp: Path) -> Path:
     return save_checkpoint(tmp / "mi_random", create_model("eegmamba_single", tasks=[spec]).eval(), {})
 
 
-def _measure(names: list[str], checkpoint: Path, duration: float, device: str, warmup: float) -> dict:
+def _measure(names: list[str], checkpoint: Path, duration: float, device: str, warmup: float,
+             threads: int) -> dict:
     import pylsl
 
     from eegmamba.profiles import load_profile
@@ -71,7 +72,7 @@ def _measure(names: list[str], checkpoint: Path, duration: float, device: str, w
 
     profile = load_profile("motor_imagery")
     acq = Acquisition()
-    engine = InferenceEngine(device)
+    engine = InferenceEngine(device, threads=threads)
     model = engine.load(checkpoint)
     pipelines = []
     for n in names:
@@ -125,14 +126,11 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=float, default=6.0, help="seconds before measuring")
     ap.add_argument("--checkpoint", default=None, help="checkpoint (default: bundled demo)")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
-    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (as eegmamba-live)")
     ap.add_argument("--peers", default="", help="also run these peers of bench_latency_peers.py "
                     "(e.g. floor,csp,cnn) on 1 stream in this run")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
     counts = [int(x) for x in args.streams.split(",")]
     prefix = f"latbench-{uuid.uuid4().hex[:6]}"
     server = subprocess.Popen(
@@ -147,7 +145,7 @@ def main(argv=None) -> int:
                 raise RuntimeError("replay server failed to start")
             for n in counts:
                 res = _measure([f"{prefix}-{i}" for i in range(n)], ckpt, args.duration, args.device,
-                               args.warmup)
+                               args.warmup, args.threads)
                 results.append(res)
                 print(f"eegmamba-live {n:>3} stream(s): p50 {res['push_p50_ms']:.1f} ms, "
                       f"p99 {res['push_p99_ms']:.1f} ms (push→marker); arrival p99 "
