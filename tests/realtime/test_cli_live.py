@@ -83,3 +83,49 @@ def test_replay_run_prints_decisions_log_and_summary(seizure_checkpoint, shared_
     decisions = [json.loads(x) for x in log.read_text().splitlines()]
     assert len(decisions) == len(lines) > 0
     assert "eegmamba-live summary" in r.stdout and "latency" not in r.stderr.lower().split("error")[0]
+
+
+def test_dashboard_run_shows_panels_and_live_accuracy(seizure_checkpoint, shared_data):
+    r = _live("--profile", "seizure", "--checkpoint", str(seizure_checkpoint), "--replay",
+              str(shared_data / "seizure" / "chb01_03_Seizure_41s.edf"), "--speed", "8",
+              "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    for panel in ("Streams", "Profile seizure", "Latency", "Drops"):
+        assert panel in r.stdout
+    assert "seizure #" not in r.stdout  # decisions are on the dashboard, not one line each
+    assert "eegmamba-live summary" in r.stdout
+
+
+def test_channel_map_renames_a_stream_channel(tmp_path, shared_data):
+    """A stream whose FP1-F7 is called 'Fp1 bipolar' fits the seizure profile only with the map."""
+    from tools.make_synthetic_edf import make_synthetic_edf
+
+    p = load_profile("seizure")
+    names = list(p.channels.names)
+    names[0] = "Fp1 bipolar"
+    edf = tmp_path / "renamed.edf"
+    make_synthetic_edf(edf, len(names), 256.0, 12.0, ["background", "seizure"], ch_names=names)
+    torch.manual_seed(0)
+    ck = save_checkpoint(tmp_path / "ck", create_model("eegmamba_tiny", tasks=[TaskSpec(
+        p.task, p.n_channels, p.window_samples, len(p.classes), p.sfreq, p.channels.names,
+        p.classes)]).eval(), {})
+    base = ("--profile", "seizure", "--checkpoint", str(ck), "--replay", str(edf), "--speed", "4",
+            "--no-dashboard", "--device", "cpu")
+    r = _live(*base)
+    assert r.returncode == 2 and "missing channel(s) FP1-F7" in r.stderr
+    r = _live(*base, "--channel-map", f"{p.channels.names[0]}=Fp1 bipolar")
+    assert r.returncode == 0, r.stderr
+    assert sum(ln.startswith("seizure #") for ln in r.stdout.splitlines()) > 0
+
+
+def test_engine_threads_option_takes_effect():
+    from realtime.inference import InferenceEngine
+
+    before = torch.get_num_threads()
+    try:
+        InferenceEngine("cpu", threads=1)
+        assert torch.get_num_threads() == 1
+        with pytest.raises(ValueError, match="--threads"):
+            InferenceEngine("cpu", threads=0)
+    finally:
+        torch.set_num_threads(before)
