@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -69,9 +70,17 @@ def test_torchrun_two_cpu_processes(syn, tmp_path):
            "-m", "eegmamba.training.cli_train", "--profile", syn["profile"], "--data", syn["data"],
            "--out", str(out), "--folds", "2", "--epochs", "1", "--batch-size", "16",
            "--variant", "eegmamba_tiny", "--no-final", "--no-baseline", "--device", "cpu"]
-    p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=280)
-    assert p.returncode == 0, p.stderr[-2000:]
+    # own process group, so a hang cannot leave the two workers behind
+    p = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    try:
+        stdout, stderr = p.communicate(timeout=280)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        raise
+    assert p.returncode == 0, stderr[-2000:]
     res = json.loads((out / "results.json").read_text())
     assert res["run"]["world_size"] == 2 and res["n_folds"] == 2
     assert all(f["eegmamba"]["n"] > 0 for f in res["tasks"]["syn"]["folds"])
-    assert p.stdout.count("fold 1/2 epoch 1/1") == 1  # only rank 0 prints
+    assert stdout.count("fold 1/2 epoch 1/1") == 1  # only rank 0 prints
