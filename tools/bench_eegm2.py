@@ -39,21 +39,12 @@ from typing import Any, Sequence
 if __package__ in (None, ""):  # run as `python tools/bench_eegm2.py` without an editable install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tools._benchutil import rss_now_kib  # noqa: E402
+
 SFREQ = 200
 CPU_SECONDS = (2, 10, 30)
 FULL_SECONDS = (2, 10, 30, 60, 100)
 CHUNKS = (32, 64, 128, 256)
-
-
-def _rss_kib() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def run_row(spec: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +82,7 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev)
-    rss0 = _rss_kib()
+    rss0 = rss_now_kib()
     times = []
     for i in range(spec["warmup"] + spec["repeats"]):
         model.zero_grad(set_to_none=True)

@@ -44,6 +44,8 @@ from typing import Any, Sequence
 if __package__ in (None, ""):  # run as `python tools/bench_model.py` without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tools._benchutil import rss_now_kib  # noqa: E402
+
 LENGTHS = (2000, 3000, 5000, 10000, 20000, 40000)
 CPU_SHORT_LENGTHS = (2000, 3000, 5000, 10000)
 CHANNELS = (1, 20)
@@ -52,18 +54,6 @@ N_CLASSES = 2  # irrelevant for cost except the Conformer's flatten layer; the p
 
 
 # ----------------------------------------------------------------------------- child: one config
-def _rss_now_kib() -> int:
-    """Current resident set size in KiB (Linux ``/proc``; falls back to the peak elsewhere)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def _build(model_name: str, n_chans: int, n_times: int, attention: str):
     if model_name == "eegmamba":
         from eegmamba import TaskSpec, create_model
@@ -110,7 +100,7 @@ def run_config(spec: dict[str, Any]) -> dict[str, Any]:
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    rss0 = _rss_now_kib()
+    rss0 = rss_now_kib()
     t_start = time.perf_counter()
     try:
         for _ in range(spec["warmup"]):
