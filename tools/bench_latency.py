@@ -35,6 +35,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from tools.bench_latency_peers import replay_server  # noqa: E402
+
 DEFAULT_FILE = REPO.parent / "shared" / "data" / "motor_imagery" / "S001R04.edf"
 
 
@@ -133,31 +135,19 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     counts = [int(x) for x in args.streams.split(",")]
     prefix = f"latbench-{uuid.uuid4().hex[:6]}"
-    server = subprocess.Popen(
-        [sys.executable, str(REPO / "tools" / "bench_latency_peers.py"), "--file", str(args.file),
-         "--chunk-size", "10", "--serve", prefix, str(max(counts)), "eegmamba"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, \
+            replay_server(args.file, prefix, max(counts), "eegmamba", 10):
         ckpt = _checkpoint(args.checkpoint, Path(tmp))
-        try:
-            if server.stdout.readline().strip() != "ready":
-                raise RuntimeError("replay server failed to start")
-            for n in counts:
-                res = _measure([f"{prefix}-{i}" for i in range(n)], ckpt, args.duration, args.device,
-                               args.warmup, args.threads)
-                results.append(res)
-                print(f"eegmamba-live {n:>3} stream(s): p50 {res['push_p50_ms']:.1f} ms, "
-                      f"p99 {res['push_p99_ms']:.1f} ms (push→marker); arrival p99 "
-                      f"{res['arrival_p99_ms']:.1f} ms; {res['decisions_per_s_per_stream']:.2f} "
-                      f"decisions/s/stream; dropped {res['dropped']}; uncounted {res['uncounted']}; "
-                      f"CPU {res['process_cpu_pct']:.0f}%", flush=True)
-        finally:
-            server.stdin.close()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        for n in counts:
+            res = _measure([f"{prefix}-{i}" for i in range(n)], ckpt, args.duration, args.device,
+                           args.warmup, args.threads)
+            results.append(res)
+            print(f"eegmamba-live {n:>3} stream(s): p50 {res['push_p50_ms']:.1f} ms, "
+                  f"p99 {res['push_p99_ms']:.1f} ms (push→marker); arrival p99 "
+                  f"{res['arrival_p99_ms']:.1f} ms; {res['decisions_per_s_per_stream']:.2f} "
+                  f"decisions/s/stream; dropped {res['dropped']}; uncounted {res['uncounted']}; "
+                  f"CPU {res['process_cpu_pct']:.0f}%", flush=True)
     ok = [r["streams"] for r in results if r["push_p99_ms"] <= 100 and r["uncounted"] == 0]
     print(f"largest stream count with p99 <= 100 ms and every window counted: {max(ok) if ok else 0}")
     peers = None

@@ -31,6 +31,7 @@ The replayed streams run in a child process so that pushing does not share this 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -72,6 +73,26 @@ def _serve(path: str, prefix: str, n: int, source: str, chunk: int) -> None:
     finally:
         for p in players:
             p.stop()
+
+
+@contextlib.contextmanager
+def replay_server(path: Path, prefix: str, n: int, source: str = "eegmamba", chunk: int = 10):
+    """Run ``n`` replayed streams ``<prefix>-<i>`` of ``path`` in a child process while inside."""
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--file", str(path), "--chunk-size", str(chunk),
+         "--serve", prefix, str(n), source],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    try:
+        if server.stdout.readline().strip() != "ready":
+            raise RuntimeError("replay server failed to start")
+        yield server
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 def _csp_lda(path: Path):
@@ -257,14 +278,8 @@ def main(argv=None) -> int:
         print("warning: mne-lsl source restarts its sample index at each loop of the file", file=sys.stderr)
     prefix = f"peerbench-{uuid.uuid4().hex[:6]}"
     names = [f"{prefix}-{i}" for i in range(args.streams)]
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--file", str(args.file), "--chunk-size", str(args.chunk_size),
-         "--serve", prefix, str(args.streams), args.source],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
-    )
     results = []
-    try:
-        assert server.stdout.readline().strip() == "ready", "replay server failed to start"
+    with replay_server(args.file, prefix, args.streams, args.source, args.chunk_size):
         for peer in args.peers.split(","):
             model = peer.removeprefix("acq-")
             classify = {"floor": lambda: (lambda w: None), "csp": lambda: _csp_lda(args.file),
@@ -276,12 +291,6 @@ def main(argv=None) -> int:
                   f"skipped {res['skipped']}, incomplete {res['incomplete']}, p50 {res['p50_ms']:.1f} ms, "
                   f"p95 {res['p95_ms']:.1f} ms, p99 {res['p99_ms']:.1f} ms, max {res['max_ms']:.1f} ms, "
                   f"process CPU {res['process_cpu_pct']:.0f}%", flush=True)
-    finally:
-        server.stdin.close()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
     report = {
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "source": args.source, "file": args.file.name, "window_s": WINDOW_S, "hop_s": HOP_S,
