@@ -68,6 +68,7 @@ class EEGM2Classifier(nn.Module):
                 nn.Linear(128, 32), nn.ReLU(), nn.Dropout(p),
                 nn.Linear(32, config.n_classes),
             )
+        self.last_aux_loss = torch.zeros(())  # no auxiliary loss; read like EEGMamba's
         self.apply_freeze()
 
     def trainable_stages(self) -> tuple[str, ...]:
@@ -91,7 +92,11 @@ class EEGM2Classifier(nn.Module):
         """x : (B, C, T) → pooled features (B, F)."""
         return pool_time(self.encoder(x), self.config.pooling)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, task: str | None = None) -> Tensor:
+        """``x (B, n_chans, T)`` → logits ``(B, n_classes)``; ``task`` (optional) must be this
+        model's task, as for a single-task EEGMamba. ``last_aux_loss`` is always zero."""
+        if task is not None:
+            self.config.task(task)
         return self.head(self.features(x))
 
     def param_groups(self, lr_encoder: float = 1e-4, lr_head: float = 1e-3) -> list[dict[str, Any]]:

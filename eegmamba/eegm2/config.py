@@ -148,6 +148,9 @@ class EEGM2ClassifierConfig:
         parameter tensors as the official ``num_layers_to_train`` does.
     unfreeze_last : int
         Stages trained with ``freeze="partial"`` (1..4).
+    task_name, class_names : str, tuple of str
+        The task name and class order, so that training, checkpoints and the live loop treat this
+        model like a single-task EEGMamba (``config.tasks``, ``model(x, task=...)``).
     """
 
     encoder: EEGM2Config
@@ -157,6 +160,26 @@ class EEGM2ClassifierConfig:
     dropout: float = 0.5
     freeze: str = "full"
     unfreeze_last: int = 2
+    task_name: str = "task"
+    class_names: tuple[str, ...] = ()
+
+    # The single-task interface shared with EEGMamba's config (read by the trainer and live loop).
+    aux_loss_weight = 0.0
+    use_moe = False
+
+    @property
+    def tasks(self) -> tuple:
+        from eegmamba.model.config import TaskSpec
+
+        enc = self.encoder
+        return (TaskSpec(self.task_name, enc.n_chans, enc.n_times or 8, self.n_classes, enc.sfreq,
+                         enc.ch_names, self.class_names),)
+
+    def task(self, name: str):
+        """The :class:`~eegmamba.model.config.TaskSpec` of task ``name`` (the only one)."""
+        if name != self.task_name:
+            raise ValueError(f"unknown task {name!r}; this model has task {self.task_name!r}")
+        return self.tasks[0]
 
     def __post_init__(self) -> None:
         if isinstance(self.encoder, dict):
@@ -174,6 +197,10 @@ class EEGM2ClassifierConfig:
         if not (isinstance(self.unfreeze_last, int) and 1 <= self.unfreeze_last <= 4):
             raise ValueError(
                 f"EEGM2ClassifierConfig.unfreeze_last must be 1..4 encoder stages, got {self.unfreeze_last!r}")
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        if self.class_names and len(self.class_names) != self.n_classes:
+            raise ValueError(f"EEGM2ClassifierConfig: {len(self.class_names)} class_names for "
+                             f"n_classes={self.n_classes}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

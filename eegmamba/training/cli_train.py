@@ -12,7 +12,8 @@ from typing import Sequence
 from eegmamba.cli_common import run_cli
 
 DEFAULTS = {"folds": 5, "epochs": 100, "batch_size": 128, "patience": 10, "device": "auto",
-            "variant": None, "seed": 0, "out": None, "final": True, "baseline": True}
+            "variant": None, "seed": 0, "out": None, "final": True, "baseline": True,
+            "pretrained": None, "freeze": "full", "unfreeze_last": 2}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto")
     p.add_argument("--variant", help="model variant (default eegmamba_single for one task, "
                    "eegmamba_multi for several)")
+    p.add_argument("--pretrained", metavar="DIR", help="fine-tune an EEGM2 classifier whose encoder "
+                   "comes from this eegmamba-pretrain output folder (one task only)")
+    p.add_argument("--freeze", choices=("frozen", "partial", "full"), help="with --pretrained: which "
+                   "encoder stages train (default full)")
+    p.add_argument("--unfreeze-last", dest="unfreeze_last", type=int, help="with --freeze partial: "
+                   "the last K encoder stages train (default 2)")
     p.add_argument("--seed", type=int, help=f"random seed (default {DEFAULTS['seed']})")
     p.add_argument("--no-final", dest="final", action="store_false", default=None,
                    help="skip the final model trained on all subjects")
@@ -75,7 +82,10 @@ def _main(argv: Sequence[str] | None) -> int:
                         seed=opts["seed"])
     cfg = RunConfig(tasks=tuple(TaskInput(p, tuple(d)) for p, d in tasks), out=opts["out"],
                     folds=opts["folds"], variant=opts["variant"], device=opts["device"], train=train,
-                    final=opts["final"], baseline=opts["baseline"])
+                    final=opts["final"], baseline=opts["baseline"], pretrained=opts["pretrained"],
+                    freeze=opts["freeze"], unfreeze_last=opts["unfreeze_last"])
+    if cfg.pretrained and args.variant:
+        raise UserInputError("--pretrained fine-tunes an EEGM2 classifier; drop --variant")
     console = Console(stderr=False)
     try:
         Experiment(cfg, resume=args.resume, console=console, argv=argv).run()

@@ -60,9 +60,14 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     final: bool = True
     baseline: bool = True
+    pretrained: str | None = None  # eegmamba-pretrain output folder: fine-tune an EEGM2 classifier
+    freeze: str = "full"  # with pretrained: frozen | partial | full encoder
+    unfreeze_last: int = 2  # with freeze=partial: encoder stages that train
 
     @property
     def resolved_variant(self) -> str:
+        if self.pretrained:
+            return "eegm2_classifier"
         return self.variant or ("eegmamba_single" if len(self.tasks) == 1 else "eegmamba_multi")
 
     def to_dict(self) -> dict:
@@ -116,6 +121,7 @@ class Experiment:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         self.console = console if self.dist.is_main else None
+        self._pretrained = None
 
     # --- setup ---------------------------------------------------------------------------------
     def _prepare_out(self, run_record: dict) -> None:
@@ -173,6 +179,14 @@ class Experiment:
             "versions": prov.versions(), "files": files, "n_folds": n_folds, "folds_note": notes,
             "folds": {t: [list(f.test_subjects) for f in fs] for t, fs in self.folds.items()},
         }
+        if cfg.pretrained:
+            self._pretrained_model()  # load and check the encoder against the data before any fold
+            pre = self._pretrained
+            self.provenance["pretrained"] = {
+                "folder": str(pre.folder), "variant": pre.metadata["variant"],
+                "weights_sha256": pre.metadata["weights_sha256"], "freeze": cfg.freeze,
+                "unfreeze_last": cfg.unfreeze_last,
+            }
         run_record = {"config": cfg.to_dict(), "data_sha256": {t: [f["sha256"] for f in fs]
                                                                 for t, fs in files.items()},
                       "provenance": self.provenance}
@@ -196,7 +210,26 @@ class Experiment:
         from eegmamba import create_model
 
         seed_everything(seed)
+        if self.cfg.pretrained:
+            return self._pretrained_model()
         return create_model(self.cfg.resolved_variant, tasks=[_task_spec(p) for p in self.profiles])
+
+    def _pretrained_model(self):
+        """A fresh EEGM2 classifier whose encoder is the pretrained one (every fold starts there)."""
+        from eegmamba.pretrain.finetune import classifier_from_pretrained, load_pretrained
+
+        if len(self.profiles) != 1:
+            raise UserInputError("--pretrained fine-tunes one task: give one --profile/--data pair")
+        p = self.profiles[0]
+        if self._pretrained is None:
+            self._pretrained = load_pretrained(self.cfg.pretrained)
+        model = classifier_from_pretrained(
+            self._pretrained, len(p.classes), p.channels.names, p.sfreq, freeze=self.cfg.freeze,
+            unfreeze_last=self.cfg.unfreeze_last)
+        cfg = model.config
+        model.config = type(cfg)(**{**cfg.__dict__, "task_name": p.name, "class_names": p.classes,
+                                    "encoder": cfg.encoder.replace(n_times=p.window_samples)})
+        return model
 
     def _trainer(self, model, train, val, epochs: int, state: Path, label: str) -> Trainer:
         tcfg = TrainConfig(**{**asdict(self.cfg.train), "epochs": epochs})

@@ -122,6 +122,16 @@ def _loss(model: nn.Module, logits: torch.Tensor, y: torch.Tensor) -> torch.Tens
 
 
 @torch.no_grad()
+def _param_groups(core: nn.Module, lr: float):
+    """What the optimizer updates. A fine-tuned EEGM2 classifier gives its own groups (trainable
+    encoder stages at ``lr``, the freshly initialised head at 10 × ``lr``, our choice; the head is
+    always in, which the official EEGM2 code forgets); other models train every parameter."""
+    if hasattr(core, "param_groups"):
+        return core.param_groups(lr_encoder=lr, lr_head=10 * lr)
+    return core.parameters()
+
+
+@torch.no_grad()
 def predict_proba(model: nn.Module, X: np.ndarray, task: str, device: torch.device,
                   batch_size: int = 128) -> np.ndarray:
     """Softmax probabilities ``(N, n_classes)`` float64 for windows ``X (N, C, T)`` (eval mode)."""
@@ -158,7 +168,8 @@ class Trainer:
             unused = self.core.config.use_moe or len(self.core.config.tasks) > 1
             self.model = nn.parallel.DistributedDataParallel(self.core, device_ids=ids,
                                                              find_unused_parameters=unused)
-        self.opt = torch.optim.AdamW(self.core.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = torch.optim.AdamW(_param_groups(self.core, cfg.lr), lr=cfg.lr,
+                                     weight_decay=cfg.weight_decay)
         self.sampler = DynamicSampler({k: len(v.y) for k, v in train.items()}, cfg.batch_size, cfg.seed)
         self.amp = cfg.amp and device.type == "cuda"
         self.result = FitResult()
