@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import copy
 import math
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from eegmamba._interrupt import StopFlag
 from eegmamba._checks import UserInputError
 from eegmamba.eegm2.loss import ReconLoss, ReconLossConfig
 from eegmamba.pretrain.data import PretrainData
@@ -78,28 +77,6 @@ class PretrainConfig:
         d = asdict(self)
         d["loss"] = self.loss.to_dict()
         return d
-
-
-class StopFlag:
-    """Context manager: the first SIGINT (Ctrl-C) sets ``requested``, a second one interrupts."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old = None
-
-    def __enter__(self) -> "StopFlag":
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
 
 
 @torch.no_grad()

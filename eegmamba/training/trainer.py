@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import copy
 import math
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from eegmamba._interrupt import StopFlag
 from eegmamba._checks import UserInputError
 from eegmamba.training.distributed import (DistInfo, all_reduce_sum, any_flag, broadcast_buffers,
                                            shard)
@@ -91,28 +90,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
-
-
-class _StopFlag:
-    """Set by SIGINT (first Ctrl-C) while training; a second Ctrl-C interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old = None
-
-    def __enter__(self) -> "_StopFlag":
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
 
 
 def _loss(model: nn.Module, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -243,7 +220,7 @@ class Trainer:
 
         n_steps = self.sampler.steps_per_epoch()
         self.core.train()
-        with _StopFlag() as stop, TrainProgress(self.console, self.label, n_steps,
+        with StopFlag() as stop, TrainProgress(self.console, self.label, n_steps,
                                                  self.cfg.epochs) as prog:
             while self.epoch < self.cfg.epochs:
                 t0, seen = time.perf_counter(), 0
