@@ -69,7 +69,7 @@ def test_resampler_matches_scipy_resample_poly(rate):
     x = rng.standard_normal((3, rate * 10)) * 20
     pre = Preprocessor(FilterSpec(l_freq=None, h_freq=None), rate, 3)  # resampling only
     y, _ = pre.push(x, np.arange(x.shape[1]) / rate)
-    ref = signal.resample_poly(x, pre.up, pre.down, axis=1)
+    ref = signal.resample_poly(x, pre.up, pre.down, axis=1, window=pre._h / pre.up)
     m = y.shape[1]
     np.testing.assert_allclose(y[:, 100:m - 100], ref[:, 100:m - 100], atol=1e-9)
 
