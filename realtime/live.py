@@ -104,11 +104,10 @@ class LiveLoop:
                 inlet.drain()
                 continue
             self._watch_loss(inlet, outputs)
-            for chunk in inlet.drain():
-                if chunk.samples.shape[0] != inlet.n_channels:
-                    continue
+            chunks = [(c.samples, c.timestamps, c.arrival) for c in inlet.drain()]
+            if chunks:
                 for o in outputs:
-                    pending.extend(o.pipeline.push(chunk.samples, chunk.timestamps, chunk.arrival))
+                    pending.extend(o.pipeline.push_many(chunks))
         if not pending:
             return 0
         chosen = newest_only(pending)

@@ -110,15 +110,31 @@ class ProfilePipeline:
 
     def push(self, samples: np.ndarray, timestamps: np.ndarray, arrival: float) -> list[PendingWindow]:
         """Feed one chunk ``samples (C_stream, n)`` µV with ``timestamps (n,)``; return new windows."""
-        if samples.shape[1] == 0:
+        return self.push_many([(samples, timestamps, arrival)])
+
+    def push_many(self, chunks: list[tuple[np.ndarray, np.ndarray, float]]) -> list[PendingWindow]:
+        """Feed several chunks ``(samples (C_stream, n), timestamps (n,), arrival)`` at once.
+
+        They go through the preprocessing step as one block (it is chunk-invariant, so the output is
+        the same), which keeps the per-call cost from growing with the number of chunks a slow step
+        finds waiting: with many streams that cost, not the model, decides whether the loop keeps up.
+        """
+        chunks = [c for c in chunks if c[0].shape[1]]
+        if not chunks:
             return []
-        self._arrivals.append((float(timestamps[-1]), arrival))
+        for _, ts, arrival in chunks:
+            self._arrivals.append((float(ts[-1]), arrival))
+        if len(chunks) == 1:
+            samples, timestamps = chunks[0][0], chunks[0][1]
+        else:
+            samples = np.concatenate([c[0] for c in chunks], axis=1)
+            timestamps = np.concatenate([c[1] for c in chunks])
         y, ty = self.pre.push(samples[self.picks], timestamps)
         if y.shape[1] == 0:
             return []
-        out = []
-        for w in self.windower.push(y, ty):
-            out.append(PendingWindow(self, w, self._arrival_of(w.t_end), arrival))
+        last_arrival = chunks[-1][2]
+        out = [PendingWindow(self, w, self._arrival_of(w.t_end), last_arrival)
+               for w in self.windower.push(y, ty)]
         self.n_windows += len(out)
         return out
 
