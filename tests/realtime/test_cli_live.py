@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,16 @@ def test_engine_threads_option_takes_effect():
             InferenceEngine("cpu", threads=0)
     finally:
         torch.set_num_threads(before)
+
+
+def test_stream_selected_by_source_id_and_by_type(seizure_checkpoint, player, short_recording):
+    """``--source-id`` and ``--type`` pick an external stream (here an eegmamba-replay in-process)."""
+    replay = player(short_recording, source_id="cli-src-" + player.__name__, speed=2.0,
+                    repeat=math.inf).start()
+    base = ("--profile", "seizure", "--checkpoint", str(seizure_checkpoint), "--no-dashboard",
+            "--device", "cpu", "--duration", "6")
+    r = _live(*base, "--source-id", replay.source_id)
+    assert r.returncode == 0, r.stderr
+    assert f"stream '{replay.name}'" in r.stdout
+    r = _live(*base, "--source-id", replay.source_id, "--type", "Markers")
+    assert r.returncode == 2 and "no LSL stream with type='Markers' and source_id=" in r.stderr
