@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Sequence
 
 from rich.console import Console
@@ -49,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def print_summary(session: Session, console: Console) -> None:
     snap = session.loop.snapshot()
+    console.print()
     table = Table(title=f"eegmamba-live summary ({snap.uptime_s:.1f} s, device {snap.device})")
     for col in ("profile", "windows", "decisions", "dropped", "p50 ms", "p95 ms", "p99 ms", "accuracy"):
         table.add_column(col)
@@ -97,7 +97,6 @@ def _main(argv: Sequence[str] | None) -> int:
     finally:
         if dashboard is not None:
             dashboard.stop()
-        time.sleep(0)
         print_summary(session, console)
         session.close()
     return 0
