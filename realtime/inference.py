@@ -13,18 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eegmamba._checks import UserInputError, check_option
+from eegmamba._checks import UserInputError
 from eegmamba.checkpoint import load_checkpoint
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is a user error."""
-    check_option(device, ("auto", "cpu", "cuda"), "--device")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserInputError("--device cuda: no CUDA device is visible to PyTorch; use --device cpu")
-    return torch.device(device)
+from eegmamba.training.trainer import resolve_device
 
 
 @dataclass
