@@ -108,10 +108,6 @@ class ProfilePipeline:
     def all_drops(self) -> Counter:
         return self.drops + self.windower.drops
 
-    def push(self, samples: np.ndarray, timestamps: np.ndarray, arrival: float) -> list[PendingWindow]:
-        """Feed one chunk ``samples (C_stream, n)`` µV with ``timestamps (n,)``; return new windows."""
-        return self.push_many([(samples, timestamps, arrival)])
-
     def push_many(self, chunks: list[tuple[np.ndarray, np.ndarray, float]]) -> list[PendingWindow]:
         """Feed several chunks ``(samples (C_stream, n), timestamps (n,), arrival)`` at once.
 
@@ -136,12 +132,18 @@ class ProfilePipeline:
         out = [PendingWindow(self, w, self._arrival_of(w.t_end), last_arrival)
                for w in self.windower.push(y, ty)]
         self.n_windows += len(out)
+        # Windows still to come end after ty[-1]; older arrival records can never be asked for
+        # again (without this they pile up while the windower drops, e.g. during a NaN span).
+        self._forget_arrivals_before(ty[-1])
         return out
+
+    def _forget_arrivals_before(self, t: float) -> None:
+        while len(self._arrivals) > 1 and self._arrivals[0][0] < t:
+            self._arrivals.popleft()
 
     def _arrival_of(self, t: float) -> float:
         """Arrival time of the first chunk whose last sample is at or after source time ``t``."""
-        while len(self._arrivals) > 1 and self._arrivals[0][0] < t:
-            self._arrivals.popleft()
+        self._forget_arrivals_before(t)
         return self._arrivals[0][1]
 
 
