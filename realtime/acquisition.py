@@ -196,6 +196,11 @@ class Inlet:
             except queue.Empty:
                 return out
 
+    @property
+    def state(self) -> str:
+        """``"waiting"``, ``"ok"`` or ``"lost"`` — the cheap part of :meth:`health`, for hot loops."""
+        return self._health.state
+
     def health(self) -> StreamHealth:
         h = self._health
         with self._lock:

@@ -90,6 +90,7 @@ class LiveLoop:
         for o in self.outputs:
             self._by_stream.setdefault(o.pipeline.stream_key, []).append(o)
         self._lost: dict[str, bool] = {k: False for k in self._by_stream}
+        self._output_of = {id(o.pipeline): o for o in self.outputs}
         self.latency = LatencyTracker()
         self.n_stream_resets = 0
         self.t_start = time.monotonic()
@@ -114,15 +115,14 @@ class LiveLoop:
         by_model: dict[str, list[PendingWindow]] = {}
         for p in chosen:
             by_model.setdefault(p.pipeline.model_key, []).append(p)
-        out_of = {id(o.pipeline): o for o in self.outputs}
         for key, items in by_model.items():
             probs = self.engine.infer(key, np.stack([p.window.data for p in items]))
             for p, pr in zip(items, probs):
-                self._publish(out_of[id(p.pipeline)], p, pr)
+                self._publish(self._output_of[id(p.pipeline)], p, pr)
         return len(chosen)
 
     def _watch_loss(self, inlet: Inlet, outputs: list[_Output]) -> None:
-        lost = inlet.health().state == "lost"
+        lost = inlet.state == "lost"
         if lost and not self._lost[inlet.key]:
             for o in outputs:
                 o.pipeline.reset()
