@@ -20,7 +20,7 @@ import yaml
 import eegmamba
 from eegmamba._checks import UserInputError
 
-PROFILES_DIR = Path(eegmamba.__file__).resolve().parents[1] / "profiles"
+PROFILES_DIR = Path(eegmamba.__file__).resolve().parent / "profiles"  # package data: ships in the wheel
 IGNORE = "ignore"  # label-rule class meaning "unlabelled on purpose" (e.g. "Movement time")
 
 
@@ -305,7 +305,7 @@ def _parse(d: Any, c: _Ctx) -> Profile:
 
 
 def available_profiles() -> list[str]:
-    """Names of the profiles shipped in the repo's ``profiles/`` folder."""
+    """Names of the profiles shipped in the package's ``eegmamba/profiles/`` folder."""
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
