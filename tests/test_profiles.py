@@ -40,7 +40,7 @@ def test_shipped_profile_facts():
 
 def test_load_by_path(tmp_path):
     src = Path(load_profile("seizure").source)
-    assert load_profile(Path(__file__).resolve().parents[1] / src).name == "seizure"
+    assert load_profile(Path(__file__).resolve().parents[1] / "eegmamba" / src).name == "seizure"
 
 
 def _write(tmp_path, mutate) -> Path:
