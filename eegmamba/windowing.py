@@ -89,6 +89,11 @@ class Windower:
         self._buf_t = np.zeros(0)
 
     @property
+    def samples_needed(self) -> int:
+        """Output samples (from the reset) that must have been pushed to complete the next window."""
+        return self._next_k * self.hop + self.length
+
+    @property
     def n_samples_seen(self) -> int:
         """Output samples pushed so far."""
         return self._buf_start + self._buf_t.size
