@@ -169,14 +169,3 @@ class ProfilePipeline:
         while len(self._arrivals) > 1 and self._arrivals[1][0] <= t:
             self._arrivals.popleft()
         return self._arrivals[0]
-
-
-def newest_only(pending: list[PendingWindow]) -> list[PendingWindow]:
-    """Keep the newest window of each pipeline; count the older ones as dropped (``stale``)."""
-    newest: dict[int, PendingWindow] = {}
-    for p in pending:
-        key = id(p.pipeline)
-        if key in newest:
-            newest[key].pipeline.drops["stale"] += 1
-        newest[key] = p
-    return list(newest.values())

@@ -18,7 +18,8 @@ Per stage (``LiveLoop(on_timing=...)``): push → arrival (LSL transport + the a
 poll), arrival → preprocessed (wake-up, drain, filter, resample, window), preprocessed → inferred
 (batch across streams + model), inferred → pushed (smoothing, outlets), pushed → received.
 
-Every window is accounted for: produced = published + dropped (by reason); ``uncounted`` must be 0.
+Every window is accounted for: produced = published + dropped (by reason) + still waiting for the
+next batch when the measurement ends; ``uncounted`` must be 0.
 The largest N with p99(recv) ≤ 100 ms and nothing uncounted is reported.
 
     python tools/bench_latency.py --streams 1,16,64 --duration 20 --peers floor,csp,cnn --json out.json
@@ -106,13 +107,15 @@ def _measure(names: list[str], checkpoint: Path, args) -> dict:
         if recording[0]:
             timings.append(t)
 
-    loop = LiveLoop(acq, engine, pipelines, on_timing=record)
+    loop = LiveLoop(acq, engine, pipelines, on_timing=record, **(
+        {"batch_budget_s": args.batch_budget} if args.batch_budget is not None else {}))
     marker_names = {o.outlets.marker_name: o.name for o in loop.outputs}
     with marker_client(list(marker_names)) as received, acq:
         loop.run(args.warmup)  # fill the 4-s windows, settle the clocks
         base_windows = sum(o.pipeline.n_windows for o in loop.outputs)
         base_pub = sum(o.seq for o in loop.outputs)
         base_drops = loop.drops()
+        base_waiting = loop.n_waiting
         recording[0] = True
         cpu0, t0 = time.process_time(), time.monotonic()
         loop.run(args.duration)
@@ -122,6 +125,7 @@ def _measure(names: list[str], checkpoint: Path, args) -> dict:
         windows = sum(o.pipeline.n_windows for o in loop.outputs) - base_windows
         published = sum(o.seq for o in loop.outputs) - base_pub
         drops = loop.drops() - base_drops
+        waiting = loop.n_waiting - base_waiting  # complete, to be classified in the next batch
         health = acq.health()
         time.sleep(0.3)  # let the last markers reach the client
     loop.close()
@@ -137,7 +141,8 @@ def _measure(names: list[str], checkpoint: Path, args) -> dict:
     return {
         "streams": len(names), "windows": windows, "decisions": published,
         "markers_received": stages["push_to_received"]["n"],
-        "dropped": dict(drops), "uncounted": windows - published - sum(drops.values()),
+        "dropped": dict(drops), "waiting_at_end": waiting,
+        "uncounted": windows - published - sum(drops.values()) - waiting,
         "decisions_per_s_per_stream": round(published / wall / len(names), 3),
         "stages_ms": stages, "batch": _pct(batches),
         "gaps": sum(h.n_gaps for h in health), "process_cpu_pct": round(cpu, 1),
@@ -192,6 +197,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (as eegmamba-live)")
     ap.add_argument("--poll-interval", type=float, default=None,
                     help="acquisition poll interval, seconds (default: AcquisitionConfig's)")
+    ap.add_argument("--batch-budget", type=float, default=None,
+                    help="LiveLoop batch_budget_s, seconds (default: LiveLoop's)")
     ap.add_argument("--peers", default="floor,csp,cnn", help="peers of bench_latency_peers.py run "
                     "on 1 stream in this run (empty: none)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
