@@ -137,6 +137,31 @@ def test_moe_noise_only_while_training():
     assert not torch.allclose(moe.gate_logits(t, task), moe.gate_logits(t, task))
 
 
+def test_router_z_loss_on_clean_logits_while_training():
+    """ST-MoE's z-loss penalises the router's own logits, not the noise added to sample routes."""
+    torch.manual_seed(0)
+    moe = TaskAwareMoE(16, n_experts=4, top_k=2, hidden=32)
+    torch.nn.init.normal_(moe.linear_gate.weight)
+    torch.nn.init.normal_(moe.linear_noise.weight, std=2.0)
+    moe.train()
+    t, task = torch.randn(2, 7, 16), torch.randn(2, 16)
+    moe(t, task)
+    r = moe.routing
+    h = moe.norm(t)
+    clean = moe.linear_gate(torch.cat([h, task[:, None].expand_as(h)], -1)).reshape(14, 4)
+    torch.testing.assert_close(r.clean_logits, clean.detach())
+    assert not torch.allclose(r.logits, r.clean_logits)  # routing used the noisy logits
+    torch.testing.assert_close(moe.aux_parts["z"], router_z_loss(clean).detach())
+    assert not torch.allclose(moe.aux_parts["z"], router_z_loss(r.logits))
+    dense = torch.zeros(14, 4).scatter(1, r.indices, r.weights)
+    torch.testing.assert_close(moe.aux_parts["balance"], balance_loss(dense))
+    torch.testing.assert_close(moe.aux_loss.detach(), moe.aux_parts["balance"] + moe.aux_parts["z"])
+    # in eval mode there is no noise: routing and z-loss see the same logits
+    moe.eval()
+    moe(t, task)
+    assert torch.equal(moe.routing.logits, moe.routing.clean_logits)
+
+
 def test_moe_ablation_flags():
     t = torch.randn(2, 5, 16)
     plain = TaskAwareMoE(16, n_experts=4, hidden=32, universal_expert=False, task_aware_gating=False)
