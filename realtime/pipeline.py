@@ -89,7 +89,7 @@ class ProfilePipeline:
                 "or map names with --channel-map PROFILE_NAME=STREAM_NAME"
             ) from None
         self.pre = Preprocessor(profile, stream_sfreq, len(self.picks))
-        self.windower = Windower.from_profile(profile)
+        self.windower = Windower.from_profile(profile, in_sfreq=stream_sfreq)
         self.drops: Counter = Counter()
         self.n_windows = 0
         self._arrivals: deque[tuple[float, float]] = deque()  # (last input timestamp, arrival)
@@ -125,7 +125,9 @@ class ProfilePipeline:
         else:
             samples = np.concatenate([c[0] for c in chunks], axis=1)
             timestamps = np.concatenate([c[1] for c in chunks])
-        y, ty = self.pre.push(samples[self.picks], timestamps)
+        x = samples[self.picks]
+        self.windower.push_input(x)  # raw-input quality runs (flat-line, rail) of the windowing rule
+        y, ty = self.pre.push(x, timestamps)
         if y.shape[1] == 0:
             return []
         last_arrival = chunks[-1][2]
