@@ -14,8 +14,9 @@ Which layers train (``CalibConfig.layers``):
 - ``"all"``: every parameter (BatchNorm statistics adapt too); the most expensive.
 
 Frozen BatchNorm layers stay in eval mode (their running statistics are those of the trained
-model). The cached path is checked against the model's own forward on a few windows (parity to
-1e-4); if a future model change breaks the equivalence the cache is not used (``info["cached"]``).
+model). The frozen prefix is cached (``eegmamba.training.frozen_prefix``) and checked against the
+model's own forward on a few windows (parity to 1e-4); if a future model change breaks the
+equivalence the cache is not used (``info["cached"]``).
 
 Splits (our choices; the papers do not calibrate):
 
@@ -39,7 +40,7 @@ import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
@@ -47,6 +48,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from eegmamba._checks import UserInputError
+from eegmamba.training.frozen_prefix import (PrefixCache, cache_matches, set_train_mode,
+                                              trainable)
 
 LAYERS = ("head", "last", "all")
 
@@ -160,163 +163,6 @@ def _trials(groups: np.ndarray, mask: np.ndarray) -> list:
     return [g.item() if hasattr(g, "item") else g for g in groups[mask][np.sort(first)]]
 
 
-def _head_module(model: nn.Module) -> nn.Module:
-    for name in ("classifier", "head"):
-        if isinstance(getattr(model, name, None), nn.Module):
-            return getattr(model, name)
-    raise UserInputError(f"{type(model).__name__} has no classifier head to calibrate; use layers='all'")
-
-
-def _trainable(model: nn.Module, cfg: CalibConfig) -> tuple[list[nn.Module], nn.Module | None]:
-    """(modules that train, module whose input is cached or None), ``requires_grad`` set."""
-    head = _head_module(model)
-    for p in model.parameters():
-        p.requires_grad_(cfg.layers == "all")
-    if cfg.layers == "all":
-        return [model], None
-    mods: list[nn.Module] = [head]
-    cut = head
-    if cfg.layers == "last":
-        blocks = getattr(model, "blocks", None)
-        if not isinstance(blocks, nn.ModuleList) or len(blocks) == 0:
-            raise UserInputError(f"layers='last' needs an EEGMamba model (BiMamba blocks); "
-                                 f"{type(model).__name__} has none: use 'head' or 'all'")
-        n = len(blocks)
-        first = max(0, n - cfg.n_last)
-        mods += list(blocks[first:])
-        moes = getattr(model, "moes", None)
-        if isinstance(moes, nn.ModuleList) and len(moes):
-            mods += list(moes[first:])
-        cut = blocks[first]
-    for m in mods:
-        for p in m.parameters():
-            p.requires_grad_(True)
-    return mods, cut
-
-
-def _set_train_mode(model: nn.Module, train_mods: Sequence[nn.Module]) -> None:
-    """Frozen parts in eval mode (BatchNorm statistics and dropout fixed), trained parts in train."""
-    model.eval()
-    for m in train_mods:
-        m.train()
-
-
-class _Cache:
-    """The input of module ``cut`` for every window, computed once by the frozen model, and a way
-    to run the model from there: the modules before ``cut`` are temporarily replaced by stubs that
-    hand over the cached tensor, so the model's own ``forward`` runs the trained part unchanged."""
-
-    def __init__(self, model: nn.Module, cut: nn.Module, task: str | None) -> None:
-        self.model, self.cut, self.task = model, cut, task
-
-    def capture(self, X: np.ndarray, device: torch.device, batch: int) -> torch.Tensor:
-        captured: list[torch.Tensor] = []
-
-        def hook(_mod, args):
-            captured.append(args[0].detach())
-
-        def keep_template(_mod, _args, out):
-            self._template = out
-
-        handles = [self.cut.register_forward_pre_hook(hook)]
-        stem = _stem(self.model)
-        if stem is not None:
-            handles.append(stem.register_forward_hook(keep_template))
-        try:
-            with torch.no_grad():
-                for i in range(0, len(X), batch):
-                    self.model(torch.from_numpy(X[i:i + batch]).to(device), task=self.task)
-        finally:
-            for h in handles:
-                h.remove()
-        return torch.cat(captured)
-
-    @contextlib.contextmanager
-    def feeding(self, x_shape: tuple[int, ...]):
-        """Within: ``run(z)`` gives the logits of the model for cached inputs ``z`` of ``cut``."""
-        state = {"z": None}
-        handle = self.cut.register_forward_pre_hook(lambda _m, args: (state["z"], *args[1:]))
-        skipped = self._skip_prefix()
-        try:
-            def run(z: torch.Tensor) -> torch.Tensor:
-                state["z"] = z
-                dummy = torch.zeros((z.shape[0], *x_shape[1:]), device=z.device)
-                return self.model(dummy, task=self.task)
-
-            yield run
-        finally:
-            handle.remove()
-            for parent, name, module in skipped:
-                parent._modules[name] = module
-
-    def _skip_prefix(self) -> list[tuple[nn.Module, str, nn.Module]]:
-        """Replace the frozen modules that run before ``cut`` by cheap stubs (restored on exit).
-
-        For the head, everything but the head runs before it; for a block, the ST-adaptive
-        module (or EEGM2 encoder) and the earlier blocks (and MoE blocks). Their outputs are
-        overwritten by the cached tensor at ``cut``'s input anyway; stubs only avoid the cost."""
-        m = self.model
-        swaps: list[tuple[nn.Module, str, nn.Module]] = []
-        stem = _stem(m)
-        if stem is not None:
-            name = next(n for n, c in m.named_children() if c is stem)
-            swaps.append((m, name, stem))
-        blocks = getattr(m, "blocks", None)
-        head = _head_module(m)
-        if self.cut is head:
-            first = len(blocks) if isinstance(blocks, nn.ModuleList) else 0
-        else:
-            first = list(blocks).index(self.cut)
-        if isinstance(blocks, nn.ModuleList):
-            for i in range(first):
-                swaps.append((blocks, str(i), blocks[i]))
-            moes = getattr(m, "moes", None)
-            if isinstance(moes, nn.ModuleList):
-                for i in range(min(first, len(moes))):
-                    swaps.append((moes, str(i), moes[i]))
-        for parent, name, module in swaps:
-            parent._modules[name] = _Template(self._template) if module is stem else _Identity()
-        return swaps
-
-
-def _stem(model: nn.Module) -> nn.Module | None:
-    """The module that turns the input into tokens/features (EEGMamba: ``st_adaptive``; EEGM2:
-    ``encoder``), or None."""
-    for name in ("st_adaptive", "encoder"):
-        if isinstance(getattr(model, name, None), nn.Module):
-            return getattr(model, name)
-    return None
-
-
-class _Template(nn.Module):
-    """Stands in for the frozen stem: returns its output for one earlier batch, batch-expanded
-    (the values are never used: the cached tensor replaces them at ``cut``)."""
-
-    def __init__(self, template) -> None:
-        super().__init__()
-        self.template = template
-
-    def forward(self, x, *args, **kwargs):
-        b = x.shape[0]
-        if isinstance(self.template, tuple):
-            return (_expand(self.template[0], b), *self.template[1:])
-        return _expand(self.template, b)
-
-
-def _expand(t: torch.Tensor, b: int) -> torch.Tensor:
-    return t[:1].expand(b, *t.shape[1:])
-
-
-class _Identity(nn.Module):
-    """Returns its first argument (stands in for a frozen block whose output is overwritten)."""
-
-    aux_loss = torch.zeros(())
-    aux_parts = {"balance": torch.zeros(()), "z": torch.zeros(())}
-
-    def forward(self, x, *args, **kwargs):
-        return x
-
-
 def _metrics(logits: torch.Tensor, y: np.ndarray, groups: np.ndarray) -> dict:
     from sklearn.metrics import balanced_accuracy_score
 
@@ -397,19 +243,19 @@ def finetune(model: nn.Module, X: np.ndarray, y: np.ndarray, groups: np.ndarray 
                              f"({int(train_mask.sum())} windows); record more trials")
 
     new = copy.deepcopy(model).to(device)
-    train_mods, cut = _trainable(new, cfg)
+    train_mods, cut = trainable(new, cfg.layers, cfg.n_last)
     n_trainable = sum(p.numel() for p in new.parameters() if p.requires_grad)
     before = None
     if held.any():
         before = _metrics(_logits(model, X[held], task, next(model.parameters()).device,
                                   cfg.batch_size).cpu(), y[held], groups[held])
 
-    cache = _Cache(new, cut, task) if cut is not None else None
+    cache = PrefixCache(new, cut, task) if cut is not None else None
     Z = None
     if cache is not None:
         new.eval()
         Z = cache.capture(X, device, cfg.batch_size)
-        if not _cache_matches(cache, new, X, Z, task, device):
+        if not cache_matches(cache, new, X, Z, task, device):
             cache, Z = None, None
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -435,7 +281,7 @@ def finetune(model: nn.Module, X: np.ndarray, y: np.ndarray, groups: np.ndarray 
     with ctx as run:
         for epoch in range(1, cfg.epochs + 1):
             te = time.perf_counter()
-            _set_train_mode(new, train_mods)
+            set_train_mode(new, train_mods)
             perm = tr_idx[torch.randperm(len(tr_idx), generator=gen).numpy()]
             tot, n = 0.0, 0
             for i in range(0, len(perm), cfg.batch_size):
@@ -498,18 +344,6 @@ def _n_classes(model: nn.Module, task: str | None) -> int:
     if cfg is not None and hasattr(cfg, "n_classes"):
         return int(cfg.n_classes)
     raise UserInputError(f"cannot tell the number of classes of {type(model).__name__}")
-
-
-def _cache_matches(cache: _Cache, model: nn.Module, X: np.ndarray, Z: torch.Tensor,
-                   task: str | None, device: torch.device) -> bool:
-    """The cached path gives the model's own logits on a few windows (eval mode)."""
-    k = min(4, len(X))
-    with torch.no_grad():
-        model.eval()
-        ref = model(torch.from_numpy(X[:k]).to(device), task=task)
-        with cache.feeding(X.shape) as run:
-            got = run(Z[:k])
-    return bool(torch.allclose(ref, got, atol=1e-4, rtol=1e-4))
 
 
 def window_trials(files: np.ndarray, t_start: np.ndarray, profile) -> np.ndarray:

@@ -15,8 +15,9 @@ import torch
 from eegmamba import TaskSpec, create_model
 from eegmamba._checks import UserInputError
 from eegmamba.profiles import Profile, load_profile
-from eegmamba.training.calibrate import (CalibConfig, CalibResult, _Cache, _trainable, finetune,
-                                         split_trials, window_trials)
+from eegmamba.training.calibrate import (CalibConfig, CalibResult, finetune, split_trials,
+                                         window_trials)
+from eegmamba.training.frozen_prefix import PrefixCache, trainable
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -93,8 +94,8 @@ def test_frozen_parts_stay_and_the_given_model_is_untouched(profile, windows, la
 def test_cached_path_gives_the_models_own_logits(profile, windows, layers, variant):
     X = windows[0][:3]
     model = _model(profile, variant)
-    _, cut = _trainable(model, CalibConfig(layers=layers))
-    cache = _Cache(model, cut, None)
+    _, cut = trainable(model, layers)
+    cache = PrefixCache(model, cut, None)
     z = cache.capture(X, torch.device("cpu"), 8)
     with torch.no_grad():
         ref = model(torch.from_numpy(X))
