@@ -28,6 +28,7 @@ import numpy as np
 from eegmamba._checks import UserInputError, check_file
 from eegmamba.channels import match_channels
 from eegmamba.profiles import Profile
+from eegmamba.units import check_amplitude, mne_scale_to_uv
 
 READABLE_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".vhdr", ".set", ".cnt")
 
@@ -135,9 +136,12 @@ def expand_paths(paths) -> list[Path]:
 
 
 def read_recording(path: str | Path, profile: Profile) -> Recording:
-    """Read ``path`` and pick the profile's channels (aliases allowed), converting volts to µV.
+    """Read ``path`` and pick the profile's channels (aliases allowed), in µV.
 
-    Raises ``UserInputError`` for a missing/unreadable file or missing channels (naming the file).
+    Units follow :mod:`eegmamba.units`: MNE reads every declared voltage as volts (converted here to
+    µV); a channel without a voltage unit is taken as µV. Raises ``UserInputError`` for a
+    missing/unreadable file, missing channels, or an EEG amplitude implausible for µV (a file in
+    volts declared as µV, …), naming the file.
     """
     path = check_file(path, "recording")
     try:
@@ -148,7 +152,12 @@ def read_recording(path: str | Path, profile: Profile) -> Recording:
         picks = match_channels(raw.ch_names, profile.channels.names, profile.channels.aliases)
     except UserInputError as exc:
         raise UserInputError(f"{path}: {exc}") from exc
-    data = raw.get_data(picks=picks) * 1e6  # MNE gives volts
+    scales = [mne_scale_to_uv(raw.info["chs"][i]) for i in picks]
+    data = raw.get_data(picks=picks) * np.array([1.0 if s is None else s for s in scales])[:, None]
+    declared = "V" if all(s is not None for s in scales) else None
+    check = check_amplitude(data, f"recording {path}", declared, option=None)
+    if not check.ok:
+        raise UserInputError(check.message)
     annotations = raw.annotations
     hyp = find_hypnogram(path)
     if hyp is not None:

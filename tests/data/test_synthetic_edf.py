@@ -53,8 +53,8 @@ def test_build_windows_on_synthetic(tmp_path, n_ch, sfreq):
     ws = build_windows(tmp_path, tmp_path / "p.yaml")
     assert ws.X.shape[1:] == (n_ch, 400) and set(ws.subjects) == {"S900"}
     # 6 s segments hold 9 whole 2-s windows at a 0.5 s hop; the rest straddle a change; the very
-    # last window (58-60 s) is never complete: the resampler's look-ahead needs input past the end
-    assert ws.class_counts() == {"slow": 45, "fast": 44}
+    # last window (58-60 s) is complete too: the resampler needs no input past the end
+    assert ws.class_counts() == {"slow": 45, "fast": 45}
     assert ws.drops["straddles_label_change"] > 0
     # the label lines up with the data: class i's rhythm (8 + 4 i Hz) dominates channel i
     for k, f0 in ((0, 8.0), (1, 12.0)):
