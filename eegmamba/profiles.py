@@ -171,7 +171,9 @@ class QualitySpec:
 @dataclass(frozen=True)
 class Profile:
     """A validated task profile (see module docstring). ``normalization``: ``zscore`` = per window,
-    per channel (x - mean) / std over the window's samples; ``none`` = µV as filtered.
+    per channel (x - mean) / std over the window's samples; ``recording`` = per window, per channel
+    (x - mean) / the channel's causal running RMS since the stream or file started (keeps absolute
+    amplitude within a recording; ``eegmamba.windowing``); ``none`` = µV as filtered.
     ``subject_aliases``: file subject → the subject it is the same person as (added to the data
     layer's known aliases, ``eegmamba.data.readers.KNOWN_SUBJECT_ALIASES``)."""
 
@@ -296,7 +298,7 @@ def _parse(d: Any, c: _Ctx) -> Profile:
         descr = tuple(s.strip() for s in c.str_list(r["description"], f"{fld}.description"))
         rules.append(LabelRule(descr, cls, runs))
 
-    norm = c.option(d.get("normalization", "zscore"), "normalization", ("zscore", "none"))
+    norm = c.option(d.get("normalization", "zscore"), "normalization", ("zscore", "recording", "none"))
 
     s = c.keys(d.get("smoothing", {}), "smoothing", {"method", "k"})
     smoothing = SmoothingSpec(
