@@ -71,6 +71,13 @@ def test_metrics_match_definitions():
     f1 = [0.5, 0.8, 2 / 3]
     assert m["f1_weighted"] == pytest.approx(np.mean(f1))
     assert 0.5 < m["auroc"] <= 1.0
+    # balanced accuracy = mean recall (1/2, 1, 1/2); kappa = (po - pe) / (1 - pe), pe from the margins
+    assert m["balanced_acc"] == pytest.approx(np.mean([0.5, 1.0, 0.5]))
+    pe = (2 * 2 + 2 * 3 + 2 * 1) / 36
+    assert m["kappa"] == pytest.approx((4 / 6 - pe) / (1 - pe))
+    # majority-class predictions on imbalanced data: high accuracy, balanced accuracy 1/2, kappa 0
+    imb = compute_metrics(np.array([0] * 9 + [1]), np.tile([0.9, 0.1], (10, 1)))
+    assert imb["acc"] == pytest.approx(0.9) and imb["balanced_acc"] == 0.5 and imb["kappa"] == 0.0
     # binary AUROC uses the positive column; a single present class gives NaN, not 0.5
     assert auroc(np.array([0, 1]), np.array([[.9, .1], [.2, .8]])) == 1.0
     assert math.isnan(auroc(np.array([1, 1]), np.array([[.9, .1], [.2, .8]])))
