@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from eegmamba._checks import UserInputError
-from eegmamba.training.cv import n_folds_for, subject_folds, validation_split
+from eegmamba.training.cv import n_folds_for, subject_folds, time_split_per_file, validation_split
 from eegmamba.training.metrics import auroc, compute_metrics, summarize_folds
 from eegmamba.training.sampling import DynamicSampler
 
@@ -107,3 +107,18 @@ def test_dynamic_sampler_probabilities_follow_unseen_counts():
         DynamicSampler({}, 10)
     with pytest.raises(ValueError, match=">= 1 training window"):
         DynamicSampler({"x": 0}, 10)
+
+
+def test_time_split_per_file_keeps_every_file_in_training():
+    # two files, windows every 0.5 s, 2 s long: the last 20 % of EACH file validates
+    files = np.array(["a.edf"] * 10 + ["b.edf"] * 10)
+    t = np.concatenate([np.arange(10) * 0.5, np.arange(10) * 0.5])
+    sp = time_split_per_file(np.arange(20), files, t, window_s=2.0, val_frac=0.2)
+    assert sp.how == "time" and len(sp.held_out) == 2 and "a.edf: t >= 4.00 s" in sp.held_out[0]
+    assert set(files[sp.val_idx]) == set(files[sp.train_idx]) == {"a.edf", "b.edf"}
+    for f in ("a.edf", "b.edf"):
+        cut = t[sp.val_idx][files[sp.val_idx] == f].min()
+        assert np.all(t[sp.train_idx][files[sp.train_idx] == f] + 2.0 <= cut)  # no shared samples
+    assert len(sp.train_idx) + len(sp.val_idx) + sp.dropped_overlap == 20
+    with pytest.raises(UserInputError, match="too few windows"):
+        time_split_per_file(np.array([0]), files, t, window_s=2.0)
