@@ -159,6 +159,7 @@ class Inlet:
         self.key, self.query, self._config = key, query, config
         self._on_chunk = on_chunk
         self._queue: queue.SimpleQueue[Chunk] = queue.SimpleQueue()
+        self._on_queued: Callable[[], None] | None = None  # Acquisition.data_ready.set
         self._lock = threading.Lock()
         self._inlet, self.info = self._open(info)
         self._uid = info.uid()
@@ -238,6 +239,8 @@ class Inlet:
             chunk = Chunk(self.key, samples, ts, now)
             if self._on_chunk is None:
                 self._queue.put(chunk)
+                if self._on_queued is not None:
+                    self._on_queued()
             else:
                 try:
                     self._on_chunk(chunk)
@@ -282,6 +285,8 @@ class Acquisition:
         self._inlets: tuple[Inlet, ...] = ()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # set by the acquisition thread each time it queues a chunk: consumers wake on data
+        self.data_ready = threading.Event()
         self.n_errors = 0
         self.last_error: str | None = None
 
@@ -301,6 +306,7 @@ class Acquisition:
         if any(i.key == key for i in self._inlets):
             raise ValueError(f"a stream with key {key!r} is already acquired")
         inlet = Inlet(key, query, info, self.config, on_chunk)
+        inlet._on_queued = self.data_ready.set
         if not inlet.local:
             inlet.time_correction = self._time_correction(inlet, 2.0)
         self._inlets = self._inlets + (inlet,)  # copy-on-write: the loop iterates a snapshot
@@ -308,6 +314,13 @@ class Acquisition:
 
     def health(self) -> tuple[StreamHealth, ...]:
         return tuple(i.health() for i in self._inlets)
+
+    def wait_for_data(self, timeout: float) -> bool:
+        """Block until a chunk was queued (on any inlet without a callback) since the previous call,
+        or ``timeout`` seconds passed; True if data came. Drain the inlets after it returns."""
+        ready = self.data_ready.wait(timeout)
+        self.data_ready.clear()  # before the caller drains: a chunk queued from now on sets it again
+        return ready
 
     def start(self) -> "Acquisition":
         if self.running:

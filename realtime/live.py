@@ -2,6 +2,11 @@
 marker/probability outlets, decision log and stats. One thread runs :meth:`LiveLoop.step`; the
 acquisition thread only pulls samples, and the dashboard only reads :meth:`LiveLoop.snapshot`.
 
+The loop sleeps until the acquisition thread signals that a chunk was queued
+(:meth:`Acquisition.wait_for_data`), then in one step preprocesses every stream's new samples,
+classifies the windows they completed (one batched inference per checkpoint) and publishes: a window
+is classified in the step that receives its last input sample (the resampler has no look-ahead).
+
 Never falls behind: each step classifies at most the newest window of every pipeline; older windows
 completed meanwhile are counted as dropped (``stale``). A stream that stops for longer than the stall
 limit resets its pipelines (no window spans an outage) and windows resume when it comes back.
@@ -26,6 +31,28 @@ from realtime.smoothing import Smoother
 from realtime.stats import LatencyTracker, ProfileStats, Snapshot
 
 GroundTruth = Callable[[float, float], "str | None"]
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """When one decision passed each stage, seconds on the local LSL clock (``pylsl.local_clock``).
+
+    ``source``: stream timestamp of the last sample of the chunk that delivered the window's last
+    input sample (its push time for a replayed stream); ``arrival``: that chunk pulled by the
+    acquisition thread; ``woke``: the loop's step started; ``preprocessed``: preprocessing and
+    windowing of the stream's new samples done; ``inferred``: the batch holding the window was
+    classified; ``pushed``: the marker and probabilities were pushed.
+    """
+
+    output: str
+    seq: int
+    batch: int
+    source: float
+    arrival: float
+    woke: float
+    preprocessed: float
+    inferred: float
+    pushed: float
 
 
 def output_name(profile: str, stream_key: str, n_streams: int) -> str:
@@ -66,14 +93,17 @@ class LiveLoop:
     log : DecisionLog | None, also write every decision as a JSON line
     ground_truth : dict pipeline index → callable(t_start, t_end) → class name or None, to score
         decisions against replayed annotations
+    on_decision : callable(Decision), called after each publish
+    on_timing : callable(StageTimes), called after each publish with the decision's stage times
     """
 
     def __init__(self, acquisition: Acquisition, engine: InferenceEngine,
                  pipelines: list[ProfilePipeline], log: DecisionLog | None = None,
                  ground_truth: dict[int, GroundTruth] | None = None,
-                 on_decision: Callable[[Decision], None] | None = None) -> None:
+                 on_decision: Callable[[Decision], None] | None = None,
+                 on_timing: Callable[[StageTimes], None] | None = None) -> None:
         self.acquisition, self.engine, self.log = acquisition, engine, log
-        self.on_decision = on_decision
+        self.on_decision, self.on_timing = on_decision, on_timing
         streams = {p.stream_key for p in pipelines}
         inlet_keys = {i.key for i in acquisition.inlets}
         if not streams <= inlet_keys:
@@ -98,6 +128,8 @@ class LiveLoop:
     # ------------------------------------------------------------------ running
     def step(self) -> int:
         """Pull what arrived, classify the newest window per pipeline, publish; return decisions."""
+        clock = pylsl.local_clock
+        woke = clock()
         pending: list[PendingWindow] = []
         for inlet in self.acquisition.inlets:
             outputs = self._by_stream.get(inlet.key)
@@ -108,7 +140,7 @@ class LiveLoop:
             chunks = [(c.samples, c.timestamps, c.arrival) for c in inlet.drain()]
             if chunks:
                 for o in outputs:
-                    pending.extend(o.pipeline.push_many(chunks))
+                    pending.extend(o.pipeline.push_many(chunks, clock))
         if not pending:
             return 0
         chosen = newest_only(pending)
@@ -117,8 +149,9 @@ class LiveLoop:
             by_model.setdefault(p.pipeline.model_key, []).append(p)
         for key, items in by_model.items():
             probs = self.engine.infer(key, np.stack([p.window.data for p in items]))
+            inferred = clock()
             for p, pr in zip(items, probs):
-                self._publish(self._output_of[id(p.pipeline)], p, pr)
+                self._publish(self._output_of[id(p.pipeline)], p, pr, woke, inferred, len(items))
         return len(chosen)
 
     def _watch_loss(self, inlet: Inlet, outputs: list[_Output]) -> None:
@@ -130,13 +163,17 @@ class LiveLoop:
             self.n_stream_resets += 1
         self._lost[inlet.key] = lost
 
-    def _publish(self, o: _Output, p: PendingWindow, probs: np.ndarray) -> None:
+    def _publish(self, o: _Output, p: PendingWindow, probs: np.ndarray, woke: float,
+                 inferred: float, batch: int) -> None:
         idx, smoothed = o.smoother(probs)
         now = pylsl.local_clock()
         latency_ms = (now - p.arrival) * 1000.0
         d = Decision(o.name, o.classes[idx], dict(zip(o.classes, map(float, smoothed))),
                      p.window.t_start, p.window.t_end, latency_ms, o.seq)
         o.outlets.push(d)
+        if self.on_timing is not None:
+            self.on_timing(StageTimes(o.name, o.seq, batch, p.source_time, p.arrival, woke,
+                                      p.preprocessed, inferred, pylsl.local_clock()))
         o.seq += 1
         o.label, o.probs = d.label, tuple(float(v) for v in smoothed)
         o.history.append(d.label)
@@ -152,12 +189,18 @@ class LiveLoop:
             self.on_decision(d)
 
     def run(self, duration_s: float | None = None, should_stop: Callable[[], bool] | None = None,
-            idle_sleep_s: float = 0.001) -> None:
-        """Step until ``duration_s`` elapsed or ``should_stop()``; sleeps ``idle_sleep_s`` when idle."""
+            check_every_s: float = 0.05) -> None:
+        """Step whenever data arrive, until ``duration_s`` elapsed or ``should_stop()`` (checked at
+        least every ``check_every_s`` seconds while no data arrive)."""
         end = None if duration_s is None else time.monotonic() + duration_s
-        while (end is None or time.monotonic() < end) and not (should_stop and should_stop()):
-            if self.step() == 0:
-                time.sleep(idle_sleep_s)
+        while not (should_stop and should_stop()):
+            wait = check_every_s
+            if end is not None:
+                wait = min(wait, end - time.monotonic())
+                if wait <= 0:
+                    break
+            self.acquisition.wait_for_data(wait)
+            self.step()  # also on a timeout: a lost stream must reset its pipelines
 
     def close(self) -> None:
         for o in self.outputs:

@@ -71,6 +71,10 @@ def _write(tmp_path, mutate) -> Path:
     (lambda d: d["smoothing"].update(k=0), "smoothing.k", ">= 1"),
     (lambda d: d["channels"].update(aliases={"Nope": ["x"]}), "channels.aliases.Nope", "not one of"),
     (lambda d: d.pop("classes"), "classes", "required"),
+    (lambda d: d.update(subject_aliases=["chb21"]), "subject_aliases", "mapping"),
+    (lambda d: d.update(subject_aliases={"S002": "s002"}), "subject_aliases.S002", "itself"),
+    (lambda d: d.update(subject_aliases={"S002": "S003", "S003": "S004"}), "subject_aliases.S002",
+     "itself an alias"),
 ])
 def test_bad_yaml_names_file_and_field(tmp_path, mutate, field, words):
     path = _write(tmp_path, mutate)

@@ -248,3 +248,48 @@ def test_stream_killed_and_restarted_reconnects(tmp_path, player, short_recordin
     assert h.state == "ok" and h.n_losses >= 1 and h.n_reconnects >= 1
     assert loop.n_stream_resets >= 1
     assert loop.outputs[0].seq > before  # decisions resumed after the reconnect
+
+
+def test_window_comes_out_with_the_chunk_holding_its_last_sample(mi_recording):
+    """No look-ahead in the live pipeline: every window is returned by the very ``push_many`` call
+    that delivers its last input sample, and carries that chunk's arrival and last timestamp."""
+    profile = load_profile("motor_imagery")
+    rec = read_recording(mi_recording, profile)
+    x = rec.data[:, : int(30 * rec.sfreq)]
+    t = 7.0 + np.arange(x.shape[1]) / rec.sfreq
+    pipe = ProfilePipeline(profile, "s", list(profile.channels.names), rec.sfreq, "m")
+    rng = np.random.default_rng(0)
+    a, n_chunk, n_windows = 0, 0, 0
+    while a < x.shape[1]:
+        block = []  # 1-3 chunks of 1-25 samples, arrival = chunk number
+        for _ in range(int(rng.integers(1, 4))):
+            k = int(rng.integers(1, 26))
+            block.append((x[:, a:a + k], t[a:a + k], float(n_chunk), a))
+            a, n_chunk = a + k, n_chunk + 1
+        out = pipe.push_many([c[:3] for c in block], clock=lambda: 0.5)
+        for p in out:
+            last = int(np.floor((p.window.t_end - 7.0) * rec.sfreq + 1e-6))  # newest input <= t_end
+            owner = [c for c in block if c[3] <= last < c[3] + c[0].shape[1]]
+            assert owner, "a window came out after the chunk holding its last input sample"
+            assert p.arrival == owner[0][2] and p.source_time == owner[0][1][-1]
+            assert p.completed == block[-1][2] and p.preprocessed == 0.5
+        n_windows += len(out)
+    assert n_windows == pipe.n_windows == 1 + (30 - 4) * 2  # the last window too: nothing pending
+
+
+def test_wait_for_data_wakes_on_a_chunk(player, short_recording):
+    """The acquisition thread signals queued chunks: ``wait_for_data`` returns True while a stream
+    flows and False (after its timeout) once it stopped and the queue was drained."""
+    replay = player(short_recording, speed=1.0, wait_for_consumer_s=10.0, markers=False)
+    replay.start()
+    acq = Acquisition()
+    inlet = acq.add(StreamQuery(name=replay.name), timeout=10.0)
+    with acq:
+        assert acq.wait_for_data(10.0)
+        assert inlet.drain()
+        assert acq.wait_for_data(2.0)  # the stream keeps pushing chunks
+        replay.stop()
+        time.sleep(0.5)
+        acq.wait_for_data(0.0)
+        inlet.drain()
+        assert not acq.wait_for_data(0.3)

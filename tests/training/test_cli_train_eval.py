@@ -49,6 +49,7 @@ def test_outputs_and_metadata(run, syn):
     md = meta["metadata"]
     assert md["ch_names"] == ["C1", "C2"] and md["class_names"] == ["a", "b"] and md["sfreq"] == 200.0
     assert md["window_s"] == 1.0 and md["preprocessing"]["filter"]["l_freq"] == 1.0
+    assert md["preprocessing"]["resampler"]["lookahead_samples"] == 0
     assert Profile.from_dict(md["profile"]).name == "syn"
     tr = md["training"]
     assert tr["seed"] == 7 and tr["trained_on_subjects"] == ["subjA", "subjB", "subjC"]
