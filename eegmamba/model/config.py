@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eegmamba._checks import check_option, check_positive
-
-BACKENDS = ("auto", "ref", "mamba_ssm")
+from eegmamba.model._kernels import BACKENDS  # noqa: F401  (re-exported: the scan backends)
 
 
 @dataclass(frozen=True)
