@@ -95,6 +95,20 @@ def cpu_fused_kernels() -> ModuleType:
     return _scan_cpu
 
 
+def warmup(backend: str = "auto", device: torch.device | str = "cpu",
+           backward: bool = True) -> float:
+    """Compile (or load from numba's on-disk cache) the fused CPU kernels now, so that the first
+    window or training step does not pay it; returns the seconds taken (0 where the resolved
+    backend has nothing to compile). The live loop's model warm-up and the trainer call it.
+    ``backward=False`` compiles the inference kernels only.
+    """
+    if resolve_backend(backend, device) != "cpu_fused":
+        return 0.0
+    from eegmamba.model import selective_scan_cpu
+
+    return selective_scan_cpu.warmup(backward=backward)
+
+
 def _device_of(device: Any) -> torch.device:
     if isinstance(device, torch.Tensor):
         return device.device

@@ -226,30 +226,28 @@ def selective_scan_cpu(
 
 
 def warmup(dtypes: tuple[torch.dtype, ...] = (torch.float32,), backward: bool = True) -> float:
-    """Compile (or load from numba's cache) the kernels now; returns the seconds it took.
-
-    The live loop and the trainer call it before the first window/step so that the first
-    decision does not pay the compile (about a few seconds cold, well under one with a
-    warm cache; docs/benchmarks.md). Compiles the parallel kernels too when
-    ``torch.get_num_threads() > 1``.
-    """
+    """Compile (or load from numba's cache) the scan and conv kernels for ``dtypes``; returns
+    the seconds it took. Also the parallel kernels when ``torch.get_num_threads() > 1``.
+    Called through :func:`eegmamba.model._kernels.warmup`."""
     import time
 
+    from eegmamba.model._conv_cpu import conv_silu
+
     t0 = time.perf_counter()
+    W = _kernels.cpu_fused_kernels().W
     for dtype in dtypes:
         g = torch.Generator().manual_seed(0)
-        u = torch.randn(1, 3, 2 * _kernels.cpu_fused_kernels().W + 1, generator=g, dtype=dtype)
-        A = -torch.rand(u.shape[2], 2, generator=g, dtype=dtype) - 0.5
-        bc = torch.randn(1, 3, 4, generator=g, dtype=dtype)
-        D, bias = torch.ones(u.shape[2], dtype=dtype), torch.zeros(u.shape[2], dtype=dtype)
-        for rev in (False, True):
-            leaves = [t.requires_grad_(backward) for t in (u.clone(), u.clone(), A, bc, D,
-                                                            u.clone(), bias)]
-            y, last = selective_scan_bld(leaves[0], leaves[1], leaves[2], leaves[3], 0, 2, 1,
-                                         leaves[4], leaves[5], leaves[6], True, rev)
+        d = W + 3  # a full block and a tail block
+        u = torch.randn(2, 5, d, generator=g, dtype=dtype)
+        A = -torch.rand(d, 2, generator=g, dtype=dtype) - 0.5
+        bc = torch.randn(2, 5, 4, generator=g, dtype=dtype)
+        D, bias = torch.ones(d, dtype=dtype), torch.zeros(d, dtype=dtype)
+        w, cb = torch.randn(d, 1, 4, generator=g, dtype=dtype), torch.zeros(d, dtype=dtype)
+        with torch.set_grad_enabled(backward):
+            leaves = [t.clone().requires_grad_(backward) for t in (u, u, A, bc, D, u, bias, w)]
+            x = conv_silu(leaves[0], leaves[7], cb, False)
+            y, last = selective_scan_bld(x, leaves[1], leaves[2], leaves[3], 0, 2, 1, leaves[4],
+                                         leaves[5], leaves[6], True, False)
             if backward:
                 (y.sum() + last.sum()).backward()
-            with torch.no_grad():
-                selective_scan_bld(u, u, A, bc, 0, 2, 1, None, None, None, False, rev)
     return time.perf_counter() - t0
-
