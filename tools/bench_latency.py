@@ -7,8 +7,9 @@ and classified by ONE live loop (the real ``realtime.live.LiveLoop``: shared pre
 windows every 0.5 s, newest-only scheduling, single-task EEGMamba batched across streams, marker and
 probability outlets). An outside pylsl client (another child process, ``tools/_marker_client.py``)
 receives every marker. Latency is taken from the **push of the window's last sample** (the replay
-stamps a chunk's last sample with its push time; the reference is the chunk holding the window's
-last input sample) to:
+stamps each sample with the time it is due and pushes a chunk when its last sample is due; an MI
+window at 160 Hz ends on the last sample of a 10-sample chunk, so the reference is that chunk's
+push, as for the peers) to:
 
 - ``recv``: the marker received by the outside client (the headline figure);
 - ``pushed``: the marker pushed by the loop (what ``tools/bench_latency_peers.py`` reports as the
@@ -174,7 +175,7 @@ def _peers(args) -> list | None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "peers.json"
         subprocess.run([sys.executable, str(REPO / "tools" / "bench_latency_peers.py"),
-                        "--streams", "1", "--duration", str(args.duration), "--peers", args.peers,
+                        "--file", str(args.file), "--streams", "1", "--duration", str(args.duration), "--peers", args.peers,
                         "--threads", str(args.threads), "--json", str(out)], check=True, cwd=REPO)
         return json.loads(out.read_text())["results"]
 
@@ -258,7 +259,7 @@ def main(argv=None) -> int:
         "poll_interval_s": args.poll_interval, "duration_s": args.duration,
         "stagger_s": args.stagger, "batch_budget_s": args.batch_budget,
         "profile": "motor_imagery (4 s windows, hop 0.5 s, 22 ch, 200 Hz)",
-        "latency_from": "push time of the chunk holding the window's last input sample",
+        "latency_from": "timestamp (= due/push time) of the window's last input sample",
         "results": results, "max_streams_p99_le_100ms": max(ok) if ok else 0, "peers": peers,
     }
     if args.json:
