@@ -93,7 +93,7 @@ class ProfilePipeline:
                 "or map names with --channel-map PROFILE_NAME=STREAM_NAME"
             ) from None
         self.pre = Preprocessor(profile, stream_sfreq, len(self.picks))
-        self.windower = Windower.from_profile(profile)
+        self.windower = Windower.from_profile(profile, in_sfreq=stream_sfreq)
         self.drops: Counter = Counter()
         self.n_windows = 0
         # per chunk: (first timestamp, last timestamp, arrival)
@@ -146,6 +146,7 @@ class ProfilePipeline:
         else:
             samples = np.concatenate([c[0] for c in held], axis=1)
             timestamps = np.concatenate([c[1] for c in held])
+        self.windower.push_input(samples)  # raw-input quality runs (flat-line, rail) of the windowing rule
         y, ty = self.pre.push(samples, timestamps)
         if y.shape[1] == 0:
             return []

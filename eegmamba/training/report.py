@@ -10,9 +10,8 @@ import numpy as np
 
 from eegmamba.data.dataset import WindowSet
 from eegmamba.profiles import Profile
+from eegmamba.training.metrics import METRIC_NAMES as _NAMES
 from eegmamba.training.metrics import METRICS, summarize_folds
-
-_NAMES = {"acc": "ACC", "auroc": "AUROC", "f1_weighted": "weighted F1"}
 
 
 def summarize_task(profile: Profile, ws: WindowSet, folds: list[dict]) -> dict:
