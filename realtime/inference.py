@@ -6,6 +6,7 @@ device. The engine warms each model up (first CUDA/oneDNN calls are slow) before
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ import torch
 from eegmamba._checks import UserInputError
 from eegmamba.checkpoint import load_checkpoint
 from eegmamba.training.trainer import resolve_device
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,6 +32,17 @@ class LoadedModel:
     n_chans: int
     n_times: int
     class_names: tuple[str, ...]
+
+
+def _check_resampler(checkpoint, metadata: dict) -> None:
+    """Warn (one line) when a checkpoint was trained with another resampler than the live one (the
+    linear-phase FIR before the causal one): its windows were shifted by ~25 ms at 160 Hz, so live
+    windows are not exactly what it learned from."""
+    pre = metadata.get("preprocessing")
+    if isinstance(pre, dict) and (pre.get("resampler") or {}).get("lookahead_samples") != 0:
+        logger.warning("%s was trained before the causal resampler (no preprocessing.resampler in "
+                       "its metadata): live windows differ slightly from its training windows; "
+                       "retrain it for exact online = offline parity", checkpoint)
 
 
 class InferenceEngine:
@@ -68,6 +82,7 @@ class InferenceEngine:
                     f"this one has tasks {[t.name for t in tasks]}"
                 )
             spec = tasks[0]
+            _check_resampler(checkpoint, meta.get("metadata") or {})
             self.models[key] = LoadedModel(
                 key, model, spec.name, meta, spec.n_chans, spec.n_times,
                 spec.class_names or tuple(str(i) for i in range(spec.n_classes)),

@@ -26,8 +26,9 @@ class PendingWindow:
     ``source_time``: stream timestamp of the window's last input sample (the newest at or before
     ``window.t_end``; for ``eegmamba-replay`` and outlets that stamp samples when they are due, its
     due time, on the local clock for a local stream). ``arrival``: local clock (``pylsl.local_clock``)
-    when the chunk holding that sample was pulled — the reference of the published ``latency_ms``. ``completed``: arrival of the newest chunk of the block that produced the window
-    (the resampler has no look-ahead, so it equals ``arrival`` unless chunks queued up behind it).
+    when the chunk holding that sample was pulled — the reference of the published ``latency_ms``.
+    ``completed``: arrival of the newest chunk of the block that produced the window (the resampler
+    has no look-ahead, so it equals ``arrival`` unless chunks queued up behind it).
     ``preprocessed``: local clock when preprocessing and windowing of that block were done.
     """
 

@@ -321,7 +321,8 @@ def test_window_comes_out_with_the_chunk_holding_its_last_sample(mi_recording):
             assert p.arrival == owner[0][2] and p.source_time == t[last]
             assert p.completed == block[-1][2] and p.preprocessed == 0.5
         n_windows += len(out)
-    assert n_windows == pipe.n_windows == 1 + (30 - 4) * 2  # the last window too: nothing pending
+    length, hop = profile.window.length_s, profile.window.hop_s
+    assert n_windows == pipe.n_windows == 1 + int((30 - length) / hop)  # the last one too
 
 
 def test_wait_for_data_wakes_on_a_chunk(player, short_recording):
@@ -340,3 +341,22 @@ def test_wait_for_data_wakes_on_a_chunk(player, short_recording):
         acq.wait_for_data(0.0)
         inlet.drain()
         assert not acq.wait_for_data(0.3)
+
+
+def test_checkpoint_from_before_the_causal_resampler_is_flagged(tmp_path, caplog):
+    from eegmamba.resampling import resampler_metadata
+
+    p = load_profile("motor_imagery")
+    spec = TaskSpec(p.task, p.n_channels, p.window_samples, len(p.classes), p.sfreq,
+                    p.channels.names, p.classes)
+    model = create_model("eegmamba_tiny", tasks=[spec]).eval()
+    pre = {"filter": {"l_freq": 0.1, "h_freq": 50.0}, "sfreq": 200.0}
+    old = save_checkpoint(tmp_path / "old", model, {"preprocessing": pre})
+    new = save_checkpoint(tmp_path / "new", model,
+                          {"preprocessing": {**pre, "resampler": resampler_metadata(50.0)}})
+    engine = InferenceEngine("cpu")
+    with caplog.at_level("WARNING", logger="realtime.inference"):
+        engine.load(new)
+        assert not caplog.records
+        engine.load(old)
+    assert len(caplog.records) == 1 and "before the causal resampler" in caplog.records[0].message
