@@ -124,7 +124,7 @@ def test_window_complete_when_its_last_input_sample_is_pushed(shared_data):
             assert last_input == min(i + 9, x.shape[1] - 1)  # ... is in this very chunk: the last
             n_windows += 1
     length, hop = prof.window.length_s, prof.window.hop_s
-    assert n_windows == 1 + int((20 - length) / hop)  # windows over 20 s, the last one included
+    assert n_windows == 1 + round((20 - length) / hop)  # windows over 20 s, the last one included
 
 
 @pytest.mark.parametrize("rate", [128, 160, 250, 256, 500, 100, 50])

@@ -322,7 +322,7 @@ def test_window_comes_out_with_the_chunk_holding_its_last_sample(mi_recording):
             assert p.completed == block[-1][2] and p.preprocessed == 0.5
         n_windows += len(out)
     length, hop = profile.window.length_s, profile.window.hop_s
-    assert n_windows == pipe.n_windows == 1 + int((30 - length) / hop)  # the last one too
+    assert n_windows == pipe.n_windows == 1 + round((30 - length) / hop)  # the last one too
 
 
 def test_wait_for_data_wakes_on_a_chunk(player, short_recording):
