@@ -90,7 +90,11 @@ class InferenceEngine:
         return self.models[key]
 
     def warm_up(self, n: int = 3) -> None:
-        """Run each model ``n`` times on zeros so the first real window is not slow."""
+        """Compile (or load from numba's cache) the fused CPU scan, then run each model ``n`` times
+        on zeros so the first real window is not slow. ``compile_s``: seconds the first part took."""
+        from eegmamba.model._kernels import warmup
+
+        self.compile_s = warmup("auto", self.device, backward=False)
         for m in self.models.values():
             x = np.zeros((1, m.n_chans, m.n_times), np.float32)
             for _ in range(n):
