@@ -1,4 +1,4 @@
-"""The live loop: acquisition → per-profile pipelines → newest-only batched inference → smoothing →
+"""The live loop: acquisition → per-profile pipelines → batched inference → smoothing →
 marker/probability outlets, decision log and stats. One thread runs :meth:`LiveLoop.step`; the
 acquisition thread only pulls samples, and the dashboard only reads :meth:`LiveLoop.snapshot`.
 
@@ -9,9 +9,9 @@ is classified in the step that receives its last input sample (the resampler has
 
 Never falls behind, and degrades gracefully with many streams: each pipeline has at most one window
 waiting (a newer one replaces it, and the older is counted as dropped, ``stale``); each step
-classifies the windows of the pipelines waiting longest that share a checkpoint in one batch, sized so that a batch
-takes about ``batch_budget_s`` (from the measured cost per window), publishes them, and takes in new
-data before the next batch. A window thus waits at most about one hop plus one batch, and every
+classifies the windows of the pipelines waiting longest that share a checkpoint in one batch, sized
+so that a batch takes about ``batch_budget_s`` (from the measured cost per window), publishes them,
+and takes in new data before the next batch. A window thus waits at most about one hop plus one batch, and every
 window is classified or counted (``shutdown`` for those still waiting at :meth:`close`). A stream
 that stops for longer than the stall limit resets its pipelines (no window spans an outage) and
 windows resume when it comes back.
@@ -42,9 +42,8 @@ GroundTruth = Callable[[float, float], "str | None"]
 class StageTimes:
     """When one decision passed each stage, seconds on the local LSL clock (``pylsl.local_clock``).
 
-    ``source``: stream timestamp of the last sample of the chunk that delivered the window's last
-    input sample (its push time for a replayed stream); ``arrival``: that chunk pulled by the
-    acquisition thread; ``woke``: the loop's step started; ``preprocessed``: preprocessing and
+    ``source``: stream timestamp of the window's last input sample (its due time for a replayed
+    stream, pushed then or later); ``arrival``: the chunk holding it pulled by the acquisition thread; ``woke``: the loop's step started; ``preprocessed``: preprocessing and
     windowing of the stream's new samples done; ``inferred``: the batch holding the window was
     classified; ``pushed``: the marker and probabilities were pushed.
     """

@@ -23,12 +23,12 @@ from eegmamba.windowing import Window, Windower
 class PendingWindow:
     """A window ready for inference, with the times (seconds) of its way here.
 
-    ``source_time``: stream timestamp of the last sample of the chunk that delivered the window's last
-    input sample (for a replayed stream, and any outlet that stamps a chunk when it pushes it, the
-    push time of that chunk, on the local clock for a local stream). ``arrival``: local clock
-    (``pylsl.local_clock``) when that chunk was pulled — the reference of the published
-    ``latency_ms``. ``completed``: arrival of the newest chunk of the block that produced the window
-    (the resampler has no look-ahead, so it equals ``arrival`` unless chunks queued up behind it).
+    ``source_time``: stream timestamp of the window's last input sample (the newest at or before
+    ``window.t_end``; for ``eegmamba-replay`` and outlets that stamp samples when they are due, its
+    due time, on the local clock for a local stream). ``arrival``: local clock (``pylsl.local_clock``)
+    when the chunk holding that sample was pulled — the reference of the published ``latency_ms``.
+    ``completed``: arrival of the newest chunk of the block that produced the window (the resampler
+    has no look-ahead, so it equals ``arrival`` unless chunks queued up behind it).
     ``preprocessed``: local clock when preprocessing and windowing of that block were done.
     """
 
@@ -156,8 +156,9 @@ class ProfilePipeline:
         last_arrival = chunks[-1][2]
         out = []
         for w in windows:
-            _, source_time, arrival = self._chunk_of(w.t_end)
-            out.append(PendingWindow(self, w, arrival, last_arrival, source_time, done))
+            arrival = self._chunk_of(w.t_end)[2]
+            last_input = timestamps[max(0, np.searchsorted(timestamps, w.t_end, side="right") - 1)]
+            out.append(PendingWindow(self, w, arrival, last_arrival, float(last_input), done))
         self.n_windows += len(out)
         # Windows still to come end after ty[-1]; older arrival records can never be asked for
         # again (without this they pile up while the windower drops windows, e.g. during a NaN span).
