@@ -5,6 +5,8 @@ acquisition thread only pulls samples, and the dashboard only reads :meth:`LiveL
 Never falls behind: each step classifies at most the newest window of every pipeline; older windows
 completed meanwhile are counted as dropped (``stale``). A stream that stops for longer than the stall
 limit resets its pipelines (no window spans an outage) and windows resume when it comes back.
+Windows of a stream the acquisition holds (``Inlet.hold``: units or rate not checked yet, implausible
+units, declared rate ≠ real rate) are counted as dropped with that reason, never classified.
 """
 
 from __future__ import annotations
@@ -105,10 +107,15 @@ class LiveLoop:
                 inlet.drain()
                 continue
             self._watch_loss(inlet, outputs)
-            chunks = [(c.samples, c.timestamps, c.arrival) for c in inlet.drain()]
+            chunks = [(c.samples, c.timestamps, c.arrival, c.breaks) for c in inlet.drain()]
             if chunks:
+                hold = self._hold(inlet, outputs)
                 for o in outputs:
-                    pending.extend(o.pipeline.push_many(chunks))
+                    windows = o.pipeline.push_many(chunks)
+                    if hold is None:
+                        pending.extend(windows)
+                    else:  # the stream is not what it claims (or not checked yet): counted, not classified
+                        o.pipeline.drops[hold] += len(windows)
         if not pending:
             return 0
         chosen = newest_only(pending)
@@ -120,6 +127,17 @@ class LiveLoop:
             for p, pr in zip(items, probs):
                 self._publish(self._output_of[id(p.pipeline)], p, pr)
         return len(chosen)
+
+    @staticmethod
+    def _hold(inlet: Inlet, outputs: list[_Output]) -> str | None:
+        """The inlet's hold reason; switches its pipelines to an accepted measured rate first."""
+        rate = inlet.accepted_srate
+        if rate is not None:
+            for o in outputs:
+                if o.pipeline.pre.in_sfreq != rate:
+                    o.pipeline.set_input_rate(rate)
+                    o.smoother.reset()
+        return inlet.hold
 
     def _watch_loss(self, inlet: Inlet, outputs: list[_Output]) -> None:
         lost = inlet.state == "lost"

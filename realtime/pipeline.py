@@ -94,6 +94,14 @@ class ProfilePipeline:
         self.n_windows = 0
         self._arrivals: deque[tuple[float, float]] = deque()  # (last input timestamp, arrival)
 
+    def set_input_rate(self, sfreq: float) -> None:
+        """Process the stream at ``sfreq`` Hz from now on (a measured rate accepted in place of the
+        declared one); starts over like :meth:`reset`."""
+        self._merge_windower_drops()
+        self.pre = Preprocessor(self.profile, sfreq, len(self.picks))
+        self.windower = Windower.from_profile(self.profile, in_sfreq=sfreq)
+        self.reset()
+
     def reset(self) -> None:
         """Start over after a stream loss: a window never spans an outage."""
         self.pre.reset()
@@ -108,8 +116,9 @@ class ProfilePipeline:
     def all_drops(self) -> Counter:
         return self.drops + self.windower.drops
 
-    def push_many(self, chunks: list[tuple[np.ndarray, np.ndarray, float]]) -> list[PendingWindow]:
-        """Feed several chunks ``(samples (C_stream, n), timestamps (n,), arrival)`` at once.
+    def push_many(self, chunks: list[tuple]) -> list[PendingWindow]:
+        """Feed several chunks ``(samples (C_stream, n), timestamps (n,), arrival[, breaks])`` at
+        once; ``breaks``: ``(i, reason)`` timeline breaks before sample i of the chunk.
 
         They go through the preprocessing step as one block (it is chunk-invariant, so the output is
         the same), which keeps the per-call cost from growing with the number of chunks a slow step
@@ -118,7 +127,14 @@ class ProfilePipeline:
         chunks = [c for c in chunks if c[0].shape[1]]
         if not chunks:
             return []
-        for _, ts, arrival in chunks:
+        breaks, offset = [], 0
+        for c in chunks:
+            ts, arrival = c[1], c[2]
+            if len(c) > 3 and c[3]:
+                breaks += [(offset + i, r) for i, r in c[3]]
+                if any(r == "jump" for _, r in c[3]):
+                    self._arrivals.clear()  # the clock jumped: older records no longer order by time
+            offset += ts.size
             self._arrivals.append((float(ts[-1]), arrival))
         if len(chunks) == 1:
             samples, timestamps = chunks[0][0], chunks[0][1]
@@ -126,7 +142,7 @@ class ProfilePipeline:
             samples = np.concatenate([c[0] for c in chunks], axis=1)
             timestamps = np.concatenate([c[1] for c in chunks])
         x = samples[self.picks]
-        self.windower.push_input(x)  # raw-input quality runs (flat-line, rail) of the windowing rule
+        self.windower.push_input(x, breaks)  # breaks and raw-input quality runs (windowing rule)
         y, ty = self.pre.push(x, timestamps)
         if y.shape[1] == 0:
             return []
