@@ -3,7 +3,8 @@
 A profile is everything both sides (offline training and the live loop) must agree on: the target
 rate, the window (length and hop, seconds), the filter, per-window normalization, the channel list and
 its aliases, the class order (= model output order), the label rules that map annotation descriptions
-to classes, the smoothing of live predictions and the window quality rules.
+to classes, the smoothing of live predictions, the window quality rules and subject aliases (file
+subjects that are one person, for subject-grouped cross-validation).
 
 Errors name the file and the field: ``profiles/x.yaml: window.hop_s must be > 0, got -1``.
 """
@@ -170,7 +171,11 @@ class QualitySpec:
 @dataclass(frozen=True)
 class Profile:
     """A validated task profile (see module docstring). ``normalization``: ``zscore`` = per window,
-    per channel (x - mean) / std over the window's samples; ``none`` = µV as filtered."""
+    per channel (x - mean) / std over the window's samples; ``recording`` = per window, per channel
+    (x - mean) / the channel's causal running RMS since the stream or file started (keeps absolute
+    amplitude within a recording; ``eegmamba.windowing``); ``none`` = µV as filtered.
+    ``subject_aliases``: file subject → the subject it is the same person as (added to the data
+    layer's known aliases, ``eegmamba.data.readers.KNOWN_SUBJECT_ALIASES``)."""
 
     name: str
     task: str
@@ -183,6 +188,7 @@ class Profile:
     normalization: str = "zscore"
     smoothing: SmoothingSpec = SmoothingSpec()
     quality: QualitySpec = QualitySpec()
+    subject_aliases: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     source: str = field(default="<dict>", compare=False)
 
@@ -213,6 +219,7 @@ class Profile:
         d["channels"]["aliases"] = {k: list(v) for k, v in self.channels.aliases.items()}
         d["channels"]["names"] = list(self.channels.names)
         d["classes"] = list(self.classes)
+        d["subject_aliases"] = dict(self.subject_aliases)
         d["labels"] = [
             {"description": list(r.descriptions), "class": r.cls}
             | ({"runs": list(r.runs)} if r.runs is not None else {})
@@ -227,7 +234,7 @@ class Profile:
 
 
 _TOP = {"name", "task", "description", "sfreq", "window", "filter", "normalization", "channels",
-        "classes", "labels", "smoothing", "quality"}
+        "classes", "labels", "smoothing", "quality", "subject_aliases"}
 
 
 def _parse(d: Any, c: _Ctx) -> Profile:
@@ -291,7 +298,7 @@ def _parse(d: Any, c: _Ctx) -> Profile:
         descr = tuple(s.strip() for s in c.str_list(r["description"], f"{fld}.description"))
         rules.append(LabelRule(descr, cls, runs))
 
-    norm = c.option(d.get("normalization", "zscore"), "normalization", ("zscore", "none"))
+    norm = c.option(d.get("normalization", "zscore"), "normalization", ("zscore", "recording", "none"))
 
     s = c.keys(d.get("smoothing", {}), "smoothing", {"method", "k"})
     smoothing = SmoothingSpec(
@@ -312,6 +319,7 @@ def _parse(d: Any, c: _Ctx) -> Profile:
         None if rail_uv is None else c.num(rail_uv, "quality.rail_uv", gt=0),
         c.num(q.get("rail_run_s", qd.rail_run_s), "quality.rail_run_s", gt=0),
     )
+    subject_aliases = _subject_aliases(d.get("subject_aliases") or {}, c)
     task = c.str_(d.get("task", name), "task")
     descr = d.get("description", "")
     if not isinstance(descr, str):
@@ -320,8 +328,20 @@ def _parse(d: Any, c: _Ctx) -> Profile:
         name=name, task=task, window=WindowSpec(length_s, hop_s, train_hop_s), classes=classes,
         channels=ChannelSpec(names, aliases), labels=tuple(rules), sfreq=sfreq,
         filter=FilterSpec(l_freq, h_freq, order, notch), normalization=norm, smoothing=smoothing,
-        quality=quality, description=descr, source=c.source,
+        quality=quality, subject_aliases=subject_aliases, description=descr, source=c.source,
     )
+
+
+def _subject_aliases(d: Any, c: _Ctx) -> dict[str, str]:
+    if not isinstance(d, Mapping):
+        raise c.fail("subject_aliases", f"must be a mapping subject -> same subject, got {d!r}")
+    out = {c.str_(k, "subject_aliases"): c.str_(v, f"subject_aliases.{k}") for k, v in d.items()}
+    for k, v in out.items():
+        if v.lower() == k.lower():
+            raise c.fail(f"subject_aliases.{k}", "maps a subject to itself")
+        if v.lower() in {a.lower() for a in out}:
+            raise c.fail(f"subject_aliases.{k}", f"maps to {v!r}, itself an alias; map to the final name")
+    return out
 
 
 def available_profiles() -> list[str]:

@@ -21,8 +21,18 @@ set and counted in ``flagged``. The raw-input rules need the raw samples: caller
 :meth:`Windower.push_input` (the windower is built with the input rate) before pushing the outputs
 they produce; :func:`window_recording` and the live pipeline both do.
 
-Emitted data are normalized per the profile (``zscore``: per window, per channel, over the window's
-samples; a flat channel becomes zeros) and cast to float32.
+Emitted data are normalized per the profile and cast to float32:
+
+- ``zscore``: per window, per channel, ``(x - mean) / std`` over the window's samples (a flat
+  channel becomes zeros). Removes the window's absolute amplitude.
+- ``recording``: per window, per channel, ``(x - mean) / s`` with ``s`` the channel's running RMS
+  of the preprocessed signal over every finite sample pushed since the start (``reset()``) up to
+  and including the window's last sample; samples are clipped at ``quality.saturation_uv`` before
+  squaring, so an artefact cannot inflate the scale for the rest of the recording. Causal: live
+  and offline (the same object fed the whole recording) compute the same scale, and window k never
+  sees a later sample. Keeps the amplitude of a window relative to the recording so far (sleep N3
+  slow waves, seizures); the first windows of a stream have a scale from little data.
+- ``none``: µV as preprocessed.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from eegmamba.quality import InputMarks
 
 _STD_FLOOR = 1e-6  # µV; below this a channel's z-score would be noise amplification
 _CHANNEL_REASONS = ("rail", "flat_run", "flat", "saturated")  # counted by the first that applies
+NORMALIZATIONS = ("zscore", "recording", "none")
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,7 @@ class Windower:
     length_samples, hop_samples : int, samples at ``sfreq``
     sfreq : float, Hz
     quality : QualitySpec, optional (default: ``QualitySpec()``)
-    normalization : ``"zscore"`` or ``"none"``
+    normalization : ``"zscore"``, ``"recording"`` or ``"none"`` (module docstring)
     in_sfreq : float, Hz, optional: the rate of the raw input, needed for :meth:`push_input`
     """
 
@@ -83,7 +94,7 @@ class Windower:
         self.hop = int(hop_samples)
         self.sfreq = float(check_positive(sfreq, "sfreq"))
         self.quality = quality or QualitySpec()
-        self.normalization = check_option(normalization, ("zscore", "none"), "normalization")
+        self.normalization = check_option(normalization, NORMALIZATIONS, "normalization")
         self.in_sfreq = None if in_sfreq is None else float(check_positive(in_sfreq, "in_sfreq"))
         self._up, self._down = (1, 1) if in_sfreq is None else resample_ratio(in_sfreq, sfreq)
         self._marks: InputMarks | None = None
@@ -107,6 +118,10 @@ class Windower:
         self._buf_start = 0  # output-sample index of _buf[:, 0]
         self._buf = None
         self._buf_t = np.zeros(0)
+        # normalization "recording": running sums of clipped squares and finite-sample counts,
+        # cumulative from the start, one column per buffered sample; _last_* after the newest one
+        self._buf_ss = self._buf_n = None
+        self._last_ss = self._last_n = None
         if self._marks is not None:
             self._marks.reset()
 
@@ -120,6 +135,11 @@ class Windower:
         if self._marks is None:
             self._marks = InputMarks(self.quality, self.in_sfreq, x.shape[0])
         self._marks.push(x, breaks)
+
+    @property
+    def samples_needed(self) -> int:
+        """Output samples (from the reset) that must have been pushed to complete the next window."""
+        return self._next_k * self.hop + self.length
 
     @property
     def n_samples_seen(self) -> int:
@@ -146,7 +166,28 @@ class Windower:
             raise ValueError(f"x has {x.shape[0]} channels, earlier pushes had {self._buf.shape[0]}")
         self._buf = np.concatenate([self._buf, x], axis=1)
         self._buf_t = np.concatenate([self._buf_t, ts])
+        if self.normalization == "recording":
+            self._accumulate(x)
         return self._drain()
+
+    def _accumulate(self, x: np.ndarray) -> None:
+        """Extend the running sums of squares / counts (normalization ``recording``) by ``x``."""
+        if self._last_ss is None:
+            self._last_ss, self._last_n = np.zeros(x.shape[0]), np.zeros(x.shape[0])
+            self._buf_ss, self._buf_n = np.zeros((x.shape[0], 0)), np.zeros((x.shape[0], 0))
+        finite = np.isfinite(x)
+        cap = self.quality.saturation_uv
+        sq = np.where(finite, np.minimum(np.square(np.where(finite, x, 0.0)), cap * cap), 0.0)
+        ss = self._last_ss[:, None] + np.cumsum(sq, axis=1)
+        n = self._last_n[:, None] + np.cumsum(finite, axis=1)
+        if x.shape[1]:
+            self._last_ss, self._last_n = ss[:, -1].copy(), n[:, -1].copy()
+        self._buf_ss = np.concatenate([self._buf_ss, ss], axis=1)
+        self._buf_n = np.concatenate([self._buf_n, n], axis=1)
+
+    def _recording_scale(self, last: int) -> np.ndarray:
+        """Running RMS per channel up to buffered sample ``last`` (normalization ``recording``)."""
+        return np.sqrt(self._buf_ss[:, last] / np.maximum(self._buf_n[:, last], 1.0))
 
     def _drain(self) -> Iterator[Window]:
         while True:
@@ -156,7 +197,10 @@ class Windower:
                 break
             k = self._next_k
             self._next_k += 1
-            win = self._make(k, start, self._buf[:, a:a + self.length], self._buf_t[a:a + self.length])
+            scale = (self._recording_scale(a + self.length - 1)
+                     if self.normalization == "recording" else None)
+            win = self._make(k, start, self._buf[:, a:a + self.length], self._buf_t[a:a + self.length],
+                             scale)
             if win is not None:
                 self.n_emitted += 1
                 yield win
@@ -166,9 +210,12 @@ class Windower:
             keep_from = min(keep_from, self._buf_t.size)
             self._buf = self._buf[:, keep_from:]
             self._buf_t = self._buf_t[keep_from:]
+            if self._buf_ss is not None:
+                self._buf_ss, self._buf_n = self._buf_ss[:, keep_from:], self._buf_n[:, keep_from:]
             self._buf_start += keep_from
 
-    def _make(self, k: int, start: int, seg: np.ndarray, t: np.ndarray) -> Window | None:
+    def _make(self, k: int, start: int, seg: np.ndarray, t: np.ndarray,
+              scale: np.ndarray | None = None) -> Window | None:
         brk, runs = None, frozenset()
         if self._marks is not None:
             lo = start * self._down // self._up
@@ -198,6 +245,8 @@ class Windower:
             self.flagged.update(flags)
         if self.normalization == "zscore":
             data = (seg - seg.mean(axis=1, keepdims=True)) / np.maximum(std, _STD_FLOOR)[:, None]
+        elif self.normalization == "recording":
+            data = (seg - seg.mean(axis=1, keepdims=True)) / np.maximum(scale, _STD_FLOOR)[:, None]
         else:
             data = seg
         return Window(data.astype(np.float32), float(t[0]), float(t[-1]), k, start, frozenset(flags))

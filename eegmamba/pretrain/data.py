@@ -25,7 +25,7 @@ import numpy as np
 
 from eegmamba._checks import UserInputError
 from eegmamba.channels import normalize_name
-from eegmamba.data.readers import expand_paths, read_recording, subject_and_run
+from eegmamba.data.readers import expand_paths, read_recording
 from eegmamba.preprocessing import Preprocessor
 from eegmamba.profiles import Profile, load_profile
 from eegmamba.windowing import window_recording
@@ -147,6 +147,7 @@ def pretrain_profile(ch_names: Sequence[str] | None = None, *, base: Profile | s
         f = base.filter
         d["filter"] = {"l_freq": f.l_freq, "h_freq": f.h_freq, "order": f.order, "notch_hz": f.notch_hz}
         d["normalization"] = base.normalization
+        d["subject_aliases"] = dict(base.subject_aliases)
         d["quality"] = asdict(base.quality)
     else:
         d["filter"] = {"l_freq": DEFAULT_BAND[0], "h_freq": DEFAULT_BAND[1], "order": 4, "notch_hz": None}
@@ -172,7 +173,7 @@ def load_unlabeled(paths, profile: Profile, min_windows: int = 2) -> PretrainDat
     for path in files:
         rec = read_recording(path, profile)
         n_out = Preprocessor(profile, rec.sfreq, 1).n_outputs(rec.n_samples)
-        subject = subject_and_run(path)[0]
+        subject = rec.subject  # file-name subject with aliases applied (one name per person)
         if n_out < length:
             drops["too_short"] += 1
             info.append({"path": str(path), "subject": subject, "windows": 0,

@@ -238,4 +238,5 @@ def test_stall_with_outlet_kept_is_a_loss_then_resume(unique_name):
     assert (health.n_losses, health.n_reconnects, health.n_recreated) == (1, 1, 0)
     assert health.n_gaps == 1 and health.gap_s > 0.6  # the silent stretch shows in the timeline
     values = np.concatenate([c.samples[0] for c in inlet.drain()])
-    np.testing.assert_array_equal(values, np.arange(values.size))  # nothing lost around the stall
+    # nothing lost around the stall (the first chunks may go out before the inlet subscribed)
+    np.testing.assert_array_equal(values, values[0] + np.arange(values.size))
