@@ -52,7 +52,7 @@ import pylsl
 from pylsl.util import LostError, TimeoutError as LSLTimeoutError
 
 from eegmamba._checks import check_positive
-from realtime.monitor import CheckConfig, Declaration, StreamMonitor
+from realtime.monitor import CheckConfig, Declaration, StreamCounters, StreamMonitor
 from realtime.stats import StreamHealth
 
 from realtime.resolve import StreamQuery, describe_info, resolve  # noqa: F401  (re-exported)
@@ -102,46 +102,6 @@ class Chunk:
     breaks: tuple = ()
 
 
-class _Health:
-    """Mutable health counters of one stream; updated by the acquisition thread only."""
-
-    def __init__(self, monitor: StreamMonitor, config: AcquisitionConfig) -> None:
-        self.monitor, self.config = monitor, config
-        self.nominal = monitor.decl.nominal_srate
-        self.state = "waiting"
-        self.last_raw: float | None = None
-        self.last_arrival: float | None = None
-        self.n_samples = self.n_chunks = self.n_backwards = 0
-        self.n_losses = self.n_reconnects = self.n_recreated = self.n_errors = 0
-        self.last_error: str | None = None
-
-    def update(self, raw: np.ndarray, now: float) -> None:
-        steps = np.diff(raw, prepend=self.last_raw) if self.last_raw is not None else np.diff(raw)
-        # equal stamps are legitimate on irregular streams (two markers at one instant)
-        backwards = steps <= 0 if self.nominal > 0 else steps < 0
-        self.n_backwards += int(backwards.sum())
-        if self.state == "lost":
-            self.n_reconnects += 1
-        self.state = "ok"
-        self.n_samples += len(raw)
-        self.n_chunks += 1
-        self.last_raw, self.last_arrival = float(raw[-1]), now
-
-    def check_stall(self, now: float) -> bool:
-        """Mark the stream lost after ``stall_s`` without samples; True while lost.
-
-        Irregular-rate streams (markers) are silent by nature and never marked lost.
-        """
-        if self.state == "ok" and self.nominal > 0 and now - self.last_arrival > self.config.stall_s:
-            self.state = "lost"
-            self.n_losses += 1
-        return self.state == "lost"
-
-    def error(self, exc: BaseException) -> None:
-        self.n_errors += 1
-        self.last_error = f"{type(exc).__name__}: {exc}"
-
-
 class Inlet:
     """One acquired stream: its description, its chunks (queue or callback) and its health."""
 
@@ -165,9 +125,11 @@ class Inlet:
         self.closed = False
         self.monitor = StreamMonitor(Declaration.from_info(self.info), config.checks, units=units,
                                      accept_measured_rate=accept_measured_rate)
-        self._health = _Health(self.monitor, config)
+        self._health = StreamCounters(self.monitor.decl.nominal_srate, config.stall_s)
         self._max_samples = max(64, int(self.sfreq * 0.5)) if self.sfreq > 0 else 256
         self._last_relocate = 0.0
+        # a block the timestamp model deferred: (samples, raw stamps, arrival, when deferred)
+        self._pending: tuple[np.ndarray, np.ndarray, float, float] | None = None
 
     def _open(self, info: pylsl.StreamInfo) -> tuple[pylsl.StreamInlet, pylsl.StreamInfo]:
         inlet = pylsl.StreamInlet(info, max_buflen=self._config.max_buflen_s, recover=True)
@@ -244,7 +206,12 @@ class Inlet:
             if len(ts) < self._max_samples:
                 break
         now = pylsl.local_clock()
+        pending = self._pending
         if not stamps:
+            if pending is not None and now - pending[3] > self._config.checks.timestamps.defer_s:
+                self._pending = None
+                self._release(pending[0], pending[1], pending[2], now, may_defer=False)
+                return
             with self._lock:
                 lost = self._health.check_stall(now)
             if lost and now - self._last_relocate > self._config.relocate_every_s:
@@ -260,7 +227,21 @@ class Inlet:
             samples = np.array(block.T, dtype=np.float64, order="C")
         with self._lock:
             self._health.update(raw, now)
-            samples, ts, breaks = self.monitor.on_block(samples, raw, now)
+        if pending is None:
+            self._release(samples, raw, now, now, may_defer=True)
+        else:  # a deferred block and the next one: decided together
+            self._pending = None
+            self._release(np.concatenate([pending[0], samples], axis=1),
+                          np.concatenate([pending[1], raw]), pending[2], now, may_defer=False)
+
+    def _release(self, samples, raw, arrival, now, *, may_defer) -> None:
+        """Scale, model the timestamps and hand the chunk on (or keep it back, deferred)."""
+        with self._lock:
+            res = self.monitor.on_block(samples, raw, arrival, may_defer=may_defer)
+        if res is None:
+            self._pending = (samples, raw, arrival, now)
+            return
+        samples, ts, breaks = res
         chunk = Chunk(self.key, samples, ts, now, raw, tuple(breaks))
         if self._on_chunk is None:
             self._queue.put(chunk)

@@ -159,11 +159,9 @@ class LiveLoop:
             if chunks:
                 hold = self._hold(inlet, outputs)
                 for o in outputs:
-                    for p in o.pipeline.push_many(chunks, clock):
-                        if hold is None:
-                            self._wait(p)
-                        else:  # not what it claims (or not checked yet): counted, not classified
-                            o.pipeline.drops[hold] += 1
+                    # a held stream (not what it claims, or not checked yet): counted, not classified
+                    for p in o.pipeline.push_many(chunks, clock, hold=hold):
+                        self._wait(p)
         if not self._waiting:
             return 0
         items = self._next_batch()

@@ -16,6 +16,8 @@
 - **hold**: the reason no decision may be taken on this stream now: ``unverified`` (units or rate
   not checked yet), ``units``, ``rate_mismatch``; with a one-line :attr:`message` the user can act
   on. The live loop counts the windows of a held stream as dropped with that reason.
+
+:class:`StreamCounters` keeps the plain counters (state ok/lost, samples, losses, reconnects, errors).
 """
 
 from __future__ import annotations
@@ -118,15 +120,22 @@ class StreamMonitor:
             " (some assumed µV)" if None in eeg else "")
 
     # ------------------------------------------------------------------ per block
-    def on_block(self, samples: np.ndarray, raw_ts: np.ndarray, arrival: float
-                 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
-        """Scale ``samples`` (C, n) to µV (in place where possible) and model ``raw_ts``; returns
-        ``(samples, timestamps, breaks)``."""
+    def on_block(self, samples: np.ndarray, raw_ts: np.ndarray, arrival: float, *,
+                 may_defer: bool = False) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]] | None:
+        """Model ``raw_ts`` and scale ``samples`` (C, n) to µV (in place); returns ``(samples,
+        timestamps, breaks)``, or None when the timestamp model defers the block (``may_defer``:
+        push it again with the next one; see :meth:`TimestampModel.push`)."""
+        if self.timestamps is None:
+            ts, breaks = raw_ts, []
+        else:
+            res = self.timestamps.push(raw_ts, arrival, may_defer=may_defer)
+            if res is None:
+                return None
+            ts, breaks = res
         if not self.identity:
             samples *= self.scale[:, None]
         if self.timestamps is None:
-            return samples, raw_ts, []
-        ts, breaks = self.timestamps.push(raw_ts, arrival)
+            return samples, ts, breaks
         if self.units_ok is None:
             self._check_units(samples)
         self._check_rate()
@@ -209,3 +218,43 @@ class StreamMonitor:
                     f"{model.n * model.period:.0f} s (timestamp jitter p95 "
                     f"{1000 * (jit or 0):.0f} ms): no decisions yet")
         return None
+
+
+class StreamCounters:
+    """Mutable health counters of one stream (state, samples, losses, errors); updated by the
+    acquisition thread only."""
+
+    def __init__(self, nominal_srate: float, stall_s: float) -> None:
+        self.nominal, self.stall_s = nominal_srate, stall_s
+        self.state = "waiting"
+        self.last_raw: float | None = None
+        self.last_arrival: float | None = None
+        self.n_samples = self.n_chunks = self.n_backwards = 0
+        self.n_losses = self.n_reconnects = self.n_recreated = self.n_errors = 0
+        self.last_error: str | None = None
+
+    def update(self, raw: np.ndarray, now: float) -> None:
+        steps = np.diff(raw, prepend=self.last_raw) if self.last_raw is not None else np.diff(raw)
+        # equal stamps are legitimate on irregular streams (two markers at one instant)
+        backwards = steps <= 0 if self.nominal > 0 else steps < 0
+        self.n_backwards += int(backwards.sum())
+        if self.state == "lost":
+            self.n_reconnects += 1
+        self.state = "ok"
+        self.n_samples += len(raw)
+        self.n_chunks += 1
+        self.last_raw, self.last_arrival = float(raw[-1]), now
+
+    def check_stall(self, now: float) -> bool:
+        """Mark the stream lost after ``stall_s`` without samples; True while lost.
+
+        Irregular-rate streams (markers) are silent by nature and never marked lost.
+        """
+        if self.state == "ok" and self.nominal > 0 and now - self.last_arrival > self.stall_s:
+            self.state = "lost"
+            self.n_losses += 1
+        return self.state == "lost"
+
+    def error(self, exc: BaseException) -> None:
+        self.n_errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"

@@ -128,7 +128,7 @@ class ProfilePipeline:
     def all_drops(self) -> Counter:
         return self.drops + self.windower.drops
 
-    def push_many(self, chunks: list[tuple], clock=None) -> list[PendingWindow]:
+    def push_many(self, chunks: list[tuple], clock=None, hold: str | None = None) -> list[PendingWindow]:
         """Feed several chunks ``(samples (C_stream, n), timestamps (n,), arrival[, breaks])`` at
         once; ``breaks``: ``(i, reason)`` timeline breaks before sample i of the chunk.
 
@@ -139,6 +139,9 @@ class ProfilePipeline:
         (every hop), not the chunks (10-sample chunks at 160 Hz: 8 calls per 0.5-s hop → 1): with
         many streams that cost, not only the model, decides whether the loop keeps up.
         ``clock``: callable returning the local time stamped as ``preprocessed`` (default: none).
+        ``hold``: the stream is not to be classified now (``Inlet.hold``): every window the samples
+        complete, cut or not, is counted as dropped with this reason (the root cause, e.g. ``units``
+        rather than the ``flat_run`` that volts look like) and none is returned.
         """
         chunks = [c for c in chunks if c[0].shape[1]]
         if not chunks:
@@ -168,7 +171,13 @@ class ProfilePipeline:
         y, ty = self.pre.push(samples, timestamps)
         if y.shape[1] == 0:
             return []
+        before = Counter(self.windower.drops) if hold is not None else None
         windows = self.windower.push(y, ty)
+        if hold is not None:
+            self.drops[hold] += len(windows) + sum((self.windower.drops - before).values())
+            self.windower.drops = before
+            self._chunk_of(ty[-1])
+            return []
         done = clock() if clock is not None and windows else float("nan")
         last_arrival = chunks[-1][2]
         out = []
