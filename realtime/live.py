@@ -210,7 +210,7 @@ class LiveLoop:
         lost = inlet.state == "lost"
         if lost and not self._lost[inlet.key]:
             for o in outputs:
-                o.pipeline.reset()
+                o.pipeline.reset(count_as="gap")  # windows begun before the outage: counted
                 o.smoother.reset()
             self.n_stream_resets += 1
         self._lost[inlet.key] = lost

@@ -107,14 +107,18 @@ class ProfilePipeline:
     def set_input_rate(self, sfreq: float) -> None:
         """Process the stream at ``sfreq`` Hz from now on (a measured rate accepted in place of the
         declared one); starts over like :meth:`reset`."""
-        self._merge_windower_drops()
+        self.reset(count_as="unverified")
         self.pre = Preprocessor(self.profile, sfreq, len(self.picks))
         self.windower = Windower.from_profile(self.profile, in_sfreq=sfreq)
         self._max_held = max(1, int(sfreq))
-        self.reset()
+        self.reset()  # fresh state for the new step objects
 
-    def reset(self) -> None:
-        """Start over after a stream loss: a window never spans an outage."""
+    def reset(self, count_as: str | None = None) -> None:
+        """Start over after a stream loss: a window never spans an outage. ``count_as``: count the
+        windows begun and left incomplete (samples held or buffered) as dropped for this reason."""
+        if count_as is not None:
+            n_out = self.pre.n_outputs(self.pre.n_in + self._n_held)
+            self.drops[count_as] += self.windower.n_started(n_out)
         self.pre.reset()
         self._merge_windower_drops()
         self.windower.reset()
