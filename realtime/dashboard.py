@@ -33,22 +33,29 @@ def _fmt(value: float | None, spec: str = ".1f", none: str = "-") -> str:
 def _streams_panel(streams: tuple[StreamHealth, ...]) -> Panel:
     table = Table(expand=True, box=None, pad_edge=False, collapse_padding=True)
     table.add_column("stream", no_wrap=True, min_width=10, ratio=1)
-    for col in ("state", "ch", "Hz nom/meas", "drift", "age s", "samples", "gaps", "bwd", "lost",
-                "recon", "err"):
+    for col in ("state", "ch", "Hz nom/meas", "drift", "jit", "age s", "samples", "gaps", "jmp",
+                "lost", "err"):
         table.add_column(col, justify="left" if col == "state" else "right", no_wrap=True)
     for s in streams:
         drift = "-" if s.drift is None else f"{100 * s.drift:+.1f}%"
+        state = Text(s.state, style=_STATE_STYLE.get(s.state, ""))
+        if s.hold is not None and s.state == "ok":
+            state = Text("held" if s.hold != "unverified" else "check",
+                         style="bold red" if s.hold != "unverified" else "yellow")
         table.add_row(
-            s.name, Text(s.state, style=_STATE_STYLE.get(s.state, "")), str(s.n_channels),
+            s.name, state, str(s.n_channels),
             f"{s.nominal_srate:g}/{_fmt(s.measured_srate, '.1f')}", drift,
-            _fmt(s.last_sample_age_s, ".2f"),
-            str(s.n_samples), f"{s.n_gaps}/{s.gap_s:.2g}s" if s.n_gaps else "0", str(s.n_backwards),
-            str(s.n_losses), str(s.n_reconnects),
+            _fmt(s.jitter_p95_ms, ".0f"), _fmt(s.last_sample_age_s, ".2f"),
+            str(s.n_samples), f"{s.n_gaps}/{s.gap_s:.2g}s" if s.n_gaps else "0", str(s.n_jumps),
+            f"{s.n_losses}/{s.n_reconnects}" if s.n_losses else "0",  # losses / reconnects
             Text(str(s.n_errors), style="red" if s.n_errors else ""),
         )
     if not streams:
         table.add_row("(no stream)", *[""] * 11)
-    return Panel(table, title="Streams", border_style="blue")
+    # one line per stream that is not what it claims (units, rate): what is wrong, what to do
+    notes = [Text(s.message, style="bold red" if s.hold not in (None, "unverified") else "yellow")
+             for s in streams if s.message]
+    return Panel(Group(table, *notes) if notes else table, title="Streams", border_style="blue")
 
 
 def _bar(p: float, width: int = 24) -> str:

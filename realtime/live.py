@@ -15,6 +15,8 @@ and takes in new data before the next batch. A window thus waits at most about o
 window is classified or counted (``shutdown`` for those still waiting at :meth:`close`). A stream
 that stops for longer than the stall limit resets its pipelines (no window spans an outage) and
 windows resume when it comes back.
+Windows of a stream the acquisition holds (``Inlet.hold``: units or rate not checked yet, implausible
+units, declared rate ≠ real rate) are counted as dropped with that reason, never classified.
 """
 
 from __future__ import annotations
@@ -152,10 +154,12 @@ class LiveLoop:
                 inlet.drain()
                 continue
             self._watch_loss(inlet, outputs)
-            chunks = [(c.samples, c.timestamps, c.arrival) for c in inlet.drain()]
+            chunks = [(c.samples, c.timestamps, c.arrival, c.breaks) for c in inlet.drain()]
             if chunks:
+                hold = self._hold(inlet, outputs)
                 for o in outputs:
-                    for p in o.pipeline.push_many(chunks, clock):
+                    # a held stream (not what it claims, or not checked yet): counted, not classified
+                    for p in o.pipeline.push_many(chunks, clock, hold=hold):
                         self._wait(p)
         if not self._waiting:
             return 0
@@ -190,11 +194,22 @@ class LiveLoop:
         n = 1 if cost is None else max(1, int(self.batch_budget_s / max(cost, 1e-6)))
         return [p for p in waiting if p.pipeline.model_key == key][:n]
 
+    @staticmethod
+    def _hold(inlet: Inlet, outputs: list[_Output]) -> str | None:
+        """The inlet's hold reason; switches its pipelines to an accepted measured rate first."""
+        rate = inlet.accepted_srate
+        if rate is not None:
+            for o in outputs:
+                if o.pipeline.pre.in_sfreq != rate:
+                    o.pipeline.set_input_rate(rate)
+                    o.smoother.reset()
+        return inlet.hold
+
     def _watch_loss(self, inlet: Inlet, outputs: list[_Output]) -> None:
         lost = inlet.state == "lost"
         if lost and not self._lost[inlet.key]:
             for o in outputs:
-                o.pipeline.reset()
+                o.pipeline.reset(count_as="gap")  # windows begun before the outage: counted
                 o.smoother.reset()
             self.n_stream_resets += 1
         self._lost[inlet.key] = lost

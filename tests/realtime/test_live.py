@@ -128,8 +128,10 @@ def test_online_equals_offline_and_every_window_counted(tmp_path, player, mi_rec
     out = loop.outputs[0]
     pipe = out.pipeline
     drops = pipe.all_drops()
-    # every window produced is either published or counted as dropped
+    # every window produced is either published or counted as dropped; none waits for the checks:
+    # units and rate are verified (2 s of stream) before the first window is complete (3-4 s)
     assert pipe.n_windows == out.seq + drops["stale"] + drops["shutdown"]
+    assert "unverified" not in drops
     assert len(reader.decisions) == out.seq > 10
     # schema, order and timestamps
     seqs = [d["seq"] for d in reader.decisions]
