@@ -11,6 +11,7 @@ from rich.table import Table
 
 from eegmamba.cli_common import run_cli
 from realtime.lsl_config import quiet_liblsl
+from realtime.markers import parse_marker_map
 from realtime.session import Session, SessionOptions, parse_channel_map
 
 
@@ -33,6 +34,19 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--type", dest="stype", help="LSL stream type to look for")
     src.add_argument("--source-id", help="LSL source id to look for")
     src.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the stream")
+    truth = p.add_argument_group("truth and cues from a marker stream")
+    truth.add_argument("--markers", metavar="NAME",
+                       help="LSL marker stream whose cues give live accuracy (and calibration "
+                            "labels): a stimulus program's, or eegmamba-replay's <name>-markers")
+    truth.add_argument("--marker-map", action="append", default=[], metavar="MARKER=CLASS",
+                       help="map a marker string to a profile class or 'ignore' (repeatable; "
+                            "default: the profile's label rules and the class names)")
+    truth.add_argument("--marker-run", type=int, default=None, metavar="N",
+                       help="apply the profile's label rules of this run number (EEGMMIDB runs "
+                            "give T1/T2 different meanings)")
+    truth.add_argument("--cue-s", type=float, default=None, metavar="S",
+                       help="a cue without a duration lasts at most S seconds (default: until "
+                            "the next marker)")
     p.add_argument("--channel-map", action="append", default=[], metavar="PROFILE_CH=STREAM_CH",
                    help="map a profile channel to a differently named stream channel (repeatable)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="inference device")
@@ -93,7 +107,8 @@ def _main(argv: Sequence[str] | None) -> int:
         source_id=args.source_id, device=args.device, replay=args.replay, demo=args.demo,
         speed=args.speed, log=args.log, channel_map=parse_channel_map(args.channel_map),
         resolve_timeout_s=args.timeout, inference_delay_s=args.inference_delay_ms / 1000.0,
-        threads=args.threads,
+        threads=args.threads, markers=args.markers, marker_map=parse_marker_map(args.marker_map),
+        marker_run=args.marker_run, cue_s=args.cue_s,
     )
     console = Console(stderr=False)
     session = Session(opts)

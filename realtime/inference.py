@@ -29,6 +29,7 @@ class LoadedModel:
     n_chans: int
     n_times: int
     class_names: tuple[str, ...]
+    version: int = 0  # +1 each time a calibrated model replaces this one (realtime.calibration)
 
 
 class InferenceEngine:

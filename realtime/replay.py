@@ -22,7 +22,8 @@ sample-index ``misc`` channel) are pushed unchanged. ``index_channel=True`` appe
 ``SAMPLE_INDEX`` holding the global sample index ``k`` so tests can trace every sample.
 
 The markers stream ``<name>-markers`` (type ``Markers``, irregular rate, 2 string channels
-``description`` and ``duration_s``) carries one sample per annotation.
+``description`` and ``duration_s``) carries one sample per annotation; ``duration_s`` is on the
+stream's clock (the file's duration / ``speed``), like the timestamps.
 """
 
 from __future__ import annotations
@@ -269,7 +270,8 @@ class Replay:
         pos = idx % self.n_times
         for j in np.nonzero(np.isin(pos, self.marker_onsets))[0]:
             for i in np.nonzero(self.marker_onsets == pos[j])[0]:
-                sample = [self.marker_labels[i], repr(float(self.marker_durations[i]))]
+                # on the stream's clock, like the timestamps: a 4.1 s cue at speed 2 lasts 2.05 s
+                sample = [self.marker_labels[i], repr(float(self.marker_durations[i]) / self.speed)]
                 self._marker_outlet.push_sample(sample, float(stamps[j]))
                 self.n_markers_pushed += 1
 

@@ -105,6 +105,10 @@ class ProfileStats:
     ``classes`` gives the order of ``probs`` (current smoothed probabilities); ``history`` the most
     recent labels, oldest first; ``accuracy`` is the fraction of ``n_scored`` decisions whose label
     equals the replayed annotation at the window (``None`` without annotations).
+    ``truth_history``: the true class of each ``history`` decision (None: not scored);
+    ``confusion``: (true class, decided class) -> decisions; ``scored``: truth is known for this
+    profile; ``model_version``: of the model deciding now; ``accuracy_by_version``: version ->
+    (accuracy, scored decisions).
     """
 
     name: str
@@ -119,6 +123,11 @@ class ProfileStats:
     n_scored: int = 0
     latency: LatencyStats = field(default_factory=LatencyStats)
     drops: Mapping[str, int] = field(default_factory=dict)
+    truth_history: tuple[str | None, ...] = ()
+    confusion: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    scored: bool = False
+    model_version: int = 0
+    accuracy_by_version: Mapping[int, tuple[float, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.probs and len(self.probs) != len(self.classes):
