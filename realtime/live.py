@@ -87,8 +87,8 @@ class _Output:
     n_correct: int = 0
     truth_history: deque = field(default_factory=lambda: deque(maxlen=40))  # aligned with history
     confusion: Counter = field(default_factory=Counter)  # (truth, label) -> decisions
-    scored_by_version: Counter = field(default_factory=Counter)  # model version -> scored
-    correct_by_version: Counter = field(default_factory=Counter)
+    scored_by_round: Counter = field(default_factory=Counter)  # LiveLoop.round -> scored
+    correct_by_round: Counter = field(default_factory=Counter)
 
 
 class LiveLoop:
@@ -140,6 +140,7 @@ class LiveLoop:
         # stream key -> callables given every chunk list of that stream, on this thread, before
         # inference (the calibration collects labelled windows and swaps models there)
         self.taps: dict[str, list[Callable[[list], None]]] = {}
+        self.round = 0  # +1 at every calibrated model swap; scored decisions are tallied per round
         self.n_stream_resets = 0
         self.t_start = time.monotonic()
 
@@ -234,8 +235,8 @@ class LiveLoop:
                 o.n_scored += 1
                 o.n_correct += int(truth == d.label)
                 o.confusion[(truth, d.label)] += 1
-                o.scored_by_version[version] += 1
-                o.correct_by_version[version] += int(truth == d.label)
+                o.scored_by_round[self.round] += 1
+                o.correct_by_round[self.round] += int(truth == d.label)
         o.truth_history.append(truth)
         if self.on_decision is not None:
             self.on_decision(d)
@@ -282,8 +283,8 @@ class LiveLoop:
                 truth_history=tuple(o.truth_history), confusion=dict(o.confusion),
                 scored=o.ground_truth is not None,
                 model_version=self.engine.models[o.pipeline.model_key].version,
-                accuracy_by_version={v: (o.correct_by_version[v] / n, n)
-                                     for v, n in sorted(o.scored_by_version.items())},
+                accuracy_by_round={r: (o.correct_by_round[r] / n, n)
+                                   for r, n in sorted(o.scored_by_round.items())},
             )
             for o in self.outputs
         )

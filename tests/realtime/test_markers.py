@@ -138,7 +138,7 @@ def test_live_accuracy_from_an_external_marker_stream_matches_the_offline_labels
     p = snap.profiles[0]
     assert p.n_scored == scored > 10 and math.isclose(p.accuracy, correct / scored)
     assert sum(p.confusion.values()) == scored and p.scored
-    assert p.accuracy_by_version == {0: (correct / scored, scored)}
+    assert p.accuracy_by_round == {0: (correct / scored, scored)}
     assert sum(t is not None for t in p.truth_history) > 0
     stream_names = {s.name for s in snap.streams}
     assert {replay.name, replay.marker_name} <= stream_names
