@@ -11,9 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from eegmamba._interrupt import StopFlag
+from eegmamba._checks import UserInputError
 from eegmamba.cli_common import run_cli
 from eegmamba.units import parse_units_option
 from realtime.lsl_config import quiet_liblsl
+from realtime.markers import parse_marker_map
 from realtime.session import Session, SessionOptions, parse_channel_map
 
 
@@ -43,6 +45,43 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--type", dest="stype", help="LSL stream type to look for")
     src.add_argument("--source-id", help="LSL source id to look for")
     src.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the stream")
+    truth = p.add_argument_group("truth and cues from a marker stream")
+    truth.add_argument("--markers", metavar="NAME",
+                       help="LSL marker stream whose cues give live accuracy (and calibration "
+                            "labels): a stimulus program's, or eegmamba-replay's <name>-markers")
+    truth.add_argument("--marker-map", action="append", default=[], metavar="MARKER=CLASS",
+                       help="map a marker string to a profile class or 'ignore' (repeatable; "
+                            "default: the profile's label rules and the class names)")
+    truth.add_argument("--marker-run", type=int, default=None, metavar="N",
+                       help="apply the profile's label rules of this run number (EEGMMIDB runs "
+                            "give T1/T2 different meanings)")
+    truth.add_argument("--cue-s", type=float, default=None, metavar="S",
+                       help="a cue without a duration lasts at most S seconds (default: until "
+                            "the next marker)")
+    cal = p.add_argument_group("calibration (cues from --markers; with --demo: the bundled S019 runs)")
+    cal.add_argument("--calibrate", action="store_true",
+                     help="collect cue-labelled windows, fine-tune the model in a background "
+                          "process, swap it in when it beats the current one on held-out trials, "
+                          "save it (--calib-out)")
+    cal.add_argument("--calib-trials", type=int, default=None, metavar="N",
+                     help="stop collecting after N complete cues (default 40 unless "
+                          "--calib-seconds; --demo: the two calibration runs)")
+    cal.add_argument("--calib-seconds", type=float, default=None, metavar="S",
+                     help="stop collecting after S seconds of EEG")
+    cal.add_argument("--calib-layers", choices=("head", "last", "all"), default="last",
+                     help="what fine-tunes: the classifier head, the last BiMamba block + head, or all")
+    cal.add_argument("--calib-out", metavar="DIR", help="folder for the calibrated checkpoint "
+                     "(default ./eegmamba-calibration/<subject>-<time>); start the next session "
+                     "from it with --checkpoint DIR")
+    cal.add_argument("--subject", help="subject id recorded in the calibrated checkpoint")
+    cal.add_argument("--session-id", help="session id recorded in the calibrated checkpoint")
+    cal.add_argument("--calib-compare", action="store_true",
+                     help="keep the uncalibrated model deciding beside the calibrated one "
+                          "(<profile>-uncalibrated; on by default with --demo)")
+    cal.add_argument("--calib-threads", type=int, default=1, metavar="N",
+                     help="torch threads of the fine-tuning process")
+    cal.add_argument("--calib-nice", type=int, default=10, metavar="N",
+                     help="CPU priority decrease of the fine-tuning process (0..19)")
     p.add_argument("--channel-map", action="append", default=[], metavar="PROFILE_CH=STREAM_CH",
                    help="map a profile channel to a differently named stream channel (repeatable)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="inference device")
@@ -69,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def print_summary(session: Session, console: Console) -> None:
-    snap = session.loop.snapshot()
+    snap = session.snapshot()
     console.print()
     table = Table(title=f"eegmamba-live summary ({snap.uptime_s:.1f} s, device {snap.device})")
     for col in ("profile", "windows", "decisions", "dropped", "p50 ms", "p95 ms", "p99 ms", "accuracy"):
@@ -79,9 +118,17 @@ def print_summary(session: Session, console: Console) -> None:
         lat = p.latency
         fmt = (lambda v: "-" if v is None else f"{v:.1f}")
         acc = "-" if p.accuracy is None else f"{p.accuracy:.1%} of {p.n_scored}"
+        if len(p.accuracy_by_round) > 1:
+            acc += "".join(f"\n{'before' if r == 0 else f'after swap {r}'}: {a:.1%} of {n}"
+                           for r, (a, n) in p.accuracy_by_round.items())
         table.add_row(p.name, str(p.n_windows), str(p.n_decisions), drops, fmt(lat.p50_ms),
                       fmt(lat.p95_ms), fmt(lat.p99_ms), acc)
     console.print(table)
+    for c in snap.calibrations:
+        console.print(f"calibration {c.profile}: {c.phase}; {c.message}", highlight=False)
+        for sw in c.swaps:
+            console.print(f"  swap at {sw['time']} to model v{sw['version']}: {sw['summary']}",
+                          highlight=False)
     for s in snap.streams:
         rate = "-" if s.measured_srate is None else f"{s.measured_srate:.1f}"
         jitter = "-" if s.jitter_p95_ms is None else f"{s.jitter_p95_ms:.1f}"
@@ -112,12 +159,28 @@ def _main(argv: Sequence[str] | None) -> int:
         return _list(args)
     if args.duration is not None and args.duration <= 0:
         raise ValueError(f"--duration must be > 0 seconds, got {args.duration}")
+    calibrate = None
+    if args.calibrate:
+        from realtime.calibration import CalibrationOptions
+
+        trials = args.calib_trials
+        if trials is None and args.calib_seconds is None and not args.demo:
+            trials = 40
+        calibrate = CalibrationOptions(
+            layers=args.calib_layers, trials=trials, seconds=args.calib_seconds, out=args.calib_out,
+            subject=args.subject, session=args.session_id, threads=args.calib_threads,
+            nice=args.calib_nice)
+    elif any(v is not None for v in (args.calib_trials, args.calib_seconds, args.calib_out)):
+        raise UserInputError("--calib-* options need --calibrate")
     opts = SessionOptions(
         profiles=args.profile, checkpoints=args.checkpoint, stream=args.stream, stype=args.stype,
         source_id=args.source_id, device=args.device, replay=args.replay, demo=args.demo,
         speed=args.speed, log=args.log, channel_map=parse_channel_map(args.channel_map),
         resolve_timeout_s=args.timeout, inference_delay_s=args.inference_delay_ms / 1000.0,
         threads=args.threads, units=args.units, accept_measured_rate=args.accept_measured_rate,
+        markers=args.markers, marker_map=parse_marker_map(args.marker_map),
+        marker_run=args.marker_run, cue_s=args.cue_s, calibrate=calibrate,
+        calib_compare=args.calib_compare,
     )
     console = Console(stderr=False)
     # SIGTERM (systemd, Docker, supervisors) stops like Ctrl-C: the loop ends at its next step,
@@ -133,13 +196,21 @@ def _run(args, session: Session, console: Console, stop: StopFlag) -> int:
     dashboard = None
     try:
         if args.no_dashboard:
-            session.loop.on_decision = lambda d: print(
-                f"{d.profile} #{d.seq} {d.label:<12} p={max(d.probs.values()):.2f} "
-                f"t={d.t_end:.3f} latency={d.latency_ms:.1f} ms", flush=True)
+            phases = {}
+
+            def line(d) -> None:
+                for c in session.calibrations:  # one line per calibration phase change
+                    if phases.get(c.profile.name) != c.phase:
+                        phases[c.profile.name] = c.phase
+                        print(f"calibration {c.profile.name}: {c.phase}; {c.message}", flush=True)
+                print(f"{d.profile} #{d.seq} {d.label:<12} p={max(d.probs.values()):.2f} "
+                      f"t={d.t_end:.3f} latency={d.latency_ms:.1f} ms v{d.model_version}", flush=True)
+
+            session.loop.on_decision = line
         else:
             from realtime.dashboard import Dashboard
 
-            dashboard = Dashboard(session.loop.snapshot, console=console).start()
+            dashboard = Dashboard(session.snapshot, console=console).start()
         try:
             session.loop.run(args.duration, should_stop=lambda: stop.requested or session.finished())
         except KeyboardInterrupt:

@@ -18,87 +18,73 @@ from rich.table import Table
 from rich.text import Text
 
 from eegmamba._checks import check_positive
-from realtime.stats import LatencyStats, ProfileStats, Snapshot, StreamHealth
+from realtime.dashboard_panels import (calibration_panel, fmt, markers_line, profile_panel,
+                                       signal_panel)
+from realtime.stats import LatencyStats, Snapshot, StreamHealth
 
 logger = logging.getLogger(__name__)
 
 _STATE_STYLE = {"ok": "green", "lost": "bold red", "waiting": "yellow"}
-_CLASS_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_white", "bright_cyan")
 
 
-def _fmt(value: float | None, spec: str = ".1f", none: str = "-") -> str:
-    return none if value is None else format(value, spec)
+_STREAM_COLUMNS = ("state", "ch", "Hz nom/meas", "drift", "jit", "age s", "samples", "gaps", "jmp",
+                   "bwd", "lost", "rec", "err", "clk ms")
+_NARROW_DROPS = ("bwd", "rec")  # below 110 columns, so that the stream name keeps its room
+
+
+class _StreamsTable:
+    """The streams table, with fewer columns on a narrow console (a long name wraps, never cut)."""
+
+    def __init__(self, streams: tuple[StreamHealth, ...]) -> None:
+        self.streams = streams
+
+    def __rich_console__(self, console, options):
+        narrow = options.max_width < 110
+        drop = set(_NARROW_DROPS) if narrow else set()
+        if narrow and not any(s.time_correction_s for s in self.streams):
+            drop.add("clk ms")  # all on this host's clock: nothing to show
+        cols = [c for c in _STREAM_COLUMNS if c not in drop]
+        table = Table(expand=True, box=None, pad_edge=False, collapse_padding=True)
+        table.add_column("stream", overflow="fold", min_width=10, ratio=1)  # long names wrap
+        for col in cols:
+            table.add_column(col, justify="left" if col == "state" else "right", no_wrap=True)
+        for s in self.streams:
+            nominal = f"{s.nominal_srate:g}" if s.nominal_srate > 0 else "irreg"
+            state = Text(s.state, style=_STATE_STYLE.get(s.state, ""))
+            if s.hold is not None and s.state == "ok":  # not classified: not what it claims / unchecked
+                state = Text("held" if s.hold != "unverified" else "check",
+                             style="bold red" if s.hold != "unverified" else "yellow")
+            cells = {
+                "state": state, "ch": str(s.n_channels),
+                "Hz nom/meas": f"{nominal}/{fmt(s.measured_srate, '.1f')}",
+                "drift": "-" if s.drift is None else f"{100 * s.drift:+.1f}%",
+                "jit": fmt(s.jitter_p95_ms, ".0f"), "jmp": str(s.n_jumps),
+                "age s": fmt(s.last_sample_age_s, ".2f"), "samples": str(s.n_samples),
+                "gaps": f"{s.n_gaps}/{s.gap_s:.2g}s" if s.n_gaps else "0",
+                "bwd": str(s.n_backwards), "lost": str(s.n_losses), "rec": str(s.n_reconnects),
+                "err": Text(str(s.n_errors), style="red" if s.n_errors else ""),
+                "clk ms": f"{1000 * s.time_correction_s:+.1f}",
+            }
+            table.add_row(s.name, *(cells[c] for c in cols))
+        if not self.streams:
+            table.add_row("(no stream)", *[""] * len(cols))
+        yield table
 
 
 def _streams_panel(streams: tuple[StreamHealth, ...]) -> Panel:
-    table = Table(expand=True, box=None, pad_edge=False, collapse_padding=True)
-    table.add_column("stream", no_wrap=True, min_width=10, ratio=1)
-    for col in ("state", "ch", "Hz nom/meas", "drift", "jit", "age s", "samples", "gaps", "jmp",
-                "lost", "err"):
-        table.add_column(col, justify="left" if col == "state" else "right", no_wrap=True)
-    for s in streams:
-        drift = "-" if s.drift is None else f"{100 * s.drift:+.1f}%"
-        state = Text(s.state, style=_STATE_STYLE.get(s.state, ""))
-        if s.hold is not None and s.state == "ok":
-            state = Text("held" if s.hold != "unverified" else "check",
-                         style="bold red" if s.hold != "unverified" else "yellow")
-        table.add_row(
-            s.name, state, str(s.n_channels),
-            f"{s.nominal_srate:g}/{_fmt(s.measured_srate, '.1f')}", drift,
-            _fmt(s.jitter_p95_ms, ".0f"), _fmt(s.last_sample_age_s, ".2f"),
-            str(s.n_samples), f"{s.n_gaps}/{s.gap_s:.2g}s" if s.n_gaps else "0", str(s.n_jumps),
-            f"{s.n_losses}/{s.n_reconnects}" if s.n_losses else "0",  # losses / reconnects
-            Text(str(s.n_errors), style="red" if s.n_errors else ""),
-        )
-    if not streams:
-        table.add_row("(no stream)", *[""] * 11)
     # one line per stream that is not what it claims (units, rate): what is wrong, what to do
     notes = [Text(s.message, style="bold red" if s.hold not in (None, "unverified") else "yellow")
              for s in streams if s.message]
-    return Panel(Group(table, *notes) if notes else table, title="Streams", border_style="blue")
-
-
-def _bar(p: float, width: int = 24) -> str:
-    p = min(max(p, 0.0), 1.0)
-    full = int(round(p * width))
-    return "█" * full + "·" * (width - full)
-
-
-def _profile_panel(p: ProfileStats) -> Panel:
-    body = Table.grid(padding=(0, 1))
-    body.add_column(justify="right")
-    body.add_column()
-    body.add_column(justify="right")
-    style = {c: _CLASS_STYLES[i % len(_CLASS_STYLES)] for i, c in enumerate(p.classes)}
-    label = Text(p.label or "(waiting)", style=f"bold {style.get(p.label, '')}".strip())
-    body.add_row("label", label, "")
-    for c, prob in zip(p.classes, p.probs or (None,) * len(p.classes)):
-        body.add_row(c, Text(_bar(prob or 0.0), style=style[c]), _fmt(prob, ".2f"))
-    # one character per decision: the class initial, or its index when initials collide
-    initials = [c[0] for c in p.classes]
-    if len(set(initials)) != len(initials):
-        initials = [str(i) for i in range(len(p.classes))]
-    mark = dict(zip(p.classes, initials))
-    history = Text()
-    for h in p.history:
-        history.append(mark.get(h, "?"), style=style.get(h, "dim"))
-    body.add_row("history", history if p.history else Text("-"), "")
-    body.add_row("smoothing", p.smoothing, "")
-    acc = "-" if p.accuracy is None else f"{100 * p.accuracy:.1f}% of {p.n_scored}"
-    body.add_row("accuracy", acc, "")
-    body.add_row("decisions", f"{p.n_decisions} / {p.n_windows} windows", "")
-    body.add_row("latency", f"p50 {_fmt(p.latency.p50_ms)}  p99 {_fmt(p.latency.p99_ms)} ms", "")
-    dropped = sum(p.drops.values())
-    drops = ", ".join(f"{k} {v}" for k, v in sorted(p.drops.items())) if dropped else "0"
-    body.add_row("dropped", drops, "")
-    return Panel(body, title=f"Profile {p.name}", border_style="magenta")
+    table = _StreamsTable(streams)
+    return Panel(Group(table, *notes) if notes else table,
+                 title="Streams (clk ms: clock offset applied)", border_style="blue")
 
 
 def _latency_panel(lat: LatencyStats) -> Panel:
     table = Table(box=None)
     for col in ("n", "p50 ms", "p95 ms", "p99 ms", "max ms"):
         table.add_column(col, justify="right")
-    table.add_row(str(lat.n), _fmt(lat.p50_ms), _fmt(lat.p95_ms), _fmt(lat.p99_ms), _fmt(lat.max_ms))
+    table.add_row(str(lat.n), fmt(lat.p50_ms), fmt(lat.p95_ms), fmt(lat.p99_ms), fmt(lat.max_ms))
     return Panel(table, title="Latency", border_style="green")
 
 
@@ -114,7 +100,9 @@ def _drops_panel(drops) -> Panel:
 
 
 def render(snapshot: Snapshot) -> RenderableType:
-    """Render a stats snapshot: streams, one panel per profile, latency, drops, errors."""
+    """Render a stats snapshot: streams (and the marker stream), calibration, one panel per
+    profile (decisions and truth strips, accuracy, confusion), the signal panel per profile,
+    latency, drops, errors."""
     header = Text(
         f"{snapshot.title}  ·  device {snapshot.device}  ·  up {snapshot.uptime_s:.0f} s", style="bold"
     )
@@ -123,7 +111,10 @@ def render(snapshot: Snapshot) -> RenderableType:
     lower.add_column(ratio=1)
     lower.add_row(_latency_panel(snapshot.latency), _drops_panel(snapshot.drops))
     parts: list[RenderableType] = [header, _streams_panel(snapshot.streams)]
-    parts += [_profile_panel(p) for p in snapshot.profiles]
+    parts += [markers_line(m) for m in snapshot.markers]
+    parts += [calibration_panel(c) for c in snapshot.calibrations]
+    parts += [profile_panel(p) for p in snapshot.profiles]
+    parts += [signal_panel(sig) for sig in snapshot.signals]
     parts.append(lower)
     if snapshot.n_errors:
         msg = Text(f"{snapshot.n_errors} error(s); last: {snapshot.last_error}", style="red")

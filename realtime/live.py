@@ -86,6 +86,10 @@ class _Output:
     processing: LatencyTracker = field(default_factory=LatencyTracker)
     n_scored: int = 0
     n_correct: int = 0
+    truth_history: deque = field(default_factory=lambda: deque(maxlen=40))  # aligned with history
+    confusion: Counter = field(default_factory=Counter)  # (truth, label) -> decisions
+    scored_by_round: Counter = field(default_factory=Counter)  # LiveLoop.round -> scored
+    correct_by_round: Counter = field(default_factory=Counter)
 
 
 class LiveLoop:
@@ -134,6 +138,11 @@ class LiveLoop:
         self._lost: dict[str, bool] = {k: False for k in self._by_stream}
         self._output_of = {id(o.pipeline): o for o in self.outputs}
         self.latency = LatencyTracker()
+        # stream key -> callables tap(chunks, hold) given every chunk list of that stream and its
+        # hold reason, on this thread, before inference (the calibration collects labelled windows
+        # and swaps models there)
+        self.taps: dict[str, list[Callable[[list, str | None], None]]] = {}
+        self.round = 0  # +1 at every calibrated model swap; scored decisions are tallied per round
         self.n_stream_resets = 0
         self.t_start = time.monotonic()
 
@@ -157,6 +166,8 @@ class LiveLoop:
             chunks = [(c.samples, c.timestamps, c.arrival, c.breaks) for c in inlet.drain()]
             if chunks:
                 hold = self._hold(inlet, outputs)
+                for tap in self.taps.get(inlet.key, ()):
+                    tap(chunks, hold)
                 for o in outputs:
                     # a held stream (not what it claims, or not checked yet): counted, not classified
                     for p in o.pipeline.push_many(chunks, clock, hold=hold):
@@ -219,8 +230,9 @@ class LiveLoop:
         idx, smoothed = o.smoother(probs)
         now = pylsl.local_clock()
         latency_ms = (now - p.arrival) * 1000.0
+        version = self.engine.models[p.pipeline.model_key].version
         d = Decision(o.name, o.classes[idx], dict(zip(o.classes, map(float, smoothed))),
-                     p.window.t_start, p.window.t_end, latency_ms, o.seq)
+                     p.window.t_start, p.window.t_end, latency_ms, o.seq, version)
         o.outlets.push(d)
         if self.on_timing is not None:
             self.on_timing(StageTimes(o.name, o.seq, batch, p.source_time, p.arrival, woke,
@@ -231,11 +243,16 @@ class LiveLoop:
         o.latency.add(latency_ms)
         o.processing.add((now - p.completed) * 1000.0)
         self.latency.add(latency_ms)
+        truth = None
         if o.ground_truth is not None:
             truth = o.ground_truth(p.window.t_start, p.window.t_end)
             if truth is not None:
                 o.n_scored += 1
                 o.n_correct += int(truth == d.label)
+                o.confusion[(truth, d.label)] += 1
+                o.scored_by_round[self.round] += 1
+                o.correct_by_round[self.round] += int(truth == d.label)
+        o.truth_history.append(truth)
         if self.on_decision is not None:
             self.on_decision(d)
 
@@ -278,6 +295,11 @@ class LiveLoop:
                 n_windows=o.pipeline.n_windows, n_decisions=o.seq,
                 accuracy=(o.n_correct / o.n_scored) if o.n_scored else None, n_scored=o.n_scored,
                 latency=o.latency.snapshot(), drops=dict(o.pipeline.all_drops()),
+                truth_history=tuple(o.truth_history), confusion=dict(o.confusion),
+                scored=o.ground_truth is not None,
+                model_version=self.engine.models[o.pipeline.model_key].version,
+                accuracy_by_round={r: (o.correct_by_round[r] / n, n)
+                                   for r, n in sorted(o.scored_by_round.items())},
             )
             for o in self.outputs
         )

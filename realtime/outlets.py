@@ -1,7 +1,8 @@
 """Decision outputs per profile: an LSL marker stream (JSON), a probability stream and a JSON-lines log.
 
 Marker stream ``eegmamba-<profile>``: type ``Markers``, irregular rate, one string channel; one JSON
-object per decision (``profile, label, probs {class: p}, t_start, t_end, latency_ms, seq``),
+object per decision (``profile, label, probs {class: p}, t_start, t_end, latency_ms, seq,
+model_version``),
 stamped with ``t_end`` (the source LSL time of the window's last sample) so that a recorder aligns
 the decision with the EEG it describes.
 
@@ -36,6 +37,7 @@ class Decision:
     t_start, t_end : float, source LSL seconds of the window's first and last sample
     latency_ms : float, from the arrival of the window's last sample to the push
     seq : int, decision counter per profile, from 0
+    model_version : int, 0 for the loaded checkpoint, +1 for every calibrated model swapped in
     """
 
     profile: str
@@ -45,6 +47,7 @@ class Decision:
     t_end: float
     latency_ms: float
     seq: int
+    model_version: int = 0
 
     def to_json(self) -> str:
         d = asdict(self)

@@ -22,7 +22,8 @@ channels (e.g. a sample-index ``misc`` channel) are pushed unchanged, with no un
 ``SAMPLE_INDEX`` holding the global sample index ``k`` so tests can trace every sample.
 
 The markers stream ``<name>-markers`` (type ``Markers``, irregular rate, 2 string channels
-``description`` and ``duration_s``) carries one sample per annotation.
+``description`` and ``duration_s``) carries one sample per annotation; ``duration_s`` is on the
+stream's clock (the file's duration / ``speed``), like the timestamps.
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ class Replay:
 
     Parameters
     ----------
-    path : str | Path
-        Any file ``mne.io.read_raw`` reads (EDF, BDF, GDF, FIF, ...).
+    path : str | Path | list of them
+        Any file ``mne.io.read_raw`` reads (EDF, BDF, GDF, FIF, ...). Several files (same channels
+        and rate) are replayed back to back as one stream, their annotations shifted to match
+        (``file_starts``: the first sample of each file).
     name : str | None
         LSL stream name; default the file stem. Markers go to ``<name>-markers``.
     source_id : str | None
@@ -104,8 +107,12 @@ class Replay:
         check_positive(chunk_size, "chunk_size")
         if not (repeat == math.inf or (isinstance(repeat, int) and repeat >= 1)):
             raise ValueError(f"repeat must be an integer >= 1 or inf, got {repeat!r}")
-        raw = load_recording(path)
-        self.path = Path(path)
+        paths = [Path(p) for p in path] if isinstance(path, (list, tuple)) else [Path(path)]
+        if not paths:
+            raise UserInputError("nothing to replay: no file given")
+        raw = _concatenate([load_recording(p) for p in paths], paths)
+        self.paths = paths
+        self.path = paths[0]
         self.name = name or self.path.stem
         self.source_id = source_id or f"eegmamba-replay:{self.name}"
         self.sfreq = float(raw.info["sfreq"])
@@ -113,6 +120,7 @@ class Replay:
         self.repeat = repeat
         self.chunk_size = chunk_size
         self.n_times = int(raw.n_times)
+        self.file_starts = list(raw.file_starts)
         scales = [mne_scale_to_uv(ch) for ch in raw.info["chs"]]
         scale = np.array([1.0 if s is None else s for s in scales])
         # (n_times, n_channels), C-contiguous rows so a chunk is a cheap slice.
@@ -269,9 +277,32 @@ class Replay:
         pos = idx % self.n_times
         for j in np.nonzero(np.isin(pos, self.marker_onsets))[0]:
             for i in np.nonzero(self.marker_onsets == pos[j])[0]:
-                sample = [self.marker_labels[i], repr(float(self.marker_durations[i]))]
+                # on the stream's clock, like the timestamps: a 4.1 s cue at speed 2 lasts 2.05 s
+                sample = [self.marker_labels[i], repr(float(self.marker_durations[i]) / self.speed)]
                 self._marker_outlet.push_sample(sample, float(stamps[j]))
                 self.n_markers_pushed += 1
+
+
+def _concatenate(raws: list, paths: list[Path]):
+    """One recording from several (back to back); ``file_starts`` holds each file's first sample."""
+    first = raws[0]
+    for r, p in zip(raws[1:], paths[1:]):
+        if r.ch_names != first.ch_names or r.info["sfreq"] != first.info["sfreq"]:
+            raise UserInputError(f"cannot replay {p} after {paths[0]}: channels or rate differ "
+                                 f"({len(r.ch_names)} ch @ {r.info['sfreq']:g} Hz vs "
+                                 f"{len(first.ch_names)} ch @ {first.info['sfreq']:g} Hz)")
+    starts = np.cumsum([0] + [r.n_times for r in raws[:-1]]).tolist()
+    if len(raws) > 1:
+        import mne
+
+        for r in raws:  # keep every annotation; the concatenation shifts their onsets
+            r.set_meas_date(None)
+        first = mne.concatenate_raws([r.copy() for r in raws], verbose="error")
+        keep = [i for i, d in enumerate(first.annotations.description)
+                if not d.upper().startswith(("BAD BOUNDARY", "EDGE BOUNDARY"))]
+        first.set_annotations(first.annotations[keep])
+    first.file_starts = starts
+    return first
 
 
 def _annotation_samples(raw) -> tuple[np.ndarray, list[str], np.ndarray]:

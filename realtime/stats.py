@@ -119,6 +119,10 @@ class ProfileStats:
     ``classes`` gives the order of ``probs`` (current smoothed probabilities); ``history`` the most
     recent labels, oldest first; ``accuracy`` is the fraction of ``n_scored`` decisions whose label
     equals the replayed annotation at the window (``None`` without annotations).
+    ``truth_history``: the true class of each ``history`` decision (None: not scored);
+    ``confusion``: (true class, decided class) -> decisions; ``scored``: truth is known for this
+    profile; ``model_version``: of the model deciding now; ``accuracy_by_round``: calibration
+    round (0 before the first model swap of the session, 1 after it, ...) -> (accuracy, scored).
     """
 
     name: str
@@ -133,12 +137,82 @@ class ProfileStats:
     n_scored: int = 0
     latency: LatencyStats = field(default_factory=LatencyStats)
     drops: Mapping[str, int] = field(default_factory=dict)
+    truth_history: tuple[str | None, ...] = ()
+    confusion: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    scored: bool = False
+    model_version: int = 0
+    accuracy_by_round: Mapping[int, tuple[float, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.probs and len(self.probs) != len(self.classes):
             raise ValueError(
                 f"profile {self.name!r}: {len(self.probs)} probabilities for {len(self.classes)} classes"
             )
+
+
+@dataclass(frozen=True)
+class ChannelQuality:
+    """One required channel over the last second of raw input: ``state`` is ``ok``, ``flat``,
+    ``railed``, ``NaN`` or ``high-amplitude`` (the profile's quality rules); ``rms_uv`` its RMS
+    around the mean (µV; None without data)."""
+
+    name: str
+    state: str = "waiting"
+    rms_uv: float | None = None
+
+
+@dataclass(frozen=True)
+class SignalStats:
+    """The channels one profile needs from one stream (``realtime.signal_quality``)."""
+
+    name: str
+    channels: tuple[ChannelQuality, ...] = ()
+
+
+@dataclass(frozen=True)
+class MarkerStats:
+    """The marker stream giving truth/cues: markers received, the last one, cues per class and
+    the clock offset applied to its timestamps (``time_correction``, s; 0 on this host)."""
+
+    name: str
+    n_markers: int = 0
+    last: str | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)
+    offset_s: float = 0.0
+    local: bool = True
+
+
+@dataclass(frozen=True)
+class CollectStats:
+    """Calibration data collection: complete trials and windows per class, drops by reason,
+    ``progress`` (0..1) towards the stop rule ``target``."""
+
+    trials: Mapping[str, int] = field(default_factory=dict)
+    windows: Mapping[str, int] = field(default_factory=dict)
+    drops: Mapping[str, int] = field(default_factory=dict)
+    progress: float = 0.0
+    target: str = ""
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class CalibrationStats:
+    """One profile's live calibration (``realtime.calibration``): ``phase`` is ``collecting``,
+    ``fine-tuning``, ``swapped``, ``kept`` or ``failed``; ``before``/``after`` the held-out metrics
+    of the current and the fine-tuned model; ``swaps`` one record per model swap."""
+
+    profile: str
+    phase: str
+    collect: CollectStats = field(default_factory=CollectStats)
+    epoch: int = 0
+    max_epochs: int = 0
+    last_epoch: Mapping = field(default_factory=dict)
+    before: Mapping | None = None
+    after: Mapping | None = None
+    message: str = ""
+    swaps: tuple = ()
+    saved: str | None = None
+    layers: str = ""
 
 
 @dataclass(frozen=True)
@@ -154,3 +228,6 @@ class Snapshot:
     n_errors: int = 0
     last_error: str | None = None
     title: str = "eegmamba-live"
+    signals: tuple[SignalStats, ...] = ()
+    markers: tuple[MarkerStats, ...] = ()
+    calibrations: tuple[CalibrationStats, ...] = ()

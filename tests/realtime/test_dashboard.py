@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 import subprocess
@@ -13,7 +14,9 @@ import pytest
 from rich.console import Console
 
 from realtime.dashboard import Dashboard, render
-from realtime.stats import LatencyStats, LatencyTracker, ProfileStats, Snapshot, StreamHealth
+from realtime.stats import (CalibrationStats, ChannelQuality, CollectStats, LatencyStats,
+                            LatencyTracker, MarkerStats, ProfileStats, SignalStats, Snapshot,
+                            StreamHealth)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -29,12 +32,30 @@ def _snapshot(label: str = "right") -> Snapshot:
         name="motor_imagery", classes=("left", "right"), label=label, probs=(0.27, 0.73),
         history=("left", "right", "right"), smoothing="mean over 3 windows", n_windows=40,
         n_decisions=37, accuracy=0.625, n_scored=32, latency=LatencyStats(37, 8.1, 11.0, 13.4, 15.0),
-        drops={"stale": 2, "gap": 1},
+        drops={"stale": 2, "gap": 1}, truth_history=("left", None, "left"), scored=True,
+        confusion={("left", "left"): 11, ("left", "right"): 5, ("right", "left"): 7,
+                   ("right", "right"): 9},
+        model_version=1, accuracy_by_round={0: (0.55, 20), 1: (0.75, 12)},
     )
+    signal = SignalStats("motor_imagery", (
+        ChannelQuality("C3", "ok", 12.34), ChannelQuality("Cz", "flat", 0.02),
+        ChannelQuality("C4", "railed", 5200.0), ChannelQuality("Pz", "NaN", None),
+        ChannelQuality("Fz", "high-amplitude", 310.0)))
+    markers = MarkerStats("S001R04-markers", 12, "T1 → left", {"left": 4, "ignore": 6, "right": 2},
+                          0.0123, False)
+    calib = CalibrationStats(
+        "motor_imagery", "swapped", CollectStats({"left": 8, "right": 7}, {"left": 36, "right": 31},
+                                                 {"unlabelled": 40}, 1.0, "15 trials", True),
+        epoch=9, max_epochs=40, last_epoch={"train_loss": 0.41, "val_loss": 0.52, "val_acc": 0.7},
+        before={"balanced_acc": 0.5, "loss": 0.71, "n_trials": 4, "acc": 0.5, "n": 18},
+        after={"balanced_acc": 0.75, "loss": 0.6, "n_trials": 4, "acc": 0.75, "n": 18},
+        message="v1 decides now", swaps=({"time": "12:00:01", "version": 1},), saved="out/S019",
+        layers="last")
     return Snapshot(
         streams=(stream,), profiles=(profile,), latency=LatencyStats(37, 8.1, 11.0, 13.4, 15.0),
         drops={"stale": 2, "gap": 1}, uptime_s=61.0, device="cpu", n_errors=1,
-        last_error="ValueError: consumer bug",
+        last_error="ValueError: consumer bug", signals=(signal,), markers=(markers,),
+        calibrations=(calib,),
     )
 
 
@@ -47,16 +68,45 @@ def _text(renderable, width: int = 140) -> str:
 def test_render_shows_every_panel():
     text = _text(render(_snapshot()))
     for expected in ("Streams", "S001R04", "lost", "160/161.6", "+1.0%", "2.41", "2/0.75s",
-                     "Profile motor_imagery", "right", "0.73", "0.27", "█", "mean over 3 windows", "lrr",
+                     "Profile motor_imagery", "right", "0.73", "0.27", "█", "mean over 3 windows",
                      "62.5% of 32", "37 / 40 windows", "Latency", "p99 ms", "13.4", "Drops", "stale",
-                     "gap", "Errors", "consumer bug", "device cpu"):
+                     "gap", "Errors", "consumer bug", "device cpu", "model v1",
+                     "before: 55.0% of 20", "after swap 1: 75.0% of 12"):
+        assert expected in text, expected
+    lines = text.splitlines()
+    decided = next(ln for ln in lines if "decided" in ln)
+    truth = next(ln for ln in lines if " truth " in ln and "decided" not in ln)
+    assert "LRR" in decided and "L·L" in truth  # the truth strip right under the decisions
+    assert lines.index(truth) == lines.index(decided) + 1
+    assert " L  left" in text and " R  right" in text  # legend
+
+
+def test_confusion_signal_markers_and_calibration_panels():
+    text = _text(render(_snapshot()))
+    row = next(ln for ln in text.splitlines() if "L left" in ln and "11" in ln)
+    assert row.strip("│ ").split()[-2:] == ["11", "5"]
+    assert "confusion (rows: truth, columns: decided)" in text
+    for expected in ("  C3 ok       12.3", "  Cz flat      0.0", "  C4 railed   5200", "  Pz NaN         -",
+                     "  Fz hi-amp  310.0", "4 bad: Cz, C4, Pz…", "markers 'S001R04-markers': 12 received",
+                     "last T1 → left", "clock offset +12.3 ms (time_correction)", "clk ms",
+                     "Calibration motor_imagery", "swapped", "left 8, right 7", "(67 windows)",
+                     "unlabelled 40", "epoch 9/40", "balanced acc 50.0% → 75.0%",
+                     "→ model v1", "out/S019"):
         assert expected in text, expected
 
 
 def test_render_fits_80_columns():
     text = _text(render(_snapshot()), width=80)
-    for expected in ("S001R04", "160/161.6", "+1.0%", "2.41", "32000", "2/0.75s", "62.5% of 32"):
+    for expected in ("S001R04", "160/161.6", "+1.0%", "2.41", "32000", "2/0.75s", "62.5% of 32",
+                     "LRR", "  C3 ok       12.3", "balanced acc 50.0% → 75.0%", "clock offset +12.3 ms"):
         assert expected in text, expected
+    assert max(len(ln) for ln in text.splitlines()) <= 80
+    remote = _snapshot()
+    remote = dataclasses.replace(remote, streams=(dataclasses.replace(
+        remote.streams[0], name="a-rather-long-stream-name", time_correction_s=-0.0042),))
+    text = _text(render(remote), width=80)
+    assert "clk ms" in text and "-4.2" in text
+    assert "a-rather-l" in text and "…" not in text.split("markers")[0]  # wrapped, not cut
 
 
 def test_render_empty_snapshot():

@@ -137,7 +137,8 @@ def test_online_equals_offline_and_every_window_counted(tmp_path, player, mi_rec
     seqs = [d["seq"] for d in reader.decisions]
     assert seqs == list(range(len(seqs)))
     for d, ts in zip(reader.decisions, reader.marker_ts):
-        assert set(d) == {"profile", "label", "probs", "t_start", "t_end", "latency_ms", "seq"}
+        assert set(d) == {"profile", "label", "probs", "t_start", "t_end", "latency_ms", "seq",
+                          "model_version"}
         assert list(d["probs"]) == list(load_profile(prof).classes)
         assert abs(sum(d["probs"].values()) - 1) < 1e-5 and d["label"] in d["probs"]
         assert math.isclose(ts, d["t_end"], abs_tol=1e-6)

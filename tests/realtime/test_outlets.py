@@ -42,7 +42,8 @@ def test_marker_and_probability_streams_read_back(unique_name, find_stream, tmp_
         p, pts = probs.pull_chunk(timeout=2.0, max_samples=5, as_numpy=True)
     log.close()
     got = [json.loads(s[0]) for s in m]
-    assert [set(g) for g in got] == [{"profile", "label", "probs", "t_start", "t_end", "latency_ms", "seq"}] * 5
+    assert [set(g) for g in got] == [{"profile", "label", "probs", "t_start", "t_end", "latency_ms", "seq",
+                                      "model_version"}] * 5
     assert [Decision(**g) for g in got] == sent
     assert [g["seq"] for g in got] == list(range(5)) and list(got[0]["probs"]) == list(CLASSES)
     np.testing.assert_allclose(mts, [d.t_end for d in sent])

@@ -61,9 +61,10 @@ def test_replay_streams_file_samples_markers_and_timestamps(player, mi_recording
     np.testing.assert_array_equal(data[:, :-1], raw.get_data().T * 1e6)
     # timestamps: exactly one period apart at 50x speed
     np.testing.assert_allclose(np.diff(ts), 1 / (160 * 50), atol=1e-9)
-    # markers: one per annotation, same labels and durations, stamped at their onset sample
+    # markers: one per annotation, same labels, durations on the stream's clock (/ speed),
+    # stamped at their onset sample
     assert [m[0][0] for m in markers] == list(raw.annotations.description)
-    assert [float(m[0][1]) for m in markers] == pytest.approx(list(raw.annotations.duration))
+    assert [float(m[0][1]) for m in markers] == pytest.approx(list(raw.annotations.duration / 50))
     onsets = np.round(raw.annotations.onset * 160).astype(int)
     np.testing.assert_allclose([m[1] for m in markers], ts[onsets], atol=1e-6)
     assert replay.n_samples_pushed == raw.n_times and replay.n_markers_pushed == len(raw.annotations)
