@@ -133,6 +133,17 @@ class Preprocessor:
         resp = filter_response(self._h / self.up, self.in_sfreq * self.up, f_pass, f_stop)
         return resp["group_delay_ms"]
 
+    @property
+    def n_in(self) -> int:
+        """Input samples pushed since the last reset."""
+        return self._n_in
+
+    def inputs_needed(self, n_out: int) -> int:
+        """Fewest input samples (from a reset) after which ``n_out`` outputs have been emitted."""
+        if n_out <= 1:
+            return max(n_out, 0)
+        return max(2, (n_out - 1) * self.down // self.up + 1)
+
     def n_outputs(self, n_in: int) -> int:
         """Output samples emitted after ``n_in`` input samples (from a reset): every k with
         ``floor(k·down/up) <= n_in - 1`` (only output 0 while a single input sample is in)."""

@@ -7,9 +7,14 @@ The loop sleeps until the acquisition thread signals that a chunk was queued
 classifies the windows they completed (one batched inference per checkpoint) and publishes: a window
 is classified in the step that receives its last input sample (the resampler has no look-ahead).
 
-Never falls behind: each step classifies at most the newest window of every pipeline; older windows
-completed meanwhile are counted as dropped (``stale``). A stream that stops for longer than the stall
-limit resets its pipelines (no window spans an outage) and windows resume when it comes back.
+Never falls behind, and degrades gracefully with many streams: each pipeline has at most one window
+waiting (a newer one replaces it, and the older is counted as dropped, ``stale``); each step
+classifies the windows of the pipelines waiting longest that share a checkpoint in one batch, sized so that a batch
+takes about ``batch_budget_s`` (from the measured cost per window), publishes them, and takes in new
+data before the next batch. A window thus waits at most about one hop plus one batch, and every
+window is classified or counted (``shutdown`` for those still waiting at :meth:`close`). A stream
+that stops for longer than the stall limit resets its pipelines (no window spans an outage) and
+windows resume when it comes back.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import pylsl
 from realtime.acquisition import Acquisition, Inlet
 from realtime.inference import InferenceEngine
 from realtime.outlets import Decision, DecisionLog, DecisionOutlets
-from realtime.pipeline import PendingWindow, ProfilePipeline, newest_only
+from realtime.pipeline import PendingWindow, ProfilePipeline
 from realtime.smoothing import Smoother
 from realtime.stats import LatencyTracker, ProfileStats, Snapshot
 
@@ -95,14 +100,20 @@ class LiveLoop:
         decisions against replayed annotations
     on_decision : callable(Decision), called after each publish
     on_timing : callable(StageTimes), called after each publish with the decision's stage times
+    batch_budget_s : float, seconds one inference batch should take (its size follows the measured
+        cost per window: large batches where they are cheap, e.g. on a GPU; small on a busy CPU)
     """
 
     def __init__(self, acquisition: Acquisition, engine: InferenceEngine,
                  pipelines: list[ProfilePipeline], log: DecisionLog | None = None,
                  ground_truth: dict[int, GroundTruth] | None = None,
                  on_decision: Callable[[Decision], None] | None = None,
-                 on_timing: Callable[[StageTimes], None] | None = None) -> None:
+                 on_timing: Callable[[StageTimes], None] | None = None,
+                 batch_budget_s: float = 0.02) -> None:
         self.acquisition, self.engine, self.log = acquisition, engine, log
+        self.batch_budget_s = float(batch_budget_s)
+        self._waiting: dict[int, PendingWindow] = {}  # per pipeline, the newest unclassified window
+        self._cost: dict[str, float] = {}  # per model, running estimate of seconds per window
         self.on_decision, self.on_timing = on_decision, on_timing
         streams = {p.stream_key for p in pipelines}
         inlet_keys = {i.key for i in acquisition.inlets}
@@ -126,11 +137,16 @@ class LiveLoop:
         self.t_start = time.monotonic()
 
     # ------------------------------------------------------------------ running
+    @property
+    def n_waiting(self) -> int:
+        """Windows complete but not classified yet (at most one per pipeline)."""
+        return len(self._waiting)
+
     def step(self) -> int:
-        """Pull what arrived, classify the newest window per pipeline, publish; return decisions."""
+        """Take in what arrived, classify one batch of the oldest waiting windows, publish; return
+        the number of decisions."""
         clock = pylsl.local_clock
         woke = clock()
-        pending: list[PendingWindow] = []
         for inlet in self.acquisition.inlets:
             outputs = self._by_stream.get(inlet.key)
             if not outputs:
@@ -140,19 +156,40 @@ class LiveLoop:
             chunks = [(c.samples, c.timestamps, c.arrival) for c in inlet.drain()]
             if chunks:
                 for o in outputs:
-                    pending.extend(o.pipeline.push_many(chunks, clock))
-        if not pending:
+                    for p in o.pipeline.push_many(chunks, clock):
+                        self._wait(p)
+        if not self._waiting:
             return 0
-        chosen = newest_only(pending)
-        by_model: dict[str, list[PendingWindow]] = {}
-        for p in chosen:
-            by_model.setdefault(p.pipeline.model_key, []).append(p)
-        for key, items in by_model.items():
-            probs = self.engine.infer(key, np.stack([p.window.data for p in items]))
-            inferred = clock()
-            for p, pr in zip(items, probs):
-                self._publish(self._output_of[id(p.pipeline)], p, pr, woke, inferred, len(items))
-        return len(chosen)
+        items = self._next_batch()
+        key = items[0].pipeline.model_key
+        t0 = clock()
+        probs = self.engine.infer(key, np.stack([p.window.data for p in items]))
+        inferred = clock()
+        per_window = (inferred - t0) / len(items)
+        old = self._cost.get(key)
+        self._cost[key] = per_window if old is None else 0.7 * old + 0.3 * per_window
+        for p, pr in zip(items, probs):
+            del self._waiting[id(p.pipeline)]
+            self._publish(self._output_of[id(p.pipeline)], p, pr, woke, inferred, len(items))
+        return len(items)
+
+    def _wait(self, p: PendingWindow) -> None:
+        """``p`` waits for a batch; the window it replaces (same pipeline, older) is ``stale`` and
+        hands on its place in the queue (the pipeline has been waiting since then)."""
+        old = self._waiting.get(id(p.pipeline))
+        if old is not None:
+            old.pipeline.drops["stale"] += 1
+        self._waiting[id(p.pipeline)] = p  # dict order: since when the pipeline waits
+
+    def _next_batch(self) -> list[PendingWindow]:
+        """The pipeline waiting longest and the next longest of the same checkpoint, as many as fit
+        the batch budget at the model's measured cost per window (one at first). Under overload the
+        pipelines take turns."""
+        waiting = list(self._waiting.values())
+        key = waiting[0].pipeline.model_key
+        cost = self._cost.get(key)
+        n = 1 if cost is None else max(1, int(self.batch_budget_s / max(cost, 1e-6)))
+        return [p for p in waiting if p.pipeline.model_key == key][:n]
 
     def _watch_loss(self, inlet: Inlet, outputs: list[_Output]) -> None:
         lost = inlet.state == "lost"
@@ -199,10 +236,15 @@ class LiveLoop:
                 wait = min(wait, end - time.monotonic())
                 if wait <= 0:
                     break
-            self.acquisition.wait_for_data(wait)
+            if not self._waiting:  # windows waiting: go on with the next batch at once
+                self.acquisition.wait_for_data(wait)
             self.step()  # also on a timeout: a lost stream must reset its pipelines
 
     def close(self) -> None:
+        """Close the outlets; windows still waiting are counted as dropped (``shutdown``)."""
+        for p in self._waiting.values():
+            p.pipeline.drops["shutdown"] += 1
+        self._waiting.clear()
         for o in self.outputs:
             o.outlets.close()
 

@@ -98,6 +98,14 @@ def test_zero_lookahead_outputs_final_when_their_last_input_arrives(rate):
         np.testing.assert_allclose(ty, tw[ks], atol=1e-9)
 
 
+@pytest.mark.parametrize("rate", [160, 128, 256, 100, 200, 1000])
+def test_inputs_needed_inverts_n_outputs(rate):
+    pre = Preprocessor(FilterSpec(), rate, 1)
+    for m in range(0, 2000, 7):
+        n = pre.inputs_needed(m)
+        assert pre.n_outputs(n) >= m and (n == 0 or pre.n_outputs(n - 1) < m)
+
+
 def test_window_complete_when_its_last_input_sample_is_pushed(shared_data):
     """Live: a motor-imagery window comes out of the push that delivers the last input sample at or
     before its end (at 160 Hz in chunks of 10, a window ends on a chunk's last sample)."""
@@ -114,7 +122,8 @@ def test_window_complete_when_its_last_input_sample_is_pushed(shared_data):
             last_input = int(np.floor(w.t_end * rate + 1e-6))  # newest input at or before t_end
             assert last_input == min(i + 9, x.shape[1] - 1)  # ... is in this very chunk: the last
             n_windows += 1
-    assert n_windows == 1 + (20 - 4) * 2  # 4-s windows every 0.5 s over 20 s, the last one included
+    L, hop = prof.window.length_s, prof.window.hop_s
+    assert n_windows == 1 + round((20 - L) / hop)  # L-s windows every hop s over 20 s, the last one included
 
 
 @pytest.mark.parametrize("rate", [128, 160, 250, 256, 500, 100, 50])

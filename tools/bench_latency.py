@@ -18,7 +18,12 @@ Per stage (``LiveLoop(on_timing=...)``): push → arrival (LSL transport + the a
 poll), arrival → preprocessed (wake-up, drain, filter, resample, window), preprocessed → inferred
 (batch across streams + model), inferred → pushed (smoothing, outlets), pushed → received.
 
-Every window is accounted for: produced = published + dropped (by reason); ``uncounted`` must be 0.
+``--stagger 0`` (default) opens all inlets at once: every stream's windows complete in the same
+~10 ms, the worst case for a batch; ``--stagger 0.5`` spreads the phases over one hop, as
+independent headsets would be.
+
+Every window is accounted for: produced = published + dropped (by reason) + still waiting for the
+next batch when the measurement ends; ``uncounted`` must be 0.
 The largest N with p99(recv) ≤ 100 ms and nothing uncounted is reported.
 
     python tools/bench_latency.py --streams 1,16,64 --duration 20 --peers floor,csp,cnn --json out.json
@@ -36,6 +41,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -95,7 +101,11 @@ def _measure(names: list[str], checkpoint: Path, args) -> dict:
     engine = InferenceEngine(args.device, threads=args.threads)
     model = engine.load(checkpoint)
     pipelines = []
-    for n in names:
+    t_open = time.monotonic()
+    for i, n in enumerate(names):
+        # a stream's windows are cut from the first sample its inlet receives: spreading the opens
+        # over --stagger seconds spreads the streams' window phases (independent headsets)
+        time.sleep(max(0.0, t_open + args.stagger * i / len(names) - time.monotonic()))
         inlet = acq.add(StreamQuery(name=n), timeout=20.0)
         pipelines.append(ProfilePipeline(profile, inlet.key, inlet.ch_names, inlet.sfreq, model.key))
     engine.warm_up()
@@ -106,13 +116,25 @@ def _measure(names: list[str], checkpoint: Path, args) -> dict:
         if recording[0]:
             timings.append(t)
 
-    loop = LiveLoop(acq, engine, pipelines, on_timing=record)
+    try:
+        loop = LiveLoop(acq, engine, pipelines, on_timing=record, **(
+            {"batch_budget_s": args.batch_budget} if args.batch_budget is not None else {}))
+    except TypeError:  # an older LiveLoop (before/after runs): decisions only, no stage times
+        def record_decision(d) -> None:
+            import pylsl
+
+            record(SimpleNamespace(output=d.profile, seq=d.seq, batch=float("nan"), source=d.t_end,
+                                   arrival=None, preprocessed=None, inferred=None,
+                                   pushed=pylsl.local_clock()))
+
+        loop = LiveLoop(acq, engine, pipelines, on_decision=record_decision)
     marker_names = {o.outlets.marker_name: o.name for o in loop.outputs}
     with marker_client(list(marker_names)) as received, acq:
         loop.run(args.warmup)  # fill the 4-s windows, settle the clocks
         base_windows = sum(o.pipeline.n_windows for o in loop.outputs)
         base_pub = sum(o.seq for o in loop.outputs)
         base_drops = loop.drops()
+        base_waiting = getattr(loop, "n_waiting", 0)
         recording[0] = True
         cpu0, t0 = time.process_time(), time.monotonic()
         loop.run(args.duration)
@@ -122,6 +144,7 @@ def _measure(names: list[str], checkpoint: Path, args) -> dict:
         windows = sum(o.pipeline.n_windows for o in loop.outputs) - base_windows
         published = sum(o.seq for o in loop.outputs) - base_pub
         drops = loop.drops() - base_drops
+        waiting = getattr(loop, "n_waiting", 0) - base_waiting  # complete, to be classified in the next batch
         health = acq.health()
         time.sleep(0.3)  # let the last markers reach the client
     loop.close()
@@ -133,11 +156,12 @@ def _measure(names: list[str], checkpoint: Path, args) -> dict:
         rows.append(row)
     stages = {name: _pct([1e3 * (r[b] - r[a]) for r in rows if r[a] is not None and r[b] is not None])
               for name, a, b in STAGES}
-    batches = [t.batch for t in timings]
+    batches = [t.batch for t in timings if t.batch == t.batch]
     return {
         "streams": len(names), "windows": windows, "decisions": published,
         "markers_received": stages["push_to_received"]["n"],
-        "dropped": dict(drops), "uncounted": windows - published - sum(drops.values()),
+        "dropped": dict(drops), "waiting_at_end": waiting,
+        "uncounted": windows - published - sum(drops.values()) - waiting,
         "decisions_per_s_per_stream": round(published / wall / len(names), 3),
         "stages_ms": stages, "batch": _pct(batches),
         "gaps": sum(h.n_gaps for h in health), "process_cpu_pct": round(cpu, 1),
@@ -192,6 +216,11 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (as eegmamba-live)")
     ap.add_argument("--poll-interval", type=float, default=None,
                     help="acquisition poll interval, seconds (default: AcquisitionConfig's)")
+    ap.add_argument("--stagger", type=float, default=0.0,
+                    help="spread the streams' window phases over this many seconds (0: all streams' "
+                    "windows complete together, the worst case; 0.5 = one hop: evenly spread)")
+    ap.add_argument("--batch-budget", type=float, default=None,
+                    help="LiveLoop batch_budget_s, seconds (default: LiveLoop's)")
     ap.add_argument("--peers", default="floor,csp,cnn", help="peers of bench_latency_peers.py run "
                     "on 1 stream in this run (empty: none)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
@@ -227,6 +256,7 @@ def main(argv=None) -> int:
         "load_avg_1min_before_after": [round(load0[0], 2), round(load1[0], 2)],
         "device": args.device, "torch_threads": args.threads, "file": args.file.name,
         "poll_interval_s": args.poll_interval, "duration_s": args.duration,
+        "stagger_s": args.stagger, "batch_budget_s": args.batch_budget,
         "profile": "motor_imagery (4 s windows, hop 0.5 s, 22 ch, 200 Hz)",
         "latency_from": "push time of the chunk holding the window's last input sample",
         "results": results, "max_streams_p99_le_100ms": max(ok) if ok else 0, "peers": peers,

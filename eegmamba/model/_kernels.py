@@ -1,22 +1,31 @@
 """Scan kernels: the chunked pure-PyTorch linear recurrence, and the one place that imports the
-optional fused CUDA kernels of ``mamba-ssm``.
+optional fused kernels (numba's CPU scan, ``mamba-ssm``'s CUDA kernels).
 
 Everything else asks this module which backend to use (:func:`resolve_backend`) and gets the
-fused functions from the accessors below, so the optional import, its error message and the
-install command live in one place (pattern of state-spaces/mamba's ``selective_scan_fn`` /
+fused functions from the accessors below, so the optional imports, their error messages and the
+install commands live in one place (pattern of state-spaces/mamba's ``selective_scan_fn`` /
 ``selective_scan_ref`` pair).
 
 Backends
 --------
-``"ref"``       pure-PyTorch reference (any device, autograd through it); used on CPU.
+``"ref"``       pure-PyTorch reference (any device, autograd through it); the ground truth.
+``"cpu_fused"`` the fused numba kernel of :mod:`eegmamba.model.selective_scan_cpu` (CPU tensors).
 ``"mamba_ssm"`` the fused CUDA kernels of the ``mamba-ssm`` package (CUDA tensors only).
-``"auto"``      ``"mamba_ssm"`` for CUDA tensors when ``mamba-ssm`` imports, else ``"ref"``.
+``"auto"``      ``"mamba_ssm"`` for CUDA tensors when ``mamba-ssm`` imports; ``"cpu_fused"`` for
+                CPU tensors when numba imports (else ``"ref"``, with one warning line); ``"ref"``
+                on other devices.
+
+The Mamba-1 selective scan uses all four; the Mamba-2 (SSD) scan of :mod:`eegmamba.eegm2` has no
+CPU kernel of its own and runs its reference wherever ``resolve_backend`` does not say
+``"mamba_ssm"``.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import math
+from types import ModuleType
 from typing import Any, Callable
 
 import torch
@@ -24,7 +33,7 @@ from torch import Tensor
 
 from eegmamba._checks import check_option, check_type
 
-BACKENDS: tuple[str, ...] = ("auto", "ref", "mamba_ssm")
+BACKENDS: tuple[str, ...] = ("auto", "ref", "cpu_fused", "mamba_ssm")
 
 INSTALL_HINT = (
     'install it on a CUDA machine with `pip install "eegmamba-live[cuda]"` '
@@ -47,6 +56,59 @@ def has_mamba_ssm() -> bool:
     return _import_error() is None
 
 
+NUMBA_HINT = "install numba (`pip install numba`: wheels for Linux, macOS and Windows)"
+
+_log = logging.getLogger("eegmamba")
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_import_error() -> str | None:
+    """Why the fused CPU scan (numba) cannot be imported (``None`` if it can)."""
+    try:
+        from eegmamba.model import _scan_cpu  # noqa: F401
+    except Exception as err:  # ImportError, or a numba/llvmlite that fails to load or compile
+        return f"{type(err).__name__}: {err}".splitlines()[0]
+    return None
+
+
+def has_cpu_fused() -> bool:
+    """Whether the fused CPU scan (numba) imports here."""
+    return _cpu_import_error() is None
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_cpu_fallback() -> None:
+    _log.warning("eegmamba: fused CPU scan unavailable (%s); using the slower backend='ref'. "
+                 "To fix: %s", _cpu_import_error(), NUMBA_HINT)
+
+
+def cpu_fused_kernels() -> ModuleType:
+    """The numba kernel module :mod:`eegmamba.model._scan_cpu`.
+
+    Raises ``RuntimeError`` saying why and how to install numba where it does not import.
+    """
+    if not has_cpu_fused():
+        raise RuntimeError(f"the fused CPU scan needs numba, which does not import "
+                           f"({_cpu_import_error()}); {NUMBA_HINT}, or use backend='ref'")
+    from eegmamba.model import _scan_cpu
+
+    return _scan_cpu
+
+
+def warmup(backend: str = "auto", device: torch.device | str = "cpu",
+           backward: bool = True) -> float:
+    """Compile (or load from numba's on-disk cache) the fused CPU kernels now, so that the first
+    window or training step does not pay it; returns the seconds taken (0 where the resolved
+    backend has nothing to compile). The live loop's model warm-up and the trainer call it.
+    ``backward=False`` compiles the inference kernels only.
+    """
+    if resolve_backend(backend, device) != "cpu_fused":
+        return 0.0
+    from eegmamba.model import selective_scan_cpu
+
+    return selective_scan_cpu.warmup(backward=backward)
+
+
 def _device_of(device: Any) -> torch.device:
     if isinstance(device, torch.Tensor):
         return device.device
@@ -55,12 +117,13 @@ def _device_of(device: Any) -> torch.device:
 
 
 def resolve_backend(backend: str, device: torch.device | str | torch.Tensor) -> str:
-    """Return the concrete backend, ``"ref"`` or ``"mamba_ssm"``, for tensors on ``device``.
+    """Return the concrete backend, ``"ref"``, ``"cpu_fused"`` or ``"mamba_ssm"``, for tensors
+    on ``device``.
 
     Parameters
     ----------
     backend : str
-        ``"auto"``, ``"ref"`` or ``"mamba_ssm"``.
+        One of :data:`BACKENDS`.
     device : torch.device | str | Tensor
         Where the inputs live (a tensor stands for its device).
 
@@ -69,15 +132,28 @@ def resolve_backend(backend: str, device: torch.device | str | torch.Tensor) -> 
     ValueError
         ``backend`` is not one of :data:`BACKENDS`.
     RuntimeError
-        ``"mamba_ssm"`` was forced for CPU tensors or where the kernel does not import;
-        the message says why and how to install it.
+        ``"mamba_ssm"`` was forced for CPU tensors, ``"cpu_fused"`` for non-CPU tensors, or
+        either where its kernel does not import; the message says why and how to install it.
+        (``"auto"`` never raises: without numba it logs one warning line and uses ``"ref"``.)
     """
     check_option(backend, BACKENDS, "backend")
     dev = _device_of(device)
     if backend == "ref":
         return "ref"
     if backend == "auto":
-        return "mamba_ssm" if dev.type == "cuda" and has_mamba_ssm() else "ref"
+        if dev.type == "cuda":
+            return "mamba_ssm" if has_mamba_ssm() else "ref"
+        if dev.type == "cpu":
+            if has_cpu_fused():
+                return "cpu_fused"
+            _warn_cpu_fallback()
+        return "ref"
+    if backend == "cpu_fused":
+        if dev.type != "cpu":
+            raise RuntimeError(f"backend='cpu_fused' needs CPU tensors, got tensors on {dev}; "
+                               "use backend='auto' (mamba-ssm on CUDA) or 'ref'")
+        cpu_fused_kernels()  # raises with the install hint where numba does not import
+        return "cpu_fused"
     if dev.type != "cuda":
         raise RuntimeError(
             f"backend='mamba_ssm' needs CUDA tensors, got tensors on {dev}; "

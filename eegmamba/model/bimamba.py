@@ -10,8 +10,12 @@
 
 Each direction (:class:`MambaBranch`) is the inner part of a Mamba-1 mixer (Gu & Dao, 2023): causal
 depthwise conv + SiLU, input-dependent ``Δ, B, C`` and the selective scan. The scan runs on the
-pure-PyTorch reference or on mamba-ssm's fused kernel (``backend``); the math around it is shared, so
-both backends compute the same function.
+pure-PyTorch reference, numba's fused CPU kernel or mamba-ssm's fused CUDA kernel (``backend``); all
+compute the same function.
+
+With the fused CPU backend the block keeps the Linear layers' (B, L, d_inner) layout throughout: the
+conv + SiLU and the scan run in it directly, and the backward direction runs the conv and the scan
+from the last step to the first (``reverse=True``) instead of flipping the sequence twice.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from eegmamba.model import _kernels
 from eegmamba.model.selective_scan import selective_scan
 
 
@@ -67,6 +72,24 @@ class MambaBranch(nn.Module):
         self.A_log = nn.Parameter(torch.log(a))
         self.D = nn.Parameter(torch.ones(d_inner))
 
+    def forward_bld(self, x: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+        """Fused CPU path: ``x (B, L, d_inner)`` → ``y (B, L, d_inner)``, float32/float64.
+
+        ``reverse=True`` computes ``flip(forward(flip(x)))`` (anti-causal), without flipping.
+        """
+        from eegmamba.model._conv_cpu import conv_silu
+        from eegmamba.model.selective_scan_cpu import selective_scan_bld
+
+        x = conv_silu(x, self.conv1d.weight, self.conv1d.bias, reverse)
+        dbc = self.x_proj(x)  # (B, L, dt_rank + 2N): B and C are read from it in place
+        r, n = self.dt_rank, self.d_state
+        dt = F.linear(dbc[..., :r], self.dt_proj.weight)  # bias goes in as delta_bias
+        y, _ = selective_scan_bld(
+            x, dt, -torch.exp(self.A_log.to(x.dtype)), dbc, r, r + n, 1, self.D.to(x.dtype),
+            delta_bias=self.dt_proj.bias.to(x.dtype), delta_softplus=True, reverse=reverse,
+        )
+        return y
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (B, d_inner, L)`` → ``y (B, d_inner, L)``, causal in L."""
         L = x.shape[-1]
@@ -74,14 +97,15 @@ class MambaBranch(nn.Module):
         dbc = self.x_proj(x.transpose(1, 2))  # (B, L, dt_rank + 2N)
         dt, b, c = torch.split(dbc, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)  # bias goes in as delta_bias
+        f = torch.promote_types(x.dtype, torch.float32)  # float32 for 16-bit, float64 stays
         return selective_scan(
             x,
             dt,
-            -torch.exp(self.A_log.float()),
+            -torch.exp(self.A_log.to(f)),
             b.transpose(1, 2),
             c.transpose(1, 2),
-            self.D.float(),
-            delta_bias=self.dt_proj.bias.float(),
+            self.D.to(f),
+            delta_bias=self.dt_proj.bias.to(f),
             delta_softplus=True,
             backend=self.backend,
         )
@@ -120,10 +144,21 @@ class BiMambaBlock(nn.Module):
             if branch is not None:
                 branch.backend = backend
 
+    def _fused(self, t: torch.Tensor) -> bool:
+        """Whether this call takes the fused CPU path (backend resolves to ``cpu_fused``)."""
+        return (t.dtype in (torch.float32, torch.float64)
+                and _kernels.resolve_backend(self.forward_branch.backend, t.device) == "cpu_fused")
+
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         t_norm = self.norm(t)
-        x = self.linear_x(t_norm).transpose(1, 2)  # (B, d_inner, L)
+        x = self.linear_x(t_norm)  # (B, L, d_inner)
         z = self.linear_z(t_norm)  # (B, L, d_inner)
+        if self._fused(t):
+            y = self.forward_branch.forward_bld(x)
+            if self.backward_branch is not None:
+                y = y + self.backward_branch.forward_bld(x, reverse=True)
+            return self.linear_d(y * F.silu(z)) + t
+        x = x.transpose(1, 2)  # (B, d_inner, L)
         y = self.forward_branch(x)
         if self.backward_branch is not None:
             y = y + self.backward_branch(x.flip(-1)).flip(-1)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eegmamba._checks import check_option, check_positive
+from eegmamba.model._kernels import BACKENDS  # noqa: F401  (re-exported: the scan backends)
 
-BACKENDS = ("auto", "ref", "mamba_ssm")
 CLS_POSITIONS = ("start", "middle", "end")
 
 

@@ -80,7 +80,8 @@ class EEGMamba(nn.Module):
         return self.config.task(self._task_name(task))
 
     def set_backend(self, backend: str) -> None:
-        """Switch the selective-scan backend (``"auto" | "ref" | "mamba_ssm"``) of every block."""
+        """Switch the selective-scan backend (``"auto" | "ref" | "cpu_fused" | "mamba_ssm"``) of
+        every block."""
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         for block in self.blocks:

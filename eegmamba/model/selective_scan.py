@@ -49,30 +49,40 @@ def _shape_error(name: str, expected: str, got: Tensor) -> ValueError:
     return ValueError(f"selective_scan: {name} must have shape {expected}, got {tuple(got.shape)}")
 
 
-def _bc_layout(M: Tensor, name: str, b: int, d: int, n: int, L: int, dtype: torch.dtype) -> Tensor:
-    """B or C in a layout that broadcasts against (b, d, L, n) without copying where possible."""
-    M = M.to(dtype)
+def _bc_check(M: Tensor, name: str, b: int, d: int, n: int, L: int) -> None:
+    """Raise ``ValueError`` unless B or C has one of the accepted shapes."""
     if M.dim() == 2:  # time-invariant (d, n)
         if tuple(M.shape) != (d, n):
             raise _shape_error(name, f"(d_inner, d_state)=({d}, {n})", M)
-        return M[None, :, None, :]
-    if M.dim() == 3:
+    elif M.dim() == 3:
         if tuple(M.shape) != (b, n, L):
             raise _shape_error(name, f"(batch, d_state, L)=({b}, {n}, {L})", M)
-        return M.transpose(1, 2)[:, None]
-    if M.dim() == 4:
+    elif M.dim() == 4:
         g = M.shape[1]
         if M.shape[0] != b or M.shape[2:] != (n, L) or g < 1 or d % g:
             raise _shape_error(name, f"(batch, groups, d_state, L)=({b}, g, {n}, {L}), g | {d}", M)
-        M = M.transpose(2, 3)  # (b, g, L, n)
-        if g == 1:
-            return M
-        # each group serves d // g consecutive channels (mamba-ssm's "B G N L -> B (G H) N L")
-        return M[:, :, None].expand(b, g, d // g, L, n).reshape(b, d, L, n)
-    raise _shape_error(name, "(d, n), (batch, n, L) or (batch, groups, n, L)", M)
+    else:
+        raise _shape_error(name, "(d, n), (batch, n, L) or (batch, groups, n, L)", M)
 
 
-def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> _Inputs:
+def _bc_layout(M: Tensor, name: str, b: int, d: int, n: int, L: int, dtype: torch.dtype) -> Tensor:
+    """B or C in a layout that broadcasts against (b, d, L, n) without copying where possible."""
+    _bc_check(M, name, b, d, n, L)
+    M = M.to(dtype)
+    if M.dim() == 2:
+        return M[None, :, None, :]
+    if M.dim() == 3:
+        return M.transpose(1, 2)[:, None]
+    g = M.shape[1]
+    M = M.transpose(2, 3)  # (b, g, L, n)
+    if g == 1:
+        return M
+    # each group serves d // g consecutive channels (mamba-ssm's "B G N L -> B (G H) N L")
+    return M[:, :, None].expand(b, g, d // g, L, n).reshape(b, d, L, n)
+
+
+def _validate(u, delta, A, B, C, D, z, delta_bias) -> tuple[int, int, int, int]:
+    """Check types and shapes (B and C too); return ``(b, d, L, n)``."""
     for name, t in (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C)):
         if not isinstance(t, Tensor):
             raise TypeError(f"selective_scan: {name} must be a torch.Tensor, got {type(t).__name__}")
@@ -86,18 +96,25 @@ def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> _Inputs:
     if A.dim() != 2 or A.shape[0] != d:
         raise _shape_error("A", f"(d_inner, d_state) with d_inner={d}", A)
     n = A.shape[1]
-    dtype = torch.promote_types(u.dtype, torch.float32)
-    delta = delta.to(dtype)
-    if delta_bias is not None:
-        if delta_bias.shape != (d,):
-            raise _shape_error("delta_bias", f"(d_inner,)=({d},)", delta_bias)
-        delta = delta + delta_bias.to(dtype)[:, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
+    if delta_bias is not None and delta_bias.shape != (d,):
+        raise _shape_error("delta_bias", f"(d_inner,)=({d},)", delta_bias)
     if D is not None and D.shape != (d,):
         raise _shape_error("D", f"(d_inner,)=({d},)", D)
     if z is not None and z.shape != u.shape:
         raise _shape_error("z", f"(batch, d_inner, L)=({b}, {d}, {L}) like u", z)
+    for M, name in ((B, "B"), (C, "C")):
+        _bc_check(M, name, b, d, n, L)
+    return b, d, L, n
+
+
+def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> _Inputs:
+    b, d, L, n = _validate(u, delta, A, B, C, D, z, delta_bias)
+    dtype = torch.promote_types(u.dtype, torch.float32)
+    delta = delta.to(dtype)
+    if delta_bias is not None:
+        delta = delta + delta_bias.to(dtype)[:, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
     return _Inputs(
         u=u.to(dtype),
         delta=delta,
@@ -344,9 +361,17 @@ def selective_scan(
     """
     if not isinstance(u, Tensor):
         raise TypeError(f"selective_scan: u must be a torch.Tensor, got {type(u).__name__}")
-    if _kernels.resolve_backend(backend, u.device) == "mamba_ssm":
+    resolved = _kernels.resolve_backend(backend, u.device)
+    if resolved == "mamba_ssm":
         fn = _kernels.selective_scan_fn()
         return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    if resolved == "cpu_fused":
+        from eegmamba.model import selective_scan_cpu as fused
+
+        _validate(u, delta, A, B, C, D, z, delta_bias)
+        if fused.supports_layout(B, C) or backend == "cpu_fused":  # forced: a clear error
+            return fused.selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                            return_last_state)
     return selective_scan_ref(
         u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
     )

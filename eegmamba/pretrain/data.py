@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import collections
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -148,9 +148,7 @@ def pretrain_profile(ch_names: Sequence[str] | None = None, *, base: Profile | s
         d["filter"] = {"l_freq": f.l_freq, "h_freq": f.h_freq, "order": f.order, "notch_hz": f.notch_hz}
         d["normalization"] = base.normalization
         d["subject_aliases"] = dict(base.subject_aliases)
-        q = base.quality
-        d["quality"] = {"on_bad": q.on_bad, "flat_std_uv": q.flat_std_uv,
-                        "saturation_uv": q.saturation_uv, "gap_factor": q.gap_factor}
+        d["quality"] = asdict(base.quality)
     else:
         d["filter"] = {"l_freq": DEFAULT_BAND[0], "h_freq": DEFAULT_BAND[1], "order": 4, "notch_hz": None}
     if band is not None:
