@@ -29,7 +29,7 @@ _STATE_STYLE = {"ok": "green", "lost": "bold red", "waiting": "yellow"}
 
 _STREAM_COLUMNS = ("state", "ch", "Hz nom/meas", "drift", "jit", "age s", "samples", "gaps", "jmp",
                    "bwd", "lost", "rec", "err", "clk ms")
-_NARROW_DROPS = ("bwd", "rec")  # below 110 columns, so that the stream name keeps its room
+_NARROW_DROPS = ("bwd", "rec", "jit", "jmp")  # below 110 columns, so that the stream name keeps its room
 
 
 class _StreamsTable:
