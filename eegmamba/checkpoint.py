@@ -112,7 +112,9 @@ def load_checkpoint(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a model from a checkpoint folder; return ``(model in eval mode, metadata dict)``.
 
-    The returned dict is the whole ``model.json`` (the caller's metadata is under ``"metadata"``).
+    The returned dict is the whole ``model.json`` (the caller's metadata is under ``"metadata"``);
+    when the weights use an older version's tensor names that the model maps (``upgrade_state_dict``,
+    e.g. count-keyed spatial branches), ``"upgraded"`` lists what was mapped.
     Raises :class:`CheckpointError` naming the file and the problem for missing, truncated, corrupt
     or mismatched files.
     """
@@ -146,6 +148,10 @@ def load_checkpoint(
         raise CheckpointError(
             f"{weights}: weights are for variant {file_variant!r} but {METADATA} says {meta['variant']!r}"
         )
+    upgrade = getattr(model, "upgrade_state_dict", None)
+    upgraded = upgrade(tensors) if upgrade is not None else []
+    if upgraded:  # an older version's tensor names, mapped; the record says so
+        meta = {**meta, "upgraded": upgraded}
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

@@ -3,7 +3,8 @@
 A profile is everything both sides (offline training and the live loop) must agree on: the target
 rate, the window (length and hop, seconds), the filter, per-window normalization, the channel list and
 its aliases, the class order (= model output order), the label rules that map annotation descriptions
-to classes, the smoothing of live predictions and the window quality rules.
+to classes, the smoothing of live predictions, the window quality rules and subject aliases (file
+subjects that are one person, for subject-grouped cross-validation).
 
 Errors name the file and the field: ``profiles/x.yaml: window.hop_s must be > 0, got -1``.
 """
@@ -140,24 +141,41 @@ class SmoothingSpec:
 
 @dataclass(frozen=True)
 class QualitySpec:
-    """Window quality rules, applied to the band-passed 200 Hz signal of a window.
+    """Window quality rules (see ``eegmamba.windowing`` for the order they are applied in).
 
-    ``flat_std_uv``: a channel whose std (µV) is below this is flat. ``saturation_uv``: a channel whose
-    peak |x| (µV) reaches this is saturated/artefact. ``on_bad``: ``skip`` drops such windows,
-    ``flag`` keeps them with ``Window.flags`` set. Non-finite data and timestamp gaps (consecutive
-    timestamps further apart than ``gap_factor`` sample periods) always drop the window.
+    On the band-passed 200 Hz signal of a window: ``flat_std_uv``: a channel whose std (µV) is below
+    this is flat. ``saturation_uv``: a channel whose peak |x| (µV) reaches this is saturated/artefact.
+    On the raw input samples (µV, before filtering) inside the window: ``flat_run_s``: a channel
+    whose consecutive samples differ by at most ``flat_run_uv`` for this long (seconds) has a
+    flat-line (a partial dropout; ``None`` disables); ``rail_uv``/``rail_run_s``: a channel at
+    |x| >= ``rail_uv`` for this long sits on the amplifier's rail (``rail_uv: null`` disables, e.g.
+    for DC-coupled amplifiers with large offsets). ``on_bad``: ``skip`` drops such windows,
+    ``flag`` keeps them with ``Window.flags`` set. Non-finite data, timestamp gaps (consecutive
+    timestamps further apart than ``gap_factor`` sample periods) and jumps always drop the window.
+
+    Defaults, from the 90 recordings in ``shared/data``: with ``flat_run_uv`` 0.5 µV no run longer
+    than 0.22 s occurs outside the zero padding that ends many EEGMMIDB files (0.5 s, all channels),
+    and 5000 µV is 6 × the largest |x| of any of them.
     """
 
     on_bad: str = "skip"
     flat_std_uv: float = 0.5
     saturation_uv: float = 1000.0
     gap_factor: float = 1.5
+    flat_run_s: float | None = 0.25
+    flat_run_uv: float = 0.5
+    rail_uv: float | None = 5000.0
+    rail_run_s: float = 0.25
 
 
 @dataclass(frozen=True)
 class Profile:
     """A validated task profile (see module docstring). ``normalization``: ``zscore`` = per window,
-    per channel (x - mean) / std over the window's samples; ``none`` = µV as filtered."""
+    per channel (x - mean) / std over the window's samples; ``recording`` = per window, per channel
+    (x - mean) / the channel's causal running RMS since the stream or file started (keeps absolute
+    amplitude within a recording; ``eegmamba.windowing``); ``none`` = µV as filtered.
+    ``subject_aliases``: file subject → the subject it is the same person as (added to the data
+    layer's known aliases, ``eegmamba.data.readers.KNOWN_SUBJECT_ALIASES``)."""
 
     name: str
     task: str
@@ -170,6 +188,7 @@ class Profile:
     normalization: str = "zscore"
     smoothing: SmoothingSpec = SmoothingSpec()
     quality: QualitySpec = QualitySpec()
+    subject_aliases: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     source: str = field(default="<dict>", compare=False)
 
@@ -200,6 +219,7 @@ class Profile:
         d["channels"]["aliases"] = {k: list(v) for k, v in self.channels.aliases.items()}
         d["channels"]["names"] = list(self.channels.names)
         d["classes"] = list(self.classes)
+        d["subject_aliases"] = dict(self.subject_aliases)
         d["labels"] = [
             {"description": list(r.descriptions), "class": r.cls}
             | ({"runs": list(r.runs)} if r.runs is not None else {})
@@ -214,7 +234,7 @@ class Profile:
 
 
 _TOP = {"name", "task", "description", "sfreq", "window", "filter", "normalization", "channels",
-        "classes", "labels", "smoothing", "quality"}
+        "classes", "labels", "smoothing", "quality", "subject_aliases"}
 
 
 def _parse(d: Any, c: _Ctx) -> Profile:
@@ -278,20 +298,28 @@ def _parse(d: Any, c: _Ctx) -> Profile:
         descr = tuple(s.strip() for s in c.str_list(r["description"], f"{fld}.description"))
         rules.append(LabelRule(descr, cls, runs))
 
-    norm = c.option(d.get("normalization", "zscore"), "normalization", ("zscore", "none"))
+    norm = c.option(d.get("normalization", "zscore"), "normalization", ("zscore", "recording", "none"))
 
     s = c.keys(d.get("smoothing", {}), "smoothing", {"method", "k"})
     smoothing = SmoothingSpec(
         c.option(s.get("method", "none"), "smoothing.method", ("none", "mean", "majority")),
         c.int_(s.get("k", 1), "smoothing.k", ge=1),
     )
-    q = c.keys(d.get("quality", {}), "quality", {"on_bad", "flat_std_uv", "saturation_uv", "gap_factor"})
+    qd = QualitySpec()
+    q = c.keys(d.get("quality", {}), "quality", set(QualitySpec.__dataclass_fields__))
+    flat_run_s = q.get("flat_run_s", qd.flat_run_s)
+    rail_uv = q.get("rail_uv", qd.rail_uv)
     quality = QualitySpec(
         c.option(q.get("on_bad", "skip"), "quality.on_bad", ("skip", "flag")),
-        c.num(q.get("flat_std_uv", 0.5), "quality.flat_std_uv", ge=0),
-        c.num(q.get("saturation_uv", 1000.0), "quality.saturation_uv", gt=0),
-        c.num(q.get("gap_factor", 1.5), "quality.gap_factor", gt=1),
+        c.num(q.get("flat_std_uv", qd.flat_std_uv), "quality.flat_std_uv", ge=0),
+        c.num(q.get("saturation_uv", qd.saturation_uv), "quality.saturation_uv", gt=0),
+        c.num(q.get("gap_factor", qd.gap_factor), "quality.gap_factor", gt=1),
+        None if flat_run_s is None else c.num(flat_run_s, "quality.flat_run_s", gt=0),
+        c.num(q.get("flat_run_uv", qd.flat_run_uv), "quality.flat_run_uv", ge=0),
+        None if rail_uv is None else c.num(rail_uv, "quality.rail_uv", gt=0),
+        c.num(q.get("rail_run_s", qd.rail_run_s), "quality.rail_run_s", gt=0),
     )
+    subject_aliases = _subject_aliases(d.get("subject_aliases") or {}, c)
     task = c.str_(d.get("task", name), "task")
     descr = d.get("description", "")
     if not isinstance(descr, str):
@@ -300,8 +328,20 @@ def _parse(d: Any, c: _Ctx) -> Profile:
         name=name, task=task, window=WindowSpec(length_s, hop_s, train_hop_s), classes=classes,
         channels=ChannelSpec(names, aliases), labels=tuple(rules), sfreq=sfreq,
         filter=FilterSpec(l_freq, h_freq, order, notch), normalization=norm, smoothing=smoothing,
-        quality=quality, description=descr, source=c.source,
+        quality=quality, subject_aliases=subject_aliases, description=descr, source=c.source,
     )
+
+
+def _subject_aliases(d: Any, c: _Ctx) -> dict[str, str]:
+    if not isinstance(d, Mapping):
+        raise c.fail("subject_aliases", f"must be a mapping subject -> same subject, got {d!r}")
+    out = {c.str_(k, "subject_aliases"): c.str_(v, f"subject_aliases.{k}") for k, v in d.items()}
+    for k, v in out.items():
+        if v.lower() == k.lower():
+            raise c.fail(f"subject_aliases.{k}", "maps a subject to itself")
+        if v.lower() in {a.lower() for a in out}:
+            raise c.fail(f"subject_aliases.{k}", f"maps to {v!r}, itself an alias; map to the final name")
+    return out
 
 
 def available_profiles() -> list[str]:

@@ -2,16 +2,37 @@
 
 Window k covers output samples ``[k*hop, k*hop + length)`` of the preprocessed (200 Hz) signal,
 counted from the first sample pushed into the ``Windower`` (after ``reset()``, from the first sample
-pushed after it). Every window index k is either emitted or counted in ``drops`` with a reason:
+pushed after it). Output sample j sits at input position ``j * down / up`` (the resampling ratio), so
+the window holds input samples ``[floor(k*hop*down/up), floor((k*hop + length - 1)*down/up)]``.
+Every window index k is either emitted or counted in ``drops`` with the first reason that applies:
 
-- ``gap``: consecutive timestamps inside the window differ by more than ``gap_factor / sfreq`` or do
-  not increase (lost samples, a stream restart);
+- ``gap`` / ``jump``: the window spans a timeline break reported with the raw input
+  (:meth:`Windower.push_input`: samples missing, or the clock jumped either way), or consecutive
+  timestamps inside it differ by more than ``gap_factor / sfreq`` (``gap``) or do not increase
+  (``jump``);
 - ``nonfinite``: NaN/inf in the window (the preprocessor writes NaN where the input was non-finite);
-- ``flat``: a channel's std < ``flat_std_uv``; ``saturated``: a channel's peak |x| >= ``saturation_uv``
-  (with ``on_bad: flag`` these two keep the window, set ``Window.flags`` and count in ``flagged``).
+- ``rail``: a required channel's raw input sits at |x| >= ``rail_uv`` for ``rail_run_s`` or longer
+  inside the window; ``flat_run``: a channel's raw input changes by at most ``flat_run_uv`` per sample
+  for ``flat_run_s`` or longer inside it (a partial dropout; :mod:`eegmamba.quality`);
+- ``flat``: a channel's std < ``flat_std_uv``; ``saturated``: a channel's peak |x| >= ``saturation_uv``.
 
-Emitted data are normalized per the profile (``zscore``: per window, per channel, over the window's
-samples; a flat channel becomes zeros) and cast to float32.
+The last four are channel problems: with ``on_bad: flag`` the window is kept with ``Window.flags``
+set and counted in ``flagged``. The raw-input rules need the raw samples: callers push them with
+:meth:`Windower.push_input` (the windower is built with the input rate) before pushing the outputs
+they produce; :func:`window_recording` and the live pipeline both do.
+
+Emitted data are normalized per the profile and cast to float32:
+
+- ``zscore``: per window, per channel, ``(x - mean) / std`` over the window's samples (a flat
+  channel becomes zeros). Removes the window's absolute amplitude.
+- ``recording``: per window, per channel, ``(x - mean) / s`` with ``s`` the channel's running RMS
+  of the preprocessed signal over every finite sample pushed since the start (``reset()``) up to
+  and including the window's last sample; samples are clipped at ``quality.saturation_uv`` before
+  squaring, so an artefact cannot inflate the scale for the rest of the recording. Causal: live
+  and offline (the same object fed the whole recording) compute the same scale, and window k never
+  sees a later sample. Keeps the amplitude of a window relative to the recording so far (sleep N3
+  slow waves, seizures); the first windows of a stream have a scale from little data.
+- ``none``: µV as preprocessed.
 """
 
 from __future__ import annotations
@@ -23,10 +44,13 @@ from typing import Iterator
 import numpy as np
 
 from eegmamba._checks import check_option, check_positive
-from eegmamba.preprocessing import Preprocessor
+from eegmamba.preprocessing import Preprocessor, resample_ratio
 from eegmamba.profiles import Profile, QualitySpec
+from eegmamba.quality import InputMarks
 
 _STD_FLOOR = 1e-6  # µV; below this a channel's z-score would be noise amplification
+_CHANNEL_REASONS = ("rail", "flat_run", "flat", "saturated")  # counted by the first that applies
+NORMALIZATIONS = ("zscore", "recording", "none")
 
 
 @dataclass(frozen=True)
@@ -56,11 +80,13 @@ class Windower:
     length_samples, hop_samples : int, samples at ``sfreq``
     sfreq : float, Hz
     quality : QualitySpec, optional (default: ``QualitySpec()``)
-    normalization : ``"zscore"`` or ``"none"``
+    normalization : ``"zscore"``, ``"recording"`` or ``"none"`` (module docstring)
+    in_sfreq : float, Hz, optional: the rate of the raw input, needed for :meth:`push_input`
     """
 
     def __init__(self, length_samples: int, hop_samples: int, sfreq: float, *,
-                 quality: QualitySpec | None = None, normalization: str = "zscore"):
+                 quality: QualitySpec | None = None, normalization: str = "zscore",
+                 in_sfreq: float | None = None):
         for name, v in (("length_samples", length_samples), ("hop_samples", hop_samples)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
@@ -68,15 +94,20 @@ class Windower:
         self.hop = int(hop_samples)
         self.sfreq = float(check_positive(sfreq, "sfreq"))
         self.quality = quality or QualitySpec()
-        self.normalization = check_option(normalization, ("zscore", "none"), "normalization")
+        self.normalization = check_option(normalization, NORMALIZATIONS, "normalization")
+        self.in_sfreq = None if in_sfreq is None else float(check_positive(in_sfreq, "in_sfreq"))
+        self._up, self._down = (1, 1) if in_sfreq is None else resample_ratio(in_sfreq, sfreq)
+        self._marks: InputMarks | None = None
         self.reset()
 
     @classmethod
-    def from_profile(cls, profile: Profile, hop_s: float | None = None) -> "Windower":
+    def from_profile(cls, profile: Profile, hop_s: float | None = None,
+                     in_sfreq: float | None = None) -> "Windower":
         """A windower with the profile's length, rate, quality and normalization; ``hop_s`` defaults
-        to the live ``window.hop_s`` (pass ``profile.window.train_hop_s`` for training)."""
+        to the live ``window.hop_s`` (pass ``profile.window.train_hop_s`` for training);
+        ``in_sfreq``: the raw input rate (enables :meth:`push_input`)."""
         return cls(profile.window_samples, profile.hop_samples(hop_s), profile.sfreq,
-                   quality=profile.quality, normalization=profile.normalization)
+                   quality=profile.quality, normalization=profile.normalization, in_sfreq=in_sfreq)
 
     def reset(self) -> None:
         """Start over: the next sample pushed is output sample 0, the next window is index 0."""
@@ -87,6 +118,28 @@ class Windower:
         self._buf_start = 0  # output-sample index of _buf[:, 0]
         self._buf = None
         self._buf_t = np.zeros(0)
+        # normalization "recording": running sums of clipped squares and finite-sample counts,
+        # cumulative from the start, one column per buffered sample; _last_* after the newest one
+        self._buf_ss = self._buf_n = None
+        self._last_ss = self._last_n = None
+        if self._marks is not None:
+            self._marks.reset()
+
+    def push_input(self, x: np.ndarray, breaks=()) -> None:
+        """Follow the raw input (shape (C_in, n), µV, exactly what goes into the preprocessor)
+        before pushing the outputs it produces; ``breaks``: ``(i, reason)`` pairs, a timeline break
+        (``gap``/``jump``) before ``x[:, i]``. Needs ``in_sfreq``."""
+        if self.in_sfreq is None:
+            raise RuntimeError("push_input needs a Windower built with in_sfreq")
+        x = np.asarray(x)
+        if self._marks is None:
+            self._marks = InputMarks(self.quality, self.in_sfreq, x.shape[0])
+        self._marks.push(x, breaks)
+
+    @property
+    def samples_needed(self) -> int:
+        """Output samples (from the reset) that must have been pushed to complete the next window."""
+        return self._next_k * self.hop + self.length
 
     @property
     def n_samples_seen(self) -> int:
@@ -113,7 +166,28 @@ class Windower:
             raise ValueError(f"x has {x.shape[0]} channels, earlier pushes had {self._buf.shape[0]}")
         self._buf = np.concatenate([self._buf, x], axis=1)
         self._buf_t = np.concatenate([self._buf_t, ts])
+        if self.normalization == "recording":
+            self._accumulate(x)
         return self._drain()
+
+    def _accumulate(self, x: np.ndarray) -> None:
+        """Extend the running sums of squares / counts (normalization ``recording``) by ``x``."""
+        if self._last_ss is None:
+            self._last_ss, self._last_n = np.zeros(x.shape[0]), np.zeros(x.shape[0])
+            self._buf_ss, self._buf_n = np.zeros((x.shape[0], 0)), np.zeros((x.shape[0], 0))
+        finite = np.isfinite(x)
+        cap = self.quality.saturation_uv
+        sq = np.where(finite, np.minimum(np.square(np.where(finite, x, 0.0)), cap * cap), 0.0)
+        ss = self._last_ss[:, None] + np.cumsum(sq, axis=1)
+        n = self._last_n[:, None] + np.cumsum(finite, axis=1)
+        if x.shape[1]:
+            self._last_ss, self._last_n = ss[:, -1].copy(), n[:, -1].copy()
+        self._buf_ss = np.concatenate([self._buf_ss, ss], axis=1)
+        self._buf_n = np.concatenate([self._buf_n, n], axis=1)
+
+    def _recording_scale(self, last: int) -> np.ndarray:
+        """Running RMS per channel up to buffered sample ``last`` (normalization ``recording``)."""
+        return np.sqrt(self._buf_ss[:, last] / np.maximum(self._buf_n[:, last], 1.0))
 
     def _drain(self) -> Iterator[Window]:
         while True:
@@ -123,7 +197,10 @@ class Windower:
                 break
             k = self._next_k
             self._next_k += 1
-            win = self._make(k, start, self._buf[:, a:a + self.length], self._buf_t[a:a + self.length])
+            scale = (self._recording_scale(a + self.length - 1)
+                     if self.normalization == "recording" else None)
+            win = self._make(k, start, self._buf[:, a:a + self.length], self._buf_t[a:a + self.length],
+                             scale)
             if win is not None:
                 self.n_emitted += 1
                 yield win
@@ -133,29 +210,43 @@ class Windower:
             keep_from = min(keep_from, self._buf_t.size)
             self._buf = self._buf[:, keep_from:]
             self._buf_t = self._buf_t[keep_from:]
+            if self._buf_ss is not None:
+                self._buf_ss, self._buf_n = self._buf_ss[:, keep_from:], self._buf_n[:, keep_from:]
             self._buf_start += keep_from
 
-    def _make(self, k: int, start: int, seg: np.ndarray, t: np.ndarray) -> Window | None:
+    def _make(self, k: int, start: int, seg: np.ndarray, t: np.ndarray,
+              scale: np.ndarray | None = None) -> Window | None:
+        brk, runs = None, frozenset()
+        if self._marks is not None:
+            lo = start * self._down // self._up
+            brk, runs = self._marks.verdict(lo, (start + self.length - 1) * self._down // self._up)
+            self._marks.forget_before((start + self.hop) * self._down // self._up)
         dt = np.diff(t)
-        if np.any(dt > self.quality.gap_factor / self.sfreq) or np.any(dt <= 0):
-            self.drops["gap"] += 1
+        if brk is None and np.any(dt <= 0):
+            brk = "jump"
+        elif brk is None and np.any(dt > self.quality.gap_factor / self.sfreq):
+            brk = "gap"
+        if brk is not None:
+            self.drops[brk] += 1
             return None
         if not np.all(np.isfinite(seg)):
             self.drops["nonfinite"] += 1
             return None
         std = seg.std(axis=1)
-        flags = set()
+        flags = set(runs)
         if np.any(std < self.quality.flat_std_uv):
             flags.add("flat")
         if np.any(np.abs(seg).max(axis=1) >= self.quality.saturation_uv):
             flags.add("saturated")
         if flags:
             if self.quality.on_bad == "skip":
-                self.drops["flat" if "flat" in flags else "saturated"] += 1
+                self.drops[next(r for r in _CHANNEL_REASONS if r in flags)] += 1
                 return None
             self.flagged.update(flags)
         if self.normalization == "zscore":
             data = (seg - seg.mean(axis=1, keepdims=True)) / np.maximum(std, _STD_FLOOR)[:, None]
+        elif self.normalization == "recording":
+            data = (seg - seg.mean(axis=1, keepdims=True)) / np.maximum(scale, _STD_FLOOR)[:, None]
         else:
             data = seg
         return Window(data.astype(np.float32), float(t[0]), float(t[-1]), k, start, frozenset(flags))
@@ -190,7 +281,8 @@ def window_recording(data: np.ndarray, sfreq: float, timestamps: np.ndarray | No
     if timestamps is None:
         timestamps = np.arange(data.shape[1]) / float(sfreq)
     pre = Preprocessor(profile, sfreq, data.shape[0])
-    win = Windower.from_profile(profile, hop_s)
+    win = Windower.from_profile(profile, hop_s, in_sfreq=sfreq)
+    win.push_input(data)
     y, ty = pre.push(data, timestamps)
     windows = [w for w in win.push_iter(y, ty) if keep is None or keep(w)]
     return windows, win.drops

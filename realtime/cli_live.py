@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eegmamba.cli_common import run_cli
+from realtime.lsl_config import quiet_liblsl
 from realtime.session import Session, SessionOptions, parse_channel_map
 
 
@@ -19,6 +20,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Classify a live LSL EEG stream with EEGMamba and publish the decisions on LSL.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    p.add_argument("--list", action="store_true",
+                   help="list the visible LSL streams (name, type, channels, rate, source_id, host) "
+                        "and the profiles/checkpoints that fit each, then exit")
     p.add_argument("--profile", action="append", default=[],
                    help="task profile name or YAML path; repeat to run several profiles on one stream")
     p.add_argument("--checkpoint", action="append", default=[],
@@ -67,8 +71,21 @@ def print_summary(session: Session, console: Console) -> None:
         )
 
 
+def _list(args) -> int:
+    from realtime.listing import list_streams, render_listing
+
+    wait = min(args.timeout, 2.0)
+    console = Console()
+    if not console.is_terminal:  # piped: one line per stream rather than 80-column wrapping
+        console = Console(width=400)
+    console.print(render_listing(list_streams(wait, args.checkpoint), wait))
+    return 0
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
+    if args.list:
+        return _list(args)
     if args.duration is not None and args.duration <= 0:
         raise ValueError(f"--duration must be > 0 seconds, got {args.duration}")
     opts = SessionOptions(
@@ -103,6 +120,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_liblsl()  # before any LSL call: liblsl's INFO lines must not land on the dashboard
     return run_cli(_main, argv, prog="eegmamba-live")
 
 

@@ -8,6 +8,7 @@ import sys
 from typing import Sequence
 
 from eegmamba.cli_common import run_cli
+from realtime.lsl_config import quiet_liblsl
 from realtime.replay import Replay
 
 
@@ -81,6 +82,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_liblsl()  # before any LSL call (see realtime.lsl_config)
     return run_cli(_main, argv)
 
 

@@ -2,9 +2,19 @@
 marker/probability outlets, decision log and stats. One thread runs :meth:`LiveLoop.step`; the
 acquisition thread only pulls samples, and the dashboard only reads :meth:`LiveLoop.snapshot`.
 
-Never falls behind: each step classifies at most the newest window of every pipeline; older windows
-completed meanwhile are counted as dropped (``stale``). A stream that stops for longer than the stall
-limit resets its pipelines (no window spans an outage) and windows resume when it comes back.
+The loop sleeps until the acquisition thread signals that a chunk was queued
+(:meth:`Acquisition.wait_for_data`), then in one step preprocesses every stream's new samples,
+classifies the windows they completed (one batched inference per checkpoint) and publishes: a window
+is classified in the step that receives its last input sample (the resampler has no look-ahead).
+
+Never falls behind, and degrades gracefully with many streams: each pipeline has at most one window
+waiting (a newer one replaces it, and the older is counted as dropped, ``stale``); each step
+classifies the windows of the pipelines waiting longest that share a checkpoint in one batch, sized so that a batch
+takes about ``batch_budget_s`` (from the measured cost per window), publishes them, and takes in new
+data before the next batch. A window thus waits at most about one hop plus one batch, and every
+window is classified or counted (``shutdown`` for those still waiting at :meth:`close`). A stream
+that stops for longer than the stall limit resets its pipelines (no window spans an outage) and
+windows resume when it comes back.
 """
 
 from __future__ import annotations
@@ -21,11 +31,33 @@ import pylsl
 from realtime.acquisition import Acquisition, Inlet
 from realtime.inference import InferenceEngine
 from realtime.outlets import Decision, DecisionLog, DecisionOutlets
-from realtime.pipeline import PendingWindow, ProfilePipeline, newest_only
+from realtime.pipeline import PendingWindow, ProfilePipeline
 from realtime.smoothing import Smoother
 from realtime.stats import LatencyTracker, ProfileStats, Snapshot
 
 GroundTruth = Callable[[float, float], "str | None"]
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """When one decision passed each stage, seconds on the local LSL clock (``pylsl.local_clock``).
+
+    ``source``: stream timestamp of the last sample of the chunk that delivered the window's last
+    input sample (its push time for a replayed stream); ``arrival``: that chunk pulled by the
+    acquisition thread; ``woke``: the loop's step started; ``preprocessed``: preprocessing and
+    windowing of the stream's new samples done; ``inferred``: the batch holding the window was
+    classified; ``pushed``: the marker and probabilities were pushed.
+    """
+
+    output: str
+    seq: int
+    batch: int
+    source: float
+    arrival: float
+    woke: float
+    preprocessed: float
+    inferred: float
+    pushed: float
 
 
 def output_name(profile: str, stream_key: str, n_streams: int) -> str:
@@ -66,14 +98,23 @@ class LiveLoop:
     log : DecisionLog | None, also write every decision as a JSON line
     ground_truth : dict pipeline index → callable(t_start, t_end) → class name or None, to score
         decisions against replayed annotations
+    on_decision : callable(Decision), called after each publish
+    on_timing : callable(StageTimes), called after each publish with the decision's stage times
+    batch_budget_s : float, seconds one inference batch should take (its size follows the measured
+        cost per window: large batches where they are cheap, e.g. on a GPU; small on a busy CPU)
     """
 
     def __init__(self, acquisition: Acquisition, engine: InferenceEngine,
                  pipelines: list[ProfilePipeline], log: DecisionLog | None = None,
                  ground_truth: dict[int, GroundTruth] | None = None,
-                 on_decision: Callable[[Decision], None] | None = None) -> None:
+                 on_decision: Callable[[Decision], None] | None = None,
+                 on_timing: Callable[[StageTimes], None] | None = None,
+                 batch_budget_s: float = 0.02) -> None:
         self.acquisition, self.engine, self.log = acquisition, engine, log
-        self.on_decision = on_decision
+        self.batch_budget_s = float(batch_budget_s)
+        self._waiting: dict[int, PendingWindow] = {}  # per pipeline, the newest unclassified window
+        self._cost: dict[str, float] = {}  # per model, running estimate of seconds per window
+        self.on_decision, self.on_timing = on_decision, on_timing
         streams = {p.stream_key for p in pipelines}
         inlet_keys = {i.key for i in acquisition.inlets}
         if not streams <= inlet_keys:
@@ -96,9 +137,16 @@ class LiveLoop:
         self.t_start = time.monotonic()
 
     # ------------------------------------------------------------------ running
+    @property
+    def n_waiting(self) -> int:
+        """Windows complete but not classified yet (at most one per pipeline)."""
+        return len(self._waiting)
+
     def step(self) -> int:
-        """Pull what arrived, classify the newest window per pipeline, publish; return decisions."""
-        pending: list[PendingWindow] = []
+        """Take in what arrived, classify one batch of the oldest waiting windows, publish; return
+        the number of decisions."""
+        clock = pylsl.local_clock
+        woke = clock()
         for inlet in self.acquisition.inlets:
             outputs = self._by_stream.get(inlet.key)
             if not outputs:
@@ -108,18 +156,40 @@ class LiveLoop:
             chunks = [(c.samples, c.timestamps, c.arrival) for c in inlet.drain()]
             if chunks:
                 for o in outputs:
-                    pending.extend(o.pipeline.push_many(chunks))
-        if not pending:
+                    for p in o.pipeline.push_many(chunks, clock):
+                        self._wait(p)
+        if not self._waiting:
             return 0
-        chosen = newest_only(pending)
-        by_model: dict[str, list[PendingWindow]] = {}
-        for p in chosen:
-            by_model.setdefault(p.pipeline.model_key, []).append(p)
-        for key, items in by_model.items():
-            probs = self.engine.infer(key, np.stack([p.window.data for p in items]))
-            for p, pr in zip(items, probs):
-                self._publish(self._output_of[id(p.pipeline)], p, pr)
-        return len(chosen)
+        items = self._next_batch()
+        key = items[0].pipeline.model_key
+        t0 = clock()
+        probs = self.engine.infer(key, np.stack([p.window.data for p in items]))
+        inferred = clock()
+        per_window = (inferred - t0) / len(items)
+        old = self._cost.get(key)
+        self._cost[key] = per_window if old is None else 0.7 * old + 0.3 * per_window
+        for p, pr in zip(items, probs):
+            del self._waiting[id(p.pipeline)]
+            self._publish(self._output_of[id(p.pipeline)], p, pr, woke, inferred, len(items))
+        return len(items)
+
+    def _wait(self, p: PendingWindow) -> None:
+        """``p`` waits for a batch; the window it replaces (same pipeline, older) is ``stale`` and
+        hands on its place in the queue (the pipeline has been waiting since then)."""
+        old = self._waiting.get(id(p.pipeline))
+        if old is not None:
+            old.pipeline.drops["stale"] += 1
+        self._waiting[id(p.pipeline)] = p  # dict order: since when the pipeline waits
+
+    def _next_batch(self) -> list[PendingWindow]:
+        """The pipeline waiting longest and the next longest of the same checkpoint, as many as fit
+        the batch budget at the model's measured cost per window (one at first). Under overload the
+        pipelines take turns."""
+        waiting = list(self._waiting.values())
+        key = waiting[0].pipeline.model_key
+        cost = self._cost.get(key)
+        n = 1 if cost is None else max(1, int(self.batch_budget_s / max(cost, 1e-6)))
+        return [p for p in waiting if p.pipeline.model_key == key][:n]
 
     def _watch_loss(self, inlet: Inlet, outputs: list[_Output]) -> None:
         lost = inlet.state == "lost"
@@ -130,13 +200,17 @@ class LiveLoop:
             self.n_stream_resets += 1
         self._lost[inlet.key] = lost
 
-    def _publish(self, o: _Output, p: PendingWindow, probs: np.ndarray) -> None:
+    def _publish(self, o: _Output, p: PendingWindow, probs: np.ndarray, woke: float,
+                 inferred: float, batch: int) -> None:
         idx, smoothed = o.smoother(probs)
         now = pylsl.local_clock()
         latency_ms = (now - p.arrival) * 1000.0
         d = Decision(o.name, o.classes[idx], dict(zip(o.classes, map(float, smoothed))),
                      p.window.t_start, p.window.t_end, latency_ms, o.seq)
         o.outlets.push(d)
+        if self.on_timing is not None:
+            self.on_timing(StageTimes(o.name, o.seq, batch, p.source_time, p.arrival, woke,
+                                      p.preprocessed, inferred, pylsl.local_clock()))
         o.seq += 1
         o.label, o.probs = d.label, tuple(float(v) for v in smoothed)
         o.history.append(d.label)
@@ -152,14 +226,25 @@ class LiveLoop:
             self.on_decision(d)
 
     def run(self, duration_s: float | None = None, should_stop: Callable[[], bool] | None = None,
-            idle_sleep_s: float = 0.001) -> None:
-        """Step until ``duration_s`` elapsed or ``should_stop()``; sleeps ``idle_sleep_s`` when idle."""
+            check_every_s: float = 0.05) -> None:
+        """Step whenever data arrive, until ``duration_s`` elapsed or ``should_stop()`` (checked at
+        least every ``check_every_s`` seconds while no data arrive)."""
         end = None if duration_s is None else time.monotonic() + duration_s
-        while (end is None or time.monotonic() < end) and not (should_stop and should_stop()):
-            if self.step() == 0:
-                time.sleep(idle_sleep_s)
+        while not (should_stop and should_stop()):
+            wait = check_every_s
+            if end is not None:
+                wait = min(wait, end - time.monotonic())
+                if wait <= 0:
+                    break
+            if not self._waiting:  # windows waiting: go on with the next batch at once
+                self.acquisition.wait_for_data(wait)
+            self.step()  # also on a timeout: a lost stream must reset its pipelines
 
     def close(self) -> None:
+        """Close the outlets; windows still waiting are counted as dropped (``shutdown``)."""
+        for p in self._waiting.values():
+            p.pipeline.drops["shutdown"] += 1
+        self._waiting.clear()
         for o in self.outputs:
             o.outlets.close()
 

@@ -17,8 +17,8 @@ measured rate of ``speed * sfreq`` while the declared nominal rate stays the fil
 rate of the signal, which is what filters need).
 
 Data are pushed as float64; channels stored in volts by MNE are pushed in microvolts (unit
-``microvolts`` in the stream description), as EEG amplifiers on LSL do. Other channels (e.g. a
-sample-index ``misc`` channel) are pushed unchanged. ``index_channel=True`` appends a channel
+``microvolts`` in the stream description, :mod:`eegmamba.units`), as EEG amplifiers on LSL do. Other
+channels (e.g. a sample-index ``misc`` channel) are pushed unchanged, with no unit declared. ``index_channel=True`` appends a channel
 ``SAMPLE_INDEX`` holding the global sample index ``k`` so tests can trace every sample.
 
 The markers stream ``<name>-markers`` (type ``Markers``, irregular rate, 2 string channels
@@ -36,11 +36,9 @@ import numpy as np
 import pylsl
 
 from eegmamba._checks import UserInputError, check_file, check_positive, check_type
+from eegmamba.units import mne_scale_to_uv
 
 logger = logging.getLogger(__name__)
-
-_FIFF_UNIT_V = 107
-
 
 def load_recording(path: str | Path):
     """Read any MNE-readable recording into memory; raise ``UserInputError`` when it cannot."""
@@ -115,12 +113,14 @@ class Replay:
         self.repeat = repeat
         self.chunk_size = chunk_size
         self.n_times = int(raw.n_times)
-        scale = np.array([1e6 if ch["unit"] == _FIFF_UNIT_V else 1.0 for ch in raw.info["chs"]])
+        scales = [mne_scale_to_uv(ch) for ch in raw.info["chs"]]
+        scale = np.array([1.0 if s is None else s for s in scales])
         # (n_times, n_channels), C-contiguous rows so a chunk is a cheap slice.
         self._data = np.ascontiguousarray((raw.get_data() * scale[:, None]).T)
         self.ch_names = list(raw.ch_names) + (["SAMPLE_INDEX"] if index_channel else [])
         self.ch_types = list(raw.get_channel_types()) + (["misc"] if index_channel else [])
-        units = ["microvolts" if s == 1e6 else str(ch["unit"]) for s, ch in zip(scale, raw.info["chs"])]
+        # a channel MNE does not read as a voltage is pushed as it is, with no unit declared
+        units = ["microvolts" if s is not None else "" for s in scales]
         self.ch_units = units + (["samples"] if index_channel else [])
         self.index_channel = index_channel
         self.wait_for_consumer_s = float(wait_for_consumer_s)

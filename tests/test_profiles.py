@@ -13,7 +13,7 @@ from eegmamba._checks import UserInputError
 from eegmamba.channels import match_channels, normalize_name
 from eegmamba.profiles import Profile, available_profiles, load_profile
 
-SHIPPED = ["motor_imagery", "sleep", "seizure"]
+SHIPPED = ["motor_imagery", "motor_imagery_rest", "motor_imagery_5class", "sleep", "seizure"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -28,9 +28,15 @@ def test_shipped_profiles_load_and_round_trip(name):
 def test_shipped_profile_facts():
     mi = load_profile("motor_imagery")
     assert mi.n_channels == 22 and mi.channels.names[0] == "Fz" and "POz" in mi.channels.names
-    assert mi.classes == ("rest", "left_fist", "right_fist", "both_fists", "both_feet")
-    assert (mi.window.length_s, mi.window.hop_s, mi.window.train_hop_s) == (4.0, 0.5, 0.05)
-    assert mi.hop_samples(mi.window.train_hop_s) == 10
+    assert mi.classes == ("left_fist", "right_fist")  # the demo's paradigm; rest is not a class
+    assert [(r.descriptions, r.cls) for r in mi.labels if r.descriptions == ("T0",)] == [(("T0",), "ignore")]
+    assert (mi.window.length_s, mi.window.hop_s, mi.window.train_hop_s) == (3.0, 0.5, 0.25)
+    assert mi.hop_samples(mi.window.train_hop_s) == 50 and mi.smoothing.method == "none"
+    rest = load_profile("motor_imagery_rest")
+    assert rest.classes == ("rest", "left_fist", "right_fist") and rest.window == mi.window
+    assert rest.channels == mi.channels and rest.task == mi.task == "motor_imagery"
+    five = load_profile("motor_imagery_5class")
+    assert five.classes == ("rest", "left_fist", "right_fist", "both_fists", "both_feet")
     sl = load_profile("sleep")
     assert sl.classes == ("W", "N1", "N2", "N3", "REM") and sl.n_channels == 1
     sz = load_profile("seizure")
@@ -65,6 +71,10 @@ def _write(tmp_path, mutate) -> Path:
     (lambda d: d["smoothing"].update(k=0), "smoothing.k", ">= 1"),
     (lambda d: d["channels"].update(aliases={"Nope": ["x"]}), "channels.aliases.Nope", "not one of"),
     (lambda d: d.pop("classes"), "classes", "required"),
+    (lambda d: d.update(subject_aliases=["chb21"]), "subject_aliases", "mapping"),
+    (lambda d: d.update(subject_aliases={"S002": "s002"}), "subject_aliases.S002", "itself"),
+    (lambda d: d.update(subject_aliases={"S002": "S003", "S003": "S004"}), "subject_aliases.S002",
+     "itself an alias"),
 ])
 def test_bad_yaml_names_file_and_field(tmp_path, mutate, field, words):
     path = _write(tmp_path, mutate)

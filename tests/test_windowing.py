@@ -3,6 +3,8 @@ counted by reason (gap, nonfinite, flat, saturated), flags, normalization."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -82,6 +84,66 @@ def test_zscore_per_window_per_channel():
         np.testing.assert_allclose(v.data.std(axis=1), 1, atol=1e-4)
 
 
+def _bursty(n=2000, seed=0):
+    """Two channels of noise whose amplitude triples halfway (as slow waves or a seizure would)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 10, (2, n))
+    x[:, n // 2:] *= 3
+    return x, np.arange(n) / SF
+
+
+def test_recording_scale_is_the_causal_running_rms():
+    x, t = _bursty()
+    out = Windower(200, 100, SF, normalization="recording").push(x, t)
+    for v in out:
+        end = v.sample_start + 200
+        seg = x[:, v.sample_start:end]
+        rms = np.sqrt(np.mean(x[:, :end] ** 2, axis=1))  # every sample up to the window's last one
+        np.testing.assert_allclose(v.data, (seg - seg.mean(1, keepdims=True)) / rms[:, None], rtol=1e-5,
+                                   atol=1e-5)
+    # unlike z-scoring, the louder second half stays louder than the first
+    early = np.mean([v.data.std() for v in out if v.sample_start + 200 <= 1000])
+    late = np.mean([v.data.std() for v in out if v.sample_start >= 1000])
+    assert late > 1.5 * early
+    z = Windower(200, 100, SF).push(x, t)
+    np.testing.assert_allclose([v.data.std() for v in z], 1.0, atol=1e-3)
+
+
+def test_recording_scale_never_sees_later_samples_and_ignores_chunking():
+    x, t = _bursty()
+    louder = x.copy()
+    louder[:, 1500:] *= 50
+    a = Windower(200, 100, SF, normalization="recording").push(x, t)
+    b = Windower(200, 100, SF, normalization="recording").push(louder, t)
+    for u, v in zip(a, b):
+        if v.sample_start + 200 <= 1500:
+            np.testing.assert_array_equal(u.data, v.data)
+    w, chunked = Windower(200, 100, SF, normalization="recording"), []
+    for i in range(0, 2000, 37):
+        chunked += w.push(x[:, i:i + 37], t[i:i + 37])
+    assert [v.index for v in chunked] == [v.index for v in a]
+    for u, v in zip(a, chunked):
+        np.testing.assert_allclose(u.data, v.data, rtol=1e-6, atol=1e-6)
+    w.reset()  # a reset starts a new recording: the scale starts over
+    again = w.push(x[:, 1000:], t[1000:])
+    seg = x[:, 1000:1200]
+    rms = np.sqrt(np.mean(seg ** 2, axis=1))
+    np.testing.assert_allclose(again[0].data, (seg - seg.mean(1, keepdims=True)) / rms[:, None], rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_recording_scale_clips_artefacts_at_the_saturation_level():
+    x, t = _bursty()
+    x[0, 50] = 1e6  # one huge artefact sample
+    q = QualitySpec(on_bad="flag", saturation_uv=500.0)
+    out = Windower(200, 100, SF, quality=q, normalization="recording").push(x, t)
+    last = out[-1]
+    sq = np.minimum(x[0] ** 2, 500.0 ** 2)
+    rms = np.sqrt(sq.mean())
+    seg = x[0, last.sample_start:]
+    np.testing.assert_allclose(last.data[0], (seg - seg.mean()) / rms, rtol=1e-5, atol=1e-5)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="hop_samples"):
         Windower(100, 0, SF)
@@ -93,8 +155,9 @@ def test_bad_arguments():
         w.push(np.zeros((3, 5)), np.arange(5) / SF)
 
 
-def test_real_recording_chunked_gives_same_windows(shared_data):
-    prof = load_profile("seizure")
+@pytest.mark.parametrize("normalization", ["zscore", "recording"])
+def test_real_recording_chunked_gives_same_windows(shared_data, normalization):
+    prof = dataclasses.replace(load_profile("seizure"), normalization=normalization)
     rec = read_recording(shared_data / "seizure" / "chb01_03_Seizure_41s.edf", prof)
     t = 50.0 + np.arange(rec.n_samples) / rec.sfreq
     whole, drops = window_recording(rec.data, rec.sfreq, t, prof)
@@ -105,7 +168,7 @@ def test_real_recording_chunked_gives_same_windows(shared_data):
         k = int(rng.integers(1, 300))
         chunked += win.push(*pre.push(rec.data[:, a:a + k], t[a:a + k]))
         a += k
-    assert len(whole) == len(chunked) == (41 * 200 - 800 - 13) // 200 + 1  # minus FIR latency
+    assert len(whole) == len(chunked) == (41 * 200 - 800) // 200 + 1  # no resampler look-ahead
     assert [w.index for w in whole] == [w.index for w in chunked] and not drops and not win.drops
     for u, v in zip(whole, chunked):
         assert u.t_start == pytest.approx(v.t_start, abs=1e-9)

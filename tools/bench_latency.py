@@ -1,21 +1,32 @@
-"""Sample-to-marker latency of ``eegmamba-live`` for the motor-imagery profile, 1 and N streams.
+"""Sample-to-marker latency of ``eegmamba-live`` for the motor-imagery profile, 1 and N streams, with
+the hand-glued peers measured in the same run.
 
 For each stream count N: N replayed EEGMMIDB streams (``S001R04``, 64 ch @ 160 Hz, chunks of 10,
 served by a child process so pushing does not share our GIL) are acquired by ONE acquisition thread
 and classified by ONE live loop (the real ``realtime.live.LiveLoop``: shared preprocessing, 4-s
 windows every 0.5 s, newest-only scheduling, single-task EEGMamba batched across streams, marker and
-probability outlets). Two latencies per decision:
+probability outlets). An outside pylsl client (another child process, ``tools/_marker_client.py``)
+receives every marker. Latency is taken from the **push of the window's last sample** (the replay
+stamps a chunk's last sample with its push time; the reference is the chunk holding the window's
+last input sample) to:
 
-- ``push``: local clock at the marker push minus the window's last sample timestamp; the replay
-  stamps a chunk's last sample with its push time, so this is push-to-marker (what the peers in
-  ``tools/bench_latency_peers.py`` report; it includes the resampler's ~10-sample look-ahead).
-- ``arrival``: the published ``latency_ms`` (arrival of the window's last sample at our inlet).
+- ``recv``: the marker received by the outside client (the headline figure);
+- ``pushed``: the marker pushed by the loop (what ``tools/bench_latency_peers.py`` reports as the
+  peers' decision time; their markers are also timed at an outside client: ``recv``).
 
-Every window is accounted for: produced = published + dropped (by reason); ``uncounted`` must be 0.
-The largest N with p99(push) ≤ 100 ms and nothing uncounted is reported.
+Per stage (``LiveLoop(on_timing=...)``): push → arrival (LSL transport + the acquisition thread's
+poll), arrival → preprocessed (wake-up, drain, filter, resample, window), preprocessed → inferred
+(batch across streams + model), inferred → pushed (smoothing, outlets), pushed → received.
 
-    python tools/bench_latency.py --streams 1,8,16,32,64 --duration 20 --json latency.json
-    python tools/bench_latency.py --streams 1 --peers csp,cnn   # peers in the same run
+``--stagger 0`` (default) opens all inlets at once: every stream's windows complete in the same
+~10 ms, the worst case for a batch; ``--stagger 0.5`` spreads the phases over one hop, as
+independent headsets would be.
+
+Every window is accounted for: produced = published + dropped (by reason) + still waiting for the
+next batch when the measurement ends; ``uncounted`` must be 0.
+The largest N with p99(recv) ≤ 100 ms and nothing uncounted is reported.
+
+    python tools/bench_latency.py --streams 1,16,64 --duration 20 --peers floor,csp,cnn --json out.json
 """
 
 from __future__ import annotations
@@ -30,14 +41,20 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from tools._marker_client import marker_client  # noqa: E402
 from tools.bench_latency_peers import replay_server  # noqa: E402
 
 DEFAULT_FILE = REPO.parent / "shared" / "data" / "motor_imagery" / "S001R04.edf"
+STAGES = (("push_to_arrival", "source", "arrival"), ("arrival_to_preprocessed", "arrival", "preprocessed"),
+          ("preprocessed_to_inferred", "preprocessed", "inferred"), ("inferred_to_pushed", "inferred", "pushed"),
+          ("pushed_to_received", "pushed", "received"), ("push_to_pushed", "source", "pushed"),
+          ("push_to_received", "source", "received"))
 
 
 def _checkpoint(arg: str | None, tmp: Path) -> Path:
@@ -62,107 +79,186 @@ def _checkpoint(arg: str | None, tmp: Path) -> Path:
     return save_checkpoint(tmp / "mi_random", create_model("eegmamba_single", tasks=[spec]).eval(), {})
 
 
-def _measure(names: list[str], checkpoint: Path, duration: float, device: str, warmup: float,
-             threads: int) -> dict:
-    import pylsl
+def _pct(values) -> dict:
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
+    p = np.percentile(v, [50, 95, 99])
+    return {"n": int(v.size), "p50": round(float(p[0]), 2), "p95": round(float(p[1]), 2),
+            "p99": round(float(p[2]), 2), "max": round(float(v.max()), 2)}
 
+
+def _measure(names: list[str], checkpoint: Path, args) -> dict:
     from eegmamba.profiles import load_profile
-    from realtime.acquisition import Acquisition, StreamQuery
+    from realtime.acquisition import Acquisition, AcquisitionConfig, StreamQuery
     from realtime.inference import InferenceEngine
     from realtime.live import LiveLoop
     from realtime.pipeline import ProfilePipeline
 
     profile = load_profile("motor_imagery")
-    acq = Acquisition()
-    engine = InferenceEngine(device, threads=threads)
+    acq = Acquisition(AcquisitionConfig(**({"poll_interval_s": args.poll_interval}
+                                           if args.poll_interval else {})))
+    engine = InferenceEngine(args.device, threads=args.threads)
     model = engine.load(checkpoint)
     pipelines = []
-    for n in names:
+    t_open = time.monotonic()
+    for i, n in enumerate(names):
+        # a stream's windows are cut from the first sample its inlet receives: spreading the opens
+        # over --stagger seconds spreads the streams' window phases (independent headsets)
+        time.sleep(max(0.0, t_open + args.stagger * i / len(names) - time.monotonic()))
         inlet = acq.add(StreamQuery(name=n), timeout=20.0)
         pipelines.append(ProfilePipeline(profile, inlet.key, inlet.ch_names, inlet.sfreq, model.key))
     engine.warm_up()
-    push_lat: list[float] = []
-    arrival_lat: list[float] = []
+    timings: list = []
     recording = [False]
 
-    def record(d) -> None:
+    def record(t) -> None:
         if recording[0]:
-            push_lat.append((pylsl.local_clock() - d.t_end) * 1e3)
-            arrival_lat.append(d.latency_ms)
+            timings.append(t)
 
-    loop = LiveLoop(acq, engine, pipelines, on_decision=record)
-    with acq:
-        loop.run(warmup)  # fill the 4-s windows, settle the clocks
+    try:
+        loop = LiveLoop(acq, engine, pipelines, on_timing=record, **(
+            {"batch_budget_s": args.batch_budget} if args.batch_budget is not None else {}))
+    except TypeError:  # an older LiveLoop (before/after runs): decisions only, no stage times
+        def record_decision(d) -> None:
+            import pylsl
+
+            record(SimpleNamespace(output=d.profile, seq=d.seq, batch=float("nan"), source=d.t_end,
+                                   arrival=None, preprocessed=None, inferred=None,
+                                   pushed=pylsl.local_clock()))
+
+        loop = LiveLoop(acq, engine, pipelines, on_decision=record_decision)
+    marker_names = {o.outlets.marker_name: o.name for o in loop.outputs}
+    with marker_client(list(marker_names)) as received, acq:
+        loop.run(args.warmup)  # fill the 4-s windows, settle the clocks
         base_windows = sum(o.pipeline.n_windows for o in loop.outputs)
         base_pub = sum(o.seq for o in loop.outputs)
         base_drops = loop.drops()
+        base_waiting = getattr(loop, "n_waiting", 0)
         recording[0] = True
         cpu0, t0 = time.process_time(), time.monotonic()
-        loop.run(duration)
+        loop.run(args.duration)
+        recording[0] = False
         wall = time.monotonic() - t0
         cpu = 100 * (time.process_time() - cpu0) / wall
+        windows = sum(o.pipeline.n_windows for o in loop.outputs) - base_windows
+        published = sum(o.seq for o in loop.outputs) - base_pub
+        drops = loop.drops() - base_drops
+        waiting = getattr(loop, "n_waiting", 0) - base_waiting  # complete, to be classified in the next batch
         health = acq.health()
+        time.sleep(0.3)  # let the last markers reach the client
     loop.close()
-    windows = sum(o.pipeline.n_windows for o in loop.outputs) - base_windows
-    published = sum(o.seq for o in loop.outputs) - base_pub
-    drops = loop.drops() - base_drops
-    p = np.percentile(push_lat, [50, 95, 99]) if push_lat else [float("nan")] * 3
-    a = np.percentile(arrival_lat, [50, 99]) if arrival_lat else [float("nan")] * 2
+    got = {(marker_names[m], seq): t for m, recs in received().items() for seq, t in recs}
+    rows = []
+    for t in timings:
+        row = {"source": t.source, "arrival": t.arrival, "preprocessed": t.preprocessed,
+               "inferred": t.inferred, "pushed": t.pushed, "received": got.get((t.output, t.seq))}
+        rows.append(row)
+    stages = {name: _pct([1e3 * (r[b] - r[a]) for r in rows if r[a] is not None and r[b] is not None])
+              for name, a, b in STAGES}
+    batches = [t.batch for t in timings if t.batch == t.batch]
     return {
         "streams": len(names), "windows": windows, "decisions": published,
-        "dropped": dict(drops), "uncounted": windows - published - sum(drops.values()),
-        "decisions_per_s_per_stream": published / wall / len(names),
-        "push_p50_ms": float(p[0]), "push_p95_ms": float(p[1]), "push_p99_ms": float(p[2]),
-        "push_max_ms": float(max(push_lat)) if push_lat else float("nan"),
-        "arrival_p50_ms": float(a[0]), "arrival_p99_ms": float(a[1]),
+        "markers_received": stages["push_to_received"]["n"],
+        "dropped": dict(drops), "waiting_at_end": waiting,
+        "uncounted": windows - published - sum(drops.values()) - waiting,
+        "decisions_per_s_per_stream": round(published / wall / len(names), 3),
+        "stages_ms": stages, "batch": _pct(batches),
         "gaps": sum(h.n_gaps for h in health), "process_cpu_pct": round(cpu, 1),
     }
+
+
+def _peers(args) -> list | None:
+    if not args.peers:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "peers.json"
+        subprocess.run([sys.executable, str(REPO / "tools" / "bench_latency_peers.py"),
+                        "--streams", "1", "--duration", str(args.duration), "--peers", args.peers,
+                        "--threads", str(args.threads), "--json", str(out)], check=True, cwd=REPO)
+        return json.loads(out.read_text())["results"]
+
+
+def _table(results: list, peers: list | None) -> str:
+    lines = ["| pipeline | streams | push→recv p50 | p95 | p99 | push→pushed p99 | dec/s/stream | "
+             "dropped | CPU % |", "|---|---|---|---|---|---|---|---|---|"]
+    for p in peers or []:
+        lines.append(f"| {p['peer']} (peer) | {p['streams']} | {p['recv_p50_ms']:.1f} | "
+                     f"{p['recv_p95_ms']:.1f} | {p['recv_p99_ms']:.1f} | {p['p99_ms']:.1f} | "
+                     f"{p['decisions'] / p.get('duration_s', 1) / p['streams']:.2f} | "
+                     f"skipped {p['skipped']} | {p['process_cpu_pct']:.0f} |")
+    for r in results:
+        s = r["stages_ms"]
+        lines.append(f"| eegmamba-live | {r['streams']} | {s['push_to_received']['p50']} | "
+                     f"{s['push_to_received']['p95']} | {s['push_to_received']['p99']} | "
+                     f"{s['push_to_pushed']['p99']} | {r['decisions_per_s_per_stream']:.2f} | "
+                     f"{r['dropped'] or 0} (uncounted {r['uncounted']}) | {r['process_cpu_pct']:.0f} |")
+    lines += ["", "| streams | stage | p50 ms | p95 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
+    for r in results:
+        for name, _, _ in STAGES[:5]:
+            v = r["stages_ms"][name]
+            lines.append(f"| {r['streams']} | {name.replace('_', ' ')} | {v['p50']} | {v['p95']} | "
+                         f"{v['p99']} | {v['max']} |")
+        lines.append(f"| {r['streams']} | batch size | {r['batch']['p50']} | {r['batch']['p95']} | "
+                     f"{r['batch']['p99']} | {r['batch']['max']} |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--file", type=Path, default=DEFAULT_FILE, help="recording to replay")
-    ap.add_argument("--streams", default="1,8,16,32,64", help="comma-separated stream counts")
+    ap.add_argument("--streams", default="1,16,64", help="comma-separated stream counts")
     ap.add_argument("--duration", type=float, default=20.0, help="seconds measured per stream count")
     ap.add_argument("--warmup", type=float, default=6.0, help="seconds before measuring")
     ap.add_argument("--checkpoint", default=None, help="checkpoint (default: bundled demo)")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (as eegmamba-live)")
-    ap.add_argument("--peers", default="", help="also run these peers of bench_latency_peers.py "
-                    "(e.g. floor,csp,cnn) on 1 stream in this run")
+    ap.add_argument("--poll-interval", type=float, default=None,
+                    help="acquisition poll interval, seconds (default: AcquisitionConfig's)")
+    ap.add_argument("--stagger", type=float, default=0.0,
+                    help="spread the streams' window phases over this many seconds (0: all streams' "
+                    "windows complete together, the worst case; 0.5 = one hop: evenly spread)")
+    ap.add_argument("--batch-budget", type=float, default=None,
+                    help="LiveLoop batch_budget_s, seconds (default: LiveLoop's)")
+    ap.add_argument("--peers", default="floor,csp,cnn", help="peers of bench_latency_peers.py run "
+                    "on 1 stream in this run (empty: none)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args(argv)
     counts = [int(x) for x in args.streams.split(",")]
     prefix = f"latbench-{uuid.uuid4().hex[:6]}"
+    load0 = os.getloadavg()
     results = []
+    peers = _peers(args)
     with tempfile.TemporaryDirectory() as tmp, \
             replay_server(args.file, prefix, max(counts), "eegmamba", 10):
         ckpt = _checkpoint(args.checkpoint, Path(tmp))
         for n in counts:
-            res = _measure([f"{prefix}-{i}" for i in range(n)], ckpt, args.duration, args.device,
-                           args.warmup, args.threads)
+            res = _measure([f"{prefix}-{i}" for i in range(n)], ckpt, args)
             results.append(res)
-            print(f"eegmamba-live {n:>3} stream(s): p50 {res['push_p50_ms']:.1f} ms, "
-                  f"p99 {res['push_p99_ms']:.1f} ms (push→marker); arrival p99 "
-                  f"{res['arrival_p99_ms']:.1f} ms; {res['decisions_per_s_per_stream']:.2f} "
+            s = res["stages_ms"]
+            print(f"eegmamba-live {n:>3} stream(s): push→received p50 {s['push_to_received']['p50']} "
+                  f"p99 {s['push_to_received']['p99']} ms; {res['decisions_per_s_per_stream']:.2f} "
                   f"decisions/s/stream; dropped {res['dropped']}; uncounted {res['uncounted']}; "
                   f"CPU {res['process_cpu_pct']:.0f}%", flush=True)
-    ok = [r["streams"] for r in results if r["push_p99_ms"] <= 100 and r["uncounted"] == 0]
-    print(f"largest stream count with p99 <= 100 ms and every window counted: {max(ok) if ok else 0}")
-    peers = None
-    if args.peers:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "peers.json"
-            subprocess.run([sys.executable, str(REPO / "tools" / "bench_latency_peers.py"),
-                            "--streams", "1", "--duration", str(args.duration), "--peers", args.peers,
-                            "--json", str(out)], check=True, cwd=REPO)
-            peers = json.loads(out.read_text())["results"]
+    ok = [r["streams"] for r in results
+          if r["stages_ms"]["push_to_received"]["p99"] is not None
+          and r["stages_ms"]["push_to_received"]["p99"] <= 100 and r["uncounted"] == 0]
+    for p in peers or []:
+        p["duration_s"] = args.duration
+    print()
+    print(_table(results, peers))
+    print(f"\nlargest stream count with p99 <= 100 ms and every window counted: {max(ok) if ok else 0}")
+    load1 = os.getloadavg()
+    print(f"load average before/after: {load0[0]:.2f} / {load1[0]:.2f}")
     report = {
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "load_avg_1min_before_after": [round(load0[0], 2), round(load1[0], 2)],
         "device": args.device, "torch_threads": args.threads, "file": args.file.name,
+        "poll_interval_s": args.poll_interval, "duration_s": args.duration,
+        "stagger_s": args.stagger, "batch_budget_s": args.batch_budget,
         "profile": "motor_imagery (4 s windows, hop 0.5 s, 22 ch, 200 Hz)",
-        "latency_from": "push time of the window's last sample (push) / its arrival (arrival)",
+        "latency_from": "push time of the chunk holding the window's last input sample",
         "results": results, "max_streams_p99_le_100ms": max(ok) if ok else 0, "peers": peers,
     }
     if args.json:

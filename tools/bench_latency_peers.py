@@ -16,7 +16,9 @@ peers); windows passed over are *counted* as ``skipped`` here (the issue's peer 
 skipped every other window without saying so).
 
 Latency = local time when the decision is made minus the time the window's last sample was
-pushed. Source ``eegmamba`` (default, ``realtime.replay.Replay``) stamps a chunk's last sample with
+pushed (``p50_ms`` …), and when the decision's marker (pushed on one LSL marker outlet per stream,
+as ``eegmamba-live`` does) is received by an outside pylsl client process (``recv_p50_ms`` …,
+``tools/_marker_client.py``). Source ``eegmamba`` (default, ``realtime.replay.Replay``) stamps a chunk's last sample with
 its scheduled push time and pushes it right after, so that timestamp *is* the push time (actual
 pushes can only be later: the figure is conservative by the pusher's wake-up jitter). Source
 ``mne-lsl`` (``PlayerLSL``) stamps the last sample one chunk period in the future, so the push time
@@ -44,6 +46,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tools._marker_client import marker_client  # noqa: E402
+
 DEFAULT_FILE = REPO.parent / "shared" / "data" / "motor_imagery" / "S001R04.edf"
 WINDOW_S, HOP_S = 4.0, 0.5
 
@@ -189,15 +194,36 @@ class _AcquisitionReader:
 
 
 def _run_peer(peer: str, names: list[str], classify, args, fs: float) -> dict:
-    from pylsl import local_clock
+    import pylsl
 
     win, hop = int(WINDOW_S * fs), int(HOP_S * fs)
     tc = time.monotonic()
     reader = _AcquisitionReader(names, fs) if peer.startswith("acq-") else _MneLslReader(names)
     print(f"{peer:>9}: connected {len(names)} stream(s) in {time.monotonic() - tc:.1f} s", flush=True)
+    marker_names = [f"{n}-{peer}-markers" for n in names]
+    outlets = [pylsl.StreamOutlet(pylsl.StreamInfo(m, "Markers", 1, pylsl.IRREGULAR_RATE,
+                                                   pylsl.cf_string, m)) for m in marker_names]
+    with marker_client(marker_names) as received:
+        res, sent = _peer_loop(peer, names, classify, args, fs, reader, outlets, win, hop)
+    reader.close()
+    recv = []
+    for i, m in enumerate(marker_names):
+        for seq, t_recv in received().get(m, []):
+            if (i, seq) in sent:
+                recv.append(1e3 * (t_recv - sent[(i, seq)]))
+    r = np.percentile(recv, [50, 95, 99]) if recv else [float("nan")] * 3
+    res.update({"received": len(recv), "recv_p50_ms": float(r[0]), "recv_p95_ms": float(r[1]),
+                "recv_p99_ms": float(r[2])})
+    return res
+
+
+def _peer_loop(peer, names, classify, args, fs, reader, outlets, win, hop):
+    from pylsl import local_clock
+
     push_shift = args.chunk_size / fs if args.source == "mne-lsl" else 0.0
     next_end = [None] * len(names)
     lat, skipped, incomplete = [], 0, 0
+    seqs, sent = [0] * len(names), {}  # (stream, seq) -> push time of the window's last chunk
     # Warm-up: each stream's first decision is not measured; the clock starts once every stream
     # has decided (inlets open one after another: first windows complete at different times).
     warm = [False] * len(names)
@@ -228,16 +254,18 @@ def _run_peer(peer: str, names: list[str], classify, args, fs: float) -> dict:
             classify(data[:-1, pos - win + 1:pos + 1])
             chunk_last_ts = ts[pos] + (args.chunk_size - 1 - end % args.chunk_size) / fs
             latency_ms = 1e3 * (local_clock() - (chunk_last_ts - push_shift))
+            outlets[i].push_sample([json.dumps({"seq": seqs[i]})])
             if t0 is not None:
                 lat.append(latency_ms)
+                sent[(i, seqs[i])] = chunk_last_ts - push_shift
             elif not warm[i]:
                 warm[i] = True
                 if all(warm):
                     t0, cpu0, skipped, incomplete = time.monotonic(), time.process_time(), 0, 0
+            seqs[i] += 1
         time.sleep(0.001)
     wall = time.monotonic() - t0
     cpu = 100 * (time.process_time() - cpu0) / wall
-    reader.close()
     v = np.array(lat)
     pct = np.percentile(v, [50, 95, 99]) if v.size else [float("nan")] * 3
     expected = len(names) * args.duration / HOP_S
@@ -245,7 +273,7 @@ def _run_peer(peer: str, names: list[str], classify, args, fs: float) -> dict:
             "decisions_expected_approx": int(expected), "skipped": skipped,
             "incomplete": incomplete, "p50_ms": float(pct[0]), "p95_ms": float(pct[1]),
             "p99_ms": float(pct[2]), "max_ms": float(v.max()) if v.size else float("nan"),
-            "process_cpu_pct": round(cpu, 1)}
+            "process_cpu_pct": round(cpu, 1)}, sent
 
 
 def main(argv=None) -> int:
@@ -289,7 +317,8 @@ def main(argv=None) -> int:
             print(f"{peer:>9}: {res['streams']} stream(s), {res['decisions']} decisions "
                   f"(~{res['decisions_expected_approx']} expected), "
                   f"skipped {res['skipped']}, incomplete {res['incomplete']}, p50 {res['p50_ms']:.1f} ms, "
-                  f"p95 {res['p95_ms']:.1f} ms, p99 {res['p99_ms']:.1f} ms, max {res['max_ms']:.1f} ms, "
+                  f"p95 {res['p95_ms']:.1f} ms, p99 {res['p99_ms']:.1f} ms, max {res['max_ms']:.1f} ms; "
+                  f"marker received p50 {res['recv_p50_ms']:.1f} ms, p99 {res['recv_p99_ms']:.1f} ms; "
                   f"process CPU {res['process_cpu_pct']:.0f}%", flush=True)
     report = {
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",

@@ -7,6 +7,12 @@ Subject and run come from the file name (the rule of ``shared/data/SOURCES.md``:
 name's prefix): ``S001R04.edf`` → ``S001``, run 4 (EEGMMIDB); ``chb01_03_ictal10s.edf`` → ``chb01``
 (CHB-MIT); ``SC4001E0-PSG.edf`` → ``SC400`` (Sleep-EDF: subject = first 5 characters, the 6th is the
 night); anything else → the whole stem (``dreams_excerpt1``), run None.
+
+Subject aliases: where a dataset files one person under two names the subject is mapped to one
+name, so that subject-grouped cross-validation never trains and tests on the same person.
+``KNOWN_SUBJECT_ALIASES`` holds the dataset facts (CHB-MIT: "case chb21 was obtained 1.5 years
+after case chb01, from the same female subject", the database description); a profile may add its
+own (``subject_aliases``). Names match case-insensitively.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import mne
 import numpy as np
@@ -21,8 +28,11 @@ import numpy as np
 from eegmamba._checks import UserInputError, check_file
 from eegmamba.channels import match_channels
 from eegmamba.profiles import Profile
+from eegmamba.units import check_amplitude, mne_scale_to_uv
 
 READABLE_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".vhdr", ".set", ".cnt")
+
+KNOWN_SUBJECT_ALIASES = {"chb21": "chb01"}
 
 _SUBJECT_RULES = (
     (re.compile(r"^(S\d{3})R(\d+)", re.IGNORECASE), True),  # EEGMMIDB: S001R04
@@ -39,7 +49,7 @@ class Recording:
     sfreq : float, Hz
     ch_names : tuple of str, the profile's (canonical) names; ``source_ch_names`` the file's names
     annotations : tuple of (onset s, duration s, description), onset from the first sample
-    subject : str; run : int or None; path : Path
+    subject : str (aliases applied: one name per person); run : int or None; path : Path
     """
 
     data: np.ndarray
@@ -60,8 +70,17 @@ class Recording:
         return self.n_samples / self.sfreq
 
 
-def subject_and_run(path: str | Path) -> tuple[str, int | None]:
-    """``(subject, run)`` from a file name (see module docstring)."""
+def canonical_subject(subject: str, aliases: Mapping[str, str] | None = None) -> str:
+    """The subject ``subject`` is the same person as (itself if no alias applies, module docstring).
+
+    aliases : extra ``{alias: subject}`` (a profile's ``subject_aliases``); they win over the known ones
+    """
+    table = {k.lower(): v for k, v in {**KNOWN_SUBJECT_ALIASES, **(aliases or {})}.items()}
+    return table.get(subject.lower(), subject)
+
+
+def subject_and_run(path: str | Path, aliases: Mapping[str, str] | None = None) -> tuple[str, int | None]:
+    """``(subject, run)`` from a file name, subject aliases applied (see module docstring)."""
     stem = Path(path).name
     for suffix in READABLE_SUFFIXES:
         if stem.lower().endswith(suffix):
@@ -70,8 +89,8 @@ def subject_and_run(path: str | Path) -> tuple[str, int | None]:
     for rx, has_run in _SUBJECT_RULES:
         m = rx.match(stem)
         if m:
-            return m.group(1), (int(m.group(2)) if has_run else None)
-    return re.sub(r"-PSG$", "", stem), None
+            return canonical_subject(m.group(1), aliases), (int(m.group(2)) if has_run else None)
+    return canonical_subject(re.sub(r"-PSG$", "", stem), aliases), None
 
 
 def find_hypnogram(psg: Path) -> Path | None:
@@ -117,9 +136,12 @@ def expand_paths(paths) -> list[Path]:
 
 
 def read_recording(path: str | Path, profile: Profile) -> Recording:
-    """Read ``path`` and pick the profile's channels (aliases allowed), converting volts to µV.
+    """Read ``path`` and pick the profile's channels (aliases allowed), in µV.
 
-    Raises ``UserInputError`` for a missing/unreadable file or missing channels (naming the file).
+    Units follow :mod:`eegmamba.units`: MNE reads every declared voltage as volts (converted here to
+    µV); a channel without a voltage unit is taken as µV. Raises ``UserInputError`` for a
+    missing/unreadable file, missing channels, or an EEG amplitude implausible for µV (a file in
+    volts declared as µV, …), naming the file.
     """
     path = check_file(path, "recording")
     try:
@@ -130,7 +152,12 @@ def read_recording(path: str | Path, profile: Profile) -> Recording:
         picks = match_channels(raw.ch_names, profile.channels.names, profile.channels.aliases)
     except UserInputError as exc:
         raise UserInputError(f"{path}: {exc}") from exc
-    data = raw.get_data(picks=picks) * 1e6  # MNE gives volts
+    scales = [mne_scale_to_uv(raw.info["chs"][i]) for i in picks]
+    data = raw.get_data(picks=picks) * np.array([1.0 if s is None else s for s in scales])[:, None]
+    declared = "V" if all(s is not None for s in scales) else None
+    check = check_amplitude(data, f"recording {path}", declared, option=None)
+    if not check.ok:
+        raise UserInputError(check.message)
     annotations = raw.annotations
     hyp = find_hypnogram(path)
     if hyp is not None:
@@ -141,7 +168,7 @@ def read_recording(path: str | Path, profile: Profile) -> Recording:
         (float(o) - first, float(d), str(desc))
         for o, d, desc in zip(annotations.onset, annotations.duration, annotations.description)
     )
-    subject, run = subject_and_run(path)
+    subject, run = subject_and_run(path, profile.subject_aliases)
     return Recording(
         data=np.ascontiguousarray(data, dtype=np.float64), sfreq=float(raw.info["sfreq"]),
         ch_names=tuple(profile.channels.names), source_ch_names=tuple(raw.ch_names[i] for i in picks),

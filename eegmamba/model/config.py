@@ -14,6 +14,8 @@ from typing import Any
 from eegmamba._checks import check_option, check_positive
 from eegmamba.model._kernels import BACKENDS  # noqa: F401  (re-exported: the scan backends)
 
+CLS_POSITIONS = ("start", "middle", "end")
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -24,7 +26,7 @@ class TaskSpec:
     name : str
         Task name used to route inputs (``model(x, task=name)``).
     n_chans : int
-        Number of input channels; one spatial-adaptive conv branch exists per distinct count.
+        Number of input channels.
     n_times : int
         Window length in samples at ``sfreq``.
     n_classes : int
@@ -32,7 +34,9 @@ class TaskSpec:
     sfreq : float
         Sampling rate in Hz the model was built for (the paper resamples everything to 200 Hz).
     ch_names, class_names : tuple of str
-        Ordered channel and class names (may be empty for synthetic uses; then only counts are checked).
+        Ordered channel and class names (may be empty for synthetic uses; then only counts are
+        checked). Tasks with the same ordered channel names share a spatial-adaptive conv branch;
+        a task without names gets its own.
     """
 
     name: str
@@ -44,8 +48,8 @@ class TaskSpec:
     class_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.name:
-            raise ValueError("TaskSpec.name must be a non-empty string")
+        if not isinstance(self.name, str) or not self.name or "." in self.name:
+            raise ValueError(f"TaskSpec.name must be a non-empty string without '.', got {self.name!r}")
         for f in ("n_chans", "n_times", "n_classes"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -92,6 +96,13 @@ class EEGMambaConfig:
     small_stride: int = 8
     wide_kernel: int = 100
     wide_stride: int = 50
+    # --- Class token position (Eq. 7 puts it first: "start" = [cls, small, wide]). With a BiMamba
+    # stack the token at index 0 gets the sequence only through the backward scan, whose state is
+    # dominated by the nearest tokens (the window's start, small path); "middle" = [small, cls, wide]
+    # lets each scan direction integrate one whole path into it (Vim, Zhu et al. 2024, found the
+    # middle class token best for bidirectional Mamba); "end" mirrors "start". Ablation in
+    # docs/results.md ("Ablations (model review)").
+    cls_position: str = "start"
     # --- Task-aware MoE (Section 2.4, Appendix E.1)
     use_moe: bool = False
     n_experts: int = 8
@@ -122,6 +133,7 @@ class EEGMambaConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"EEGMambaConfig.dropout must be in [0, 1), got {self.dropout}")
         check_option(self.backend, BACKENDS, "EEGMambaConfig.backend")
+        check_option(self.cls_position, CLS_POSITIONS, "EEGMambaConfig.cls_position")
 
     @property
     def resolved_dt_rank(self) -> int:

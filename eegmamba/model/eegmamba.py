@@ -13,16 +13,24 @@ from eegmamba.model.bimamba import BiMambaBlock
 from eegmamba.model.config import BACKENDS, EEGMambaConfig, TaskSpec
 from eegmamba.model.heads import TaskAwareClassifier
 from eegmamba.model.moe import TaskAwareMoE
-from eegmamba.model.st_adaptive import STAdaptive
+from eegmamba.model.st_adaptive import STAdaptive, upgrade_count_keyed_state
+
+
+def _upgrade_hook(module: "EEGMamba", state: dict, prefix: str, *args) -> None:
+    module.upgrade_state_dict(state, prefix)
 
 
 class EEGMamba(nn.Module):
     """EEGMamba classifier.
 
-    ``model(x, task=name)`` with ``x (B, C_task, T_task)`` float (per-window z-scored EEG at
-    ``sfreq`` = 200 Hz) returns logits ``(B, n_classes_task)``. After each forward
+    ``model(x, task=name)`` with ``x (B, C_task, T_task)`` float (EEG at ``sfreq`` = 200 Hz,
+    normalized per the task's profile) returns logits ``(B, n_classes_task)``. After each forward
     ``model.last_aux_loss`` holds the summed MoE auxiliary loss ``Σ (L_b + L_z)`` (zero without MoE);
-    training adds ``config.aux_loss_weight * last_aux_loss`` to the cross-entropy.
+    training adds ``config.aux_loss_weight * last_aux_loss`` to the cross-entropy;
+    ``model.last_aux_parts`` holds its two summed parts (``{"balance": Σ L_b, "z": Σ L_z}``, detached).
+
+    State dicts of older versions (spatial branches keyed by channel count, one shared tokenizer
+    BatchNorm) load through :meth:`upgrade_state_dict`, which ``load_state_dict`` applies too.
     """
 
     def __init__(self, config: EEGMambaConfig) -> None:
@@ -32,8 +40,8 @@ class EEGMamba(nn.Module):
         c = config
         self.task_index = {t.name: i for i, t in enumerate(c.tasks)}
         self.st_adaptive = STAdaptive(
-            tuple(t.n_chans for t in c.tasks), c.d_model, c.spatial_kernel,
-            c.small_kernel, c.small_stride, c.wide_kernel, c.wide_stride,
+            c.tasks, c.d_model, c.spatial_kernel, c.small_kernel, c.small_stride, c.wide_kernel,
+            c.wide_stride, c.cls_position,
         )
         self.blocks = nn.ModuleList(
             BiMambaBlock(c.d_model, c.d_state, c.d_conv, c.expand, c.resolved_dt_rank,
@@ -51,6 +59,17 @@ class EEGMamba(nn.Module):
             c.d_model, {t.name: t.n_classes for t in c.tasks}, c.dropout
         )
         self.last_aux_loss = torch.zeros(())
+        self.last_aux_parts: dict[str, torch.Tensor] = {}
+        self.register_load_state_dict_pre_hook(_upgrade_hook)
+
+    def upgrade_state_dict(self, state: dict, prefix: str = "") -> list[str]:
+        """Map, in place, tensor names of older versions onto this model's; returns what changed.
+
+        Old checkpoints keyed the spatial-adaptive branches by channel count and shared one tokenizer
+        BatchNorm between tasks; each task now takes the conv and norms it used before, so the
+        upgraded model's outputs equal the old model's (see ``st_adaptive.upgrade_count_keyed_state``).
+        """
+        return upgrade_count_keyed_state(state, prefix + "st_adaptive.", self.config.tasks)
 
     @property
     def tasks(self) -> tuple[TaskSpec, ...]:
@@ -104,19 +123,22 @@ class EEGMamba(nn.Module):
                          strict_length: bool = True) -> torch.Tensor:
         """Class-token features ``(B, D)`` after the last block."""
         name = self.check_input(x, task, strict_length)
-        t = self.st_adaptive(x)
+        t, cls_index = self.st_adaptive(x, name)
         task_token = None
         if self.task_tokens is not None:
             idx = torch.full((x.shape[0],), self.task_index[name], device=x.device, dtype=torch.long)
             task_token = self.task_tokens(idx)
         aux = x.new_zeros((), dtype=torch.float32)
+        parts = {"balance": x.new_zeros((), dtype=torch.float32), "z": x.new_zeros((), dtype=torch.float32)}
         for i, block in enumerate(self.blocks):
             t = block(t)
             if self.moes:
                 t = self.moes[i](t, task_token)
                 aux = aux + self.moes[i].aux_loss
+                parts = {k: v + self.moes[i].aux_parts[k] for k, v in parts.items()}
         self.last_aux_loss = aux
-        return t[:, 0]
+        self.last_aux_parts = parts
+        return t[:, cls_index]
 
     def forward(self, x: torch.Tensor, task: str | None = None, strict_length: bool = True) -> torch.Tensor:
         """``x (B, C, T)`` → logits ``(B, K)`` for ``task`` (optional when the model has one task)."""

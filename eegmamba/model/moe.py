@@ -7,7 +7,9 @@ For tokens ``T (B, L, D)`` and a task token ``t_task (B, D)``:
 * ``e = SoftMax(Top_k(G, k))`` — non-top-k logits are set to -inf before the softmax  (Eq. 8)
 * ``T* = Σ_i e_i · E_i(T) + ω · E^u(T)``, ``ω = 1 - max(e)``                         (Eq. 10)
 * ``L_b = Std(e) / Mean(e)`` over the per-expert importance (Eq. 11, Shazeer et al., 2016) and the
-  router z-loss ``L_z = mean over tokens of (log Σ_j exp G_j)²`` (Zoph et al., 2022); ``L_aux = L_b + L_z``.
+  router z-loss ``L_z = mean over tokens of (log Σ_j exp G⁰_j)²`` on the clean gate logits
+  ``G⁰ = Linear_Gate(T_cat)`` (ST-MoE, Zoph et al., 2022: the z-loss keeps the router's own logits
+  small; the noise is a sampling device, not a quantity to penalise); ``L_aux = L_b + L_z``.
 
 Routing is per token. The paper does not say how the MoE block is wired into the stack; we use a
 pre-norm residual block (``T + MoE(LayerNorm(T))``), as in the Transformer MoE layers it cites.
@@ -40,13 +42,15 @@ class Routing:
     """What the last forward routed (for tests, visualisation and the aux loss).
 
     ``indices (S, k)`` and ``weights (S, k)`` per flattened token, ``omega (S,)`` universal weight,
-    ``logits (S, E)`` the (noisy) gate logits.
+    ``logits (S, E)`` the gate logits that routed (noisy while training), ``clean_logits (S, E)``
+    the gate logits without noise (what the z-loss sees).
     """
 
     indices: torch.Tensor
     weights: torch.Tensor
     omega: torch.Tensor
     logits: torch.Tensor
+    clean_logits: torch.Tensor
 
 
 def balance_loss(gates: torch.Tensor) -> torch.Tensor:
@@ -65,7 +69,8 @@ class TaskAwareMoE(nn.Module):
 
     Flags reproduce the paper's ablations: ``task_aware_gating=False`` gates on ``T`` alone;
     ``universal_expert=False`` drops ``E^u``; ``noisy_gating=False`` drops the noise term.
-    After each forward, ``self.aux_loss`` holds ``L_b + L_z`` and ``self.routing`` the decisions.
+    After each forward, ``self.aux_loss`` holds ``L_b + L_z``, ``self.aux_parts`` the two parts
+    (``{"balance": L_b, "z": L_z}``, detached) and ``self.routing`` the decisions.
     """
 
     def __init__(
@@ -93,23 +98,29 @@ class TaskAwareMoE(nn.Module):
         self.experts = nn.ModuleList(Expert(d_model, hidden) for _ in range(n_experts))
         self.universal = Expert(d_model, hidden) if universal_expert else None
         self.aux_loss: torch.Tensor = torch.zeros(())
+        self.aux_parts: dict[str, torch.Tensor] = {}
         self.routing: Routing | None = None
 
-    def gate_logits(self, tokens: torch.Tensor, task_token: torch.Tensor | None) -> torch.Tensor:
-        """Eq. 9: ``tokens (B, L, D)``, ``task_token (B, D)`` → logits ``(B, L, E)``."""
+    def gate_logits(self, tokens: torch.Tensor, task_token: torch.Tensor | None,
+                    with_clean: bool = False):
+        """Eq. 9: ``tokens (B, L, D)``, ``task_token (B, D)`` → logits ``(B, L, E)`` (noisy while
+        training); with ``with_clean`` the pair ``(logits, clean logits)``."""
         if self.task_aware_gating:
             if task_token is None:
                 raise ValueError("task-aware gating needs a task token")
             tokens = torch.cat([tokens, task_token[:, None, :].expand_as(tokens)], dim=-1)
-        logits = self.linear_gate(tokens)
+        clean = self.linear_gate(tokens)
+        logits = clean
         if self.noisy_gating and self.training:
-            logits = logits + torch.randn_like(logits) * F.softplus(self.linear_noise(tokens))
-        return logits
+            logits = clean + torch.randn_like(clean) * F.softplus(self.linear_noise(tokens))
+        return (logits, clean) if with_clean else logits
 
     def forward(self, t: torch.Tensor, task_token: torch.Tensor | None = None) -> torch.Tensor:
         b, l, d = t.shape
         h = self.norm(t)
-        logits = self.gate_logits(h, task_token).reshape(b * l, self.n_experts)
+        logits, clean = self.gate_logits(h, task_token, with_clean=True)
+        logits = logits.reshape(b * l, self.n_experts)
+        clean = clean.reshape(b * l, self.n_experts)
         top_val, top_idx = logits.topk(self.top_k, dim=-1)
         weights = torch.softmax(top_val.float(), dim=-1).to(h.dtype)  # = SoftMax(Top_k(G)) at top-k
         flat = h.reshape(b * l, d)
@@ -122,6 +133,9 @@ class TaskAwareMoE(nn.Module):
         if self.universal is not None:
             out = out + omega[:, None] * self.universal(flat)
         dense = torch.zeros_like(logits, dtype=weights.dtype).scatter(1, top_idx, weights)
-        self.aux_loss = balance_loss(dense.float()) + router_z_loss(logits)
-        self.routing = Routing(top_idx.detach(), weights.detach(), omega.detach(), logits.detach())
+        l_b, l_z = balance_loss(dense.float()), router_z_loss(clean)
+        self.aux_loss = l_b + l_z
+        self.aux_parts = {"balance": l_b.detach(), "z": l_z.detach()}
+        self.routing = Routing(top_idx.detach(), weights.detach(), omega.detach(), logits.detach(),
+                               clean.detach())
         return t + out.reshape(b, l, d)

@@ -1,10 +1,18 @@
 """ST-Adaptive module (paper Section 2.2, Fig. 3, Eqs. 5-7).
 
-1. Spatial-adaptive convolution: one 1-D conv branch per input channel count ``C_i``, all mapping to the
-   hidden size ``D`` (Eq. 5), so datasets with different montages share everything downstream.
+1. Spatial-adaptive convolution: one 1-D conv branch per input montage, all mapping to the hidden size
+   ``D`` (Eq. 5), so datasets with different montages share everything downstream.
 2. Dual-path tokenizer (:mod:`eegmamba.model.tokenizer`, Eq. 6).
-3. Temporal adaptation: a learned class token is prepended (Eq. 7); the BiMamba stack integrates the
-   whole sequence into it, so any window length gives a fixed-size representation.
+3. Temporal adaptation: a learned class token joins the tokens (Eq. 7); the BiMamba stack integrates
+   the whole sequence into it, so any window length gives a fixed-size representation.
+
+Branches are keyed by montage, not channel count. The paper speaks of "varying channel numbers" and
+gives one sub-module per input channel count, but its datasets never share a count between different
+montages; ours do (22 bipolar CHB-MIT derivations and 22 referential 10-10 motor-imagery channels).
+A conv weight maps electrode i to features, so it only means the same thing for the same electrodes
+in the same order: tasks whose ordered channel names agree (after
+:func:`eegmamba.channels.normalize_name`) share one conv; other tasks get their own. A task without
+channel names (synthetic uses) cannot prove its montage equal to another's and gets its own conv.
 """
 
 from __future__ import annotations
@@ -12,70 +20,115 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from eegmamba.model.tokenizer import DualPathTokenizer
+from eegmamba.channels import normalize_name
+from eegmamba.model.config import CLS_POSITIONS, TaskSpec
+from eegmamba.model.tokenizer import DualPathTokenizer, TaskBatchNorm, upgrade_shared_norm
+
+
+def montage_branches(tasks: tuple[TaskSpec, ...]) -> dict[str, str]:
+    """Task name → branch key: the name of the first task with the same ordered channel names."""
+    first: dict[tuple, str] = {}
+    out = {}
+    for t in tasks:
+        montage = tuple(normalize_name(c) for c in t.ch_names) if t.ch_names else ("<task>", t.name)
+        out[t.name] = first.setdefault(montage, t.name)
+    return out
 
 
 class SpatialAdaptiveConv(nn.Module):
-    """``CNN_SA``: ``x (B, C_i, L)`` → ``y_SA (B, D, L)`` with a branch chosen by ``C_i``.
+    """``CNN_SA``: ``x (B, C_i, L)`` of task ``i`` → ``y_SA (B, D, L)``.
 
-    Each branch is ``Conv1d(C_i, D, spatial_kernel, padding=same) -> BatchNorm1d -> GELU``. The paper
-    says only "1D-CNN sub-modules with a uniform output channel count"; a pointwise kernel (1) that
-    mixes channels without smearing time is our default, configurable.
+    ``Conv1d(C_i, D, spatial_kernel, padding=same)`` of the task's montage branch, then the task's
+    BatchNorm1d (per task, see :mod:`eegmamba.model.tokenizer`), then GELU. The paper says only "1D-CNN
+    sub-modules with a uniform output channel count"; a pointwise kernel (1) that mixes channels
+    without smearing time is our default, configurable.
     """
 
-    def __init__(self, channel_counts: tuple[int, ...], d_model: int, kernel: int = 1) -> None:
+    def __init__(self, tasks: tuple[TaskSpec, ...], d_model: int, kernel: int = 1) -> None:
         super().__init__()
-        self.branches = nn.ModuleDict(
-            {
-                str(c): nn.Sequential(
-                    nn.Conv1d(c, d_model, kernel, padding=kernel // 2),
-                    nn.BatchNorm1d(d_model),
-                    nn.GELU(),
-                )
-                for c in sorted(set(channel_counts))
-            }
-        )
+        self.branch_of = montage_branches(tasks)
+        n_chans = {t.name: t.n_chans for t in tasks}
+        self.branches = nn.ModuleDict({
+            key: nn.Conv1d(n_chans[key], d_model, kernel, padding=kernel // 2)
+            for key in dict.fromkeys(self.branch_of.values())
+        })
+        self.norm = TaskBatchNorm(d_model, tuple(n_chans))
+        self.act = nn.GELU()
         self.kernel = kernel
 
-    @property
-    def channel_counts(self) -> list[int]:
-        return sorted(int(k) for k in self.branches)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        key = str(x.shape[1])
-        if key not in self.branches:
-            raise ValueError(
-                f"no spatial-adaptive branch for {x.shape[1]} input channels; "
-                f"this model has branches for {self.channel_counts}"
-            )
-        y = self.branches[key](x)
-        return y[..., : x.shape[-1]]  # even kernels pad one sample too many
+    def forward(self, x: torch.Tensor, task: str) -> torch.Tensor:
+        if task not in self.branch_of:
+            raise ValueError(f"no spatial-adaptive branch for task {task!r}; this model has "
+                             f"tasks {list(self.branch_of)}")
+        conv = self.branches[self.branch_of[task]]
+        if x.shape[1] != conv.in_channels:
+            raise ValueError(f"task {task!r}: the spatial-adaptive branch takes {conv.in_channels} "
+                             f"channels, got {x.shape[1]}")
+        y = conv(x)[..., : x.shape[-1]]  # even kernels pad one sample too many
+        return self.act(self.norm(y, task))
 
 
 class STAdaptive(nn.Module):
     """Spatial-adaptive conv + dual-path tokenizer + class token.
 
-    ``x (B, C_i, L)`` (µV, z-scored per window by the preprocessing) → ``T (B, N + 1, D)`` with the class
-    token at index 0.
+    ``x (B, C_i, L)`` (µV, normalized per the task's profile) and the task name →
+    ``(T (B, N + 1, D), cls_index)``. ``cls_position`` places the class token: ``"start"`` =
+    ``[cls, small…, wide…]`` (Eq. 7, the default), ``"middle"`` = ``[small…, cls, wide…]``,
+    ``"end"`` = ``[small…, wide…, cls]`` (see ``EEGMambaConfig.cls_position``).
     """
 
-    def __init__(
-        self,
-        channel_counts: tuple[int, ...],
-        d_model: int,
-        spatial_kernel: int,
-        small_kernel: int,
-        small_stride: int,
-        wide_kernel: int,
-        wide_stride: int,
-    ) -> None:
+    def __init__(self, tasks: tuple[TaskSpec, ...], d_model: int, spatial_kernel: int,
+                 small_kernel: int, small_stride: int, wide_kernel: int, wide_stride: int,
+                 cls_position: str = "start") -> None:
         super().__init__()
-        self.spatial = SpatialAdaptiveConv(channel_counts, d_model, spatial_kernel)
-        self.tokenizer = DualPathTokenizer(d_model, small_kernel, small_stride, wide_kernel, wide_stride)
+        if cls_position not in CLS_POSITIONS:
+            raise ValueError(f"cls_position must be one of {CLS_POSITIONS}, got {cls_position!r}")
+        names = tuple(t.name for t in tasks)
+        self.spatial = SpatialAdaptiveConv(tasks, d_model, spatial_kernel)
+        self.tokenizer = DualPathTokenizer(d_model, small_kernel, small_stride, wide_kernel,
+                                           wide_stride, names)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model))
         nn.init.trunc_normal_(self.cls_token, std=0.02)  # ViT's init (Dosovitskiy et al., 2021)
+        self.cls_position = cls_position
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.tokenizer(self.spatial(x))
-        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
-        return torch.cat([cls, tokens], dim=1)
+    def forward(self, x: torch.Tensor, task: str) -> tuple[torch.Tensor, int]:
+        y = self.spatial(x, task)
+        small, wide = self.tokenizer.small(y, task), self.tokenizer.wide(y, task)
+        cls = self.cls_token.expand(x.shape[0], -1, -1)
+        if self.cls_position == "start":
+            return torch.cat([cls, small, wide], dim=1), 0
+        if self.cls_position == "middle":
+            return torch.cat([small, cls, wide], dim=1), small.shape[1]
+        return torch.cat([small, wide, cls], dim=1), small.shape[1] + wide.shape[1]
+
+
+def upgrade_count_keyed_state(state: dict, prefix: str, tasks: tuple[TaskSpec, ...]) -> list[str]:
+    """In place: map a state dict written before montage-keyed branches and per-task norms.
+
+    Old names: ``spatial.branches.<n_chans>.0.*`` (conv), ``spatial.branches.<n_chans>.1.*``
+    (BatchNorm), ``tokenizer.{small,wide}.norm.*`` (one BatchNorm). Each task takes the conv and
+    BatchNorm of its channel count and a copy of the shared tokenizer norms, so the upgraded model
+    computes exactly what the old one did for every task. Returns what was changed (for the record).
+    """
+    done = []
+    sp = prefix + "spatial."
+    branch_of = montage_branches(tasks)
+    counts = sorted({t.n_chans for t in tasks if f"{sp}branches.{t.n_chans}.0.weight" in state})
+    if counts:
+        # take the old tensors out first: a new branch key may look like an old one ("22")
+        olds = {c: {k[len(f"{sp}branches.{c}."):]: state.pop(k) for k in list(state)
+                    if k.startswith(f"{sp}branches.{c}.0.") or k.startswith(f"{sp}branches.{c}.1.")}
+                for c in counts}
+        for t in tasks:
+            for k, v in olds.get(t.n_chans, {}).items():
+                layer, field = k.split(".", 1)
+                dst = (f"{sp}branches.{branch_of[t.name]}.{field}" if layer == "0"
+                       else f"{sp}norm.{t.name}.{field}")
+                state[dst] = v.clone()
+        done.append(f"spatial branches keyed by channel count {counts} -> by montage "
+                    f"{sorted(set(branch_of.values()))}")
+    names = tuple(t.name for t in tasks)
+    for path in ("small", "wide"):
+        if upgrade_shared_norm(state, f"{prefix}tokenizer.{path}.norm.", names):
+            done.append(f"shared tokenizer.{path}.norm -> one per task")
+    return done

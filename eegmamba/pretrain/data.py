@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import collections
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -25,7 +25,7 @@ import numpy as np
 
 from eegmamba._checks import UserInputError
 from eegmamba.channels import normalize_name
-from eegmamba.data.readers import expand_paths, read_recording, subject_and_run
+from eegmamba.data.readers import expand_paths, read_recording
 from eegmamba.preprocessing import Preprocessor
 from eegmamba.profiles import Profile, load_profile
 from eegmamba.windowing import window_recording
@@ -147,9 +147,8 @@ def pretrain_profile(ch_names: Sequence[str] | None = None, *, base: Profile | s
         f = base.filter
         d["filter"] = {"l_freq": f.l_freq, "h_freq": f.h_freq, "order": f.order, "notch_hz": f.notch_hz}
         d["normalization"] = base.normalization
-        q = base.quality
-        d["quality"] = {"on_bad": q.on_bad, "flat_std_uv": q.flat_std_uv,
-                        "saturation_uv": q.saturation_uv, "gap_factor": q.gap_factor}
+        d["subject_aliases"] = dict(base.subject_aliases)
+        d["quality"] = asdict(base.quality)
     else:
         d["filter"] = {"l_freq": DEFAULT_BAND[0], "h_freq": DEFAULT_BAND[1], "order": 4, "notch_hz": None}
     if band is not None:
@@ -174,7 +173,7 @@ def load_unlabeled(paths, profile: Profile, min_windows: int = 2) -> PretrainDat
     for path in files:
         rec = read_recording(path, profile)
         n_out = Preprocessor(profile, rec.sfreq, 1).n_outputs(rec.n_samples)
-        subject = subject_and_run(path)[0]
+        subject = rec.subject  # file-name subject with aliases applied (one name per person)
         if n_out < length:
             drops["too_short"] += 1
             info.append({"path": str(path), "subject": subject, "windows": 0,

@@ -1,10 +1,10 @@
 """The EEGM2 pretraining loop: reconstruction loss, AdamW + OneCycle, subject-grouped validation,
 best-validation weights, resumable and Ctrl-C safe.
 
-Official setup (``Jiazhen-Hong/EEGM2`` @ 0fade32, design notes §3): AdamW, OneCycle (``div_factor``
-2, ``final_div_factor`` 100, ``pct_start`` 0.1, cosine), best validation loss kept. Departures (ours):
-gradient clipping at ``clip`` (the official code has none), weight decay 1e-2 (AdamW's default; the
-official value is unused there), and a seeded split (the official one is unseeded).
+Official setup (``Jiazhen-Hong/EEGM2`` @ 0fade32, design notes §3): AdamW with weight decay 1e-2,
+OneCycle (``div_factor`` 2, ``final_div_factor`` 100, ``pct_start`` 0.1, cosine), gradient-norm
+clipping at 1.0, batch 64, best validation loss kept; our defaults are these. Departure (ours): a
+seeded split (the official one is unseeded).
 
 Validation windows come from held-out subjects (``eegmamba.training.cv.validation_split``: subjects,
 else files, else the last part in time with overlapping training windows dropped and counted). With
@@ -48,7 +48,7 @@ class PretrainConfig:
     """
 
     epochs: int = 50
-    batch_size: int = 32
+    batch_size: int = 64  # the official value
     lr: float = 5e-4
     weight_decay: float = 1e-2
     clip: float = 1.0

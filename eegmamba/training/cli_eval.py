@@ -1,4 +1,5 @@
-"""``eegmamba-eval``: ACC / AUROC / weighted F1 of a checkpoint on other recordings (thin command)."""
+"""``eegmamba-eval``: ACC, balanced ACC, AUROC, weighted F1 and κ of a checkpoint on other recordings
+(thin command)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
     from eegmamba._checks import UserInputError
     from eegmamba.training.evaluate import evaluate_checkpoint
+    from eegmamba.training.metrics import METRIC_NAMES, METRICS
 
     args = build_parser().parse_args(argv)
     if args.batch_size < 1:
@@ -43,12 +45,12 @@ def _main(argv: Sequence[str] | None) -> int:
     console = Console()
     for w in res["warnings"]:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
-    table = Table("subject", "windows", "ACC", "AUROC", "weighted F1",
+    table = Table("subject", "windows", *(METRIC_NAMES[k] for k in METRICS),
                   title=f"{res['task']}: {Path(args.checkpoint)}")
     for s, m in res["per_subject"].items():
-        table.add_row(s, str(m["n"]), _f(m["acc"]), _f(m["auroc"]), _f(m["f1_weighted"]))
+        table.add_row(s, str(m["n"]), *(_f(m[k]) for k in METRICS))
     m = res["metrics"]
-    table.add_row("all", str(m["n"]), _f(m["acc"]), _f(m["auroc"]), _f(m["f1_weighted"]), style="bold")
+    table.add_row("all", str(m["n"]), *(_f(m[k]) for k in METRICS), style="bold")
     console.print(table)
     console.print("windows per class: " + ", ".join(f"{k} {v}" for k, v in res["windows"].items()) +
                   "; dropped: " + (", ".join(f"{k}={v}" for k, v in sorted(res["dropped"].items()))

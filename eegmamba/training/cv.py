@@ -8,13 +8,16 @@ fold with the fewest windows so far (the rule of scikit-learn's ``GroupKFold``),
 Validation (early stopping) is taken from the training subjects only, never the test fold:
 several training subjects → hold out whole subjects; one subject with several files → hold out whole
 files; one file → hold out its last part in time, and drop (count) the training windows that overlap
-the held-out span, because overlapping windows share samples.
+the held-out span, because overlapping windows share samples. ``time_split_per_file`` holds out the
+last part of EVERY training file instead (the within-subject protocol: two calibration runs, of
+which neither should be lost to validation).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -48,7 +51,7 @@ class ValSplit:
 
     def describe(self) -> str:
         what = {"subjects": "held-out training subject(s)", "files": "held-out file(s) of the only "
-                "training subject", "time": "last part in time of the only training file"}[self.how]
+                "training subject", "time": "last part in time of the training file(s)"}[self.how]
         extra = (f"; {self.dropped_overlap} training windows overlapping it dropped"
                  if self.dropped_overlap else "")
         return (f"validation = {what} {', '.join(self.held_out)} ({len(self.val_idx)} windows, "
@@ -126,3 +129,37 @@ def validation_split(idx: np.ndarray, subjects: np.ndarray, files: np.ndarray, t
             f"({len(idx)} windows); add recordings or use more data"
         )
     return ValSplit(train, idx[is_val], "time", (f"t >= {cut:.2f} s",), int(overlaps.sum()))
+
+
+def time_split_per_file(idx: np.ndarray, files: np.ndarray, t_start: np.ndarray, window_s: float,
+                        val_frac: float = 0.2) -> ValSplit:
+    """Hold out the last ``val_frac`` (in time) of each file's windows in ``idx`` for validation; drop
+    (count) the training windows that overlap a held-out span of the same file.
+
+    files, t_start : ndarray, shape (N,), of the whole window set; window_s : float, seconds
+    """
+    if not 0 < val_frac < 1:
+        raise ValueError(f"val_frac must be in (0, 1), got {val_frac}")
+    idx = np.asarray(idx)
+    train, val, dropped, cuts = [], [], 0, []
+    for f in sorted(set(np.asarray(files)[idx].tolist())):
+        part = idx[np.asarray(files)[idx] == f]
+        t = np.asarray(t_start)[part]
+        if len(part) < 2:
+            train.append(part)
+            continue
+        cut = float(np.quantile(t, 1 - val_frac))
+        is_val = t >= cut
+        if is_val.all():
+            is_val[np.argmin(t)] = False
+        cut = float(t[is_val].min())
+        overlaps = ~is_val & (t + window_s > cut)
+        train.append(part[~is_val & ~overlaps])
+        val.append(part[is_val])
+        dropped += int(overlaps.sum())
+        cuts.append(f"{Path(f).name}: t >= {cut:.2f} s")
+    tr = np.concatenate(train) if train else np.zeros(0, int)
+    va = np.concatenate(val) if val else np.zeros(0, int)
+    if len(tr) == 0 or len(va) == 0:
+        raise UserInputError(f"too few windows ({len(idx)}) for a time-based validation split per file")
+    return ValSplit(np.sort(tr), np.sort(va), "time", tuple(cuts), dropped)

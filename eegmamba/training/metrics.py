@@ -1,4 +1,6 @@
-"""Classification metrics of the paper (Appendix E.6): accuracy, AUROC and weighted F1 (scikit-learn).
+"""Classification metrics: the paper's (Appendix E.6: accuracy, AUROC, weighted F1) plus balanced
+accuracy and Cohen's κ, which stay honest on imbalanced data (seizure, sleep): a model that always
+predicts the majority class gets balanced accuracy 1/K and κ 0 whatever its accuracy (scikit-learn).
 
 AUROC: binary tasks use the positive class's probability; multi-class tasks use one-vs-rest AUROC
 averaged over the classes that occur in ``y_true`` (macro), because a test fold often lacks some
@@ -9,11 +11,15 @@ classes (e.g. no REM). Where fewer than two classes occur, AUROC is undefined an
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
+from sklearn.metrics import (accuracy_score, balanced_accuracy_score, cohen_kappa_score,
+                             confusion_matrix, f1_score, roc_auc_score)
 
-METRICS = ("acc", "auroc", "f1_weighted")
+METRICS = ("acc", "balanced_acc", "auroc", "f1_weighted", "kappa")
+METRIC_NAMES = {"acc": "ACC", "balanced_acc": "BACC", "auroc": "AUROC", "f1_weighted": "F1w",
+                "kappa": "κ"}
 
 
 def _check(y_true: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -42,13 +48,24 @@ def auroc(y_true: np.ndarray, proba: np.ndarray) -> float:
 
 
 def compute_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """``{"acc", "auroc", "f1_weighted", "n"}`` for labels ``y_true (N,)`` and probabilities ``(N, K)``."""
+    """``{"acc", "balanced_acc", "auroc", "f1_weighted", "kappa", "n"}`` for labels ``y_true (N,)``
+    and probabilities ``(N, K)``.
+
+    Balanced accuracy is the mean recall over the classes present in ``y_true``; κ is NaN when
+    it is undefined (one class in ``y_true`` and the same single class predicted).
+    """
     y_true, proba = _check(y_true, proba)
     pred = proba.argmax(axis=1)
+    with warnings.catch_warnings():  # one class in a subject's windows: expected, reported as NaN
+        warnings.simplefilter("ignore")
+        kappa = float(cohen_kappa_score(y_true, pred))
+        bacc = float(balanced_accuracy_score(y_true, pred))
     return {
         "acc": float(accuracy_score(y_true, pred)),
+        "balanced_acc": bacc,
         "auroc": auroc(y_true, proba),
         "f1_weighted": float(f1_score(y_true, pred, average="weighted", zero_division=0)),
+        "kappa": kappa,
         "n": int(len(y_true)),
     }
 
@@ -75,5 +92,7 @@ def mean_std(values: list[float]) -> dict[str, float]:
 
 
 def summarize_folds(fold_metrics: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Mean ± std of each metric over folds: ``{"acc": {"mean", "std", "n"}, ...}``."""
-    return {m: mean_std([f[m] for f in fold_metrics]) for m in METRICS}
+    """Mean ± std of each metric over folds: ``{"acc": {"mean", "std", "n"}, ...}`` (the metrics of
+    ``METRICS`` the fold dicts hold; results written before a metric existed lack it)."""
+    return {m: mean_std([f.get(m) for f in fold_metrics]) for m in METRICS
+            if any(m in f for f in fold_metrics)}

@@ -43,8 +43,10 @@ class TrainProgress:
             return
         val = (f"  val_loss {record['val_loss']:.4f}  val_acc {record['val_acc']:.3f}"
                if "val_loss" in record else "")
+        parts = (f" (ce {record['train_ce']:.4f} + aux {record['train_aux']:.4f})"
+                 if record.get("train_aux") else "")
         self.console.print(f"{self.label} epoch {record['epoch']}/{self.epochs}  train_loss "
-                           f"{record['train_loss']:.4f}{val}  ({record['seconds']:.1f} s)")
+                           f"{record['train_loss']:.4f}{parts}{val}  ({record['seconds']:.1f} s)")
 
     def __exit__(self, *exc) -> None:
         if self.progress is not None:

@@ -3,7 +3,8 @@
 The metadata a checkpoint carries (``meta["metadata"]`` after ``load_checkpoint``):
 
 * ``tasks``: per task name, ``profile`` (``Profile.to_dict()``), ``ch_names``, ``class_names``,
-  ``sfreq`` (Hz), ``window_s`` / ``hop_s`` (seconds) and ``preprocessing`` (filter, normalization);
+  ``sfreq`` (Hz), ``window_s`` / ``hop_s`` (seconds) and ``preprocessing`` (filter, normalization,
+  ``resampler``: design, look-ahead in input samples (0) and group delay by input rate);
   for a single-task checkpoint these keys are also at the top level.
 * ``training``: command, data files with sha256 and windows used, folds, seed, versions, times, the
   subjects the weights were trained on and the epochs.
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 
 from eegmamba.profiles import Profile
+from eegmamba.resampling import resampler_metadata
 
 
 def sha256_file(path: str | Path) -> str:
@@ -94,7 +96,8 @@ def task_metadata(profile: Profile) -> dict:
         "window_s": profile.window.length_s,
         "hop_s": profile.window.hop_s,
         "preprocessing": {"filter": dataclasses.asdict(profile.filter),
-                          "normalization": profile.normalization, "sfreq": profile.sfreq},
+                          "normalization": profile.normalization, "sfreq": profile.sfreq,
+                          "resampler": resampler_metadata(profile.filter.h_freq, profile.sfreq)},
     }
 
 

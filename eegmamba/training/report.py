@@ -10,9 +10,8 @@ import numpy as np
 
 from eegmamba.data.dataset import WindowSet
 from eegmamba.profiles import Profile
+from eegmamba.training.metrics import METRIC_NAMES as _NAMES
 from eegmamba.training.metrics import METRICS, summarize_folds
-
-_NAMES = {"acc": "ACC", "auroc": "AUROC", "f1_weighted": "weighted F1"}
 
 
 def summarize_task(profile: Profile, ws: WindowSet, folds: list[dict]) -> dict:
@@ -116,12 +115,17 @@ def _learning_curves(out: Path, folds: list[dict]) -> str:
     for f in folds:
         h = f["history"]
         ep = [r["epoch"] for r in h]
-        line, = ax.plot(ep, [r["train_loss"] for r in h], label=f"fold {f['fold']} train")
+        # train_ce and val_loss are both cross-entropy; the MoE aux term is drawn on its own
+        line, = ax.plot(ep, [r.get("train_ce", r["train_loss"]) for r in h],
+                        label=f"fold {f['fold']} train CE")
         ax.plot(ep, [r.get("val_loss", np.nan) for r in h], "--", color=line.get_color(),
-                label=f"fold {f['fold']} val")
+                label=f"fold {f['fold']} val CE")
+        if any(r.get("train_aux") for r in h):
+            ax.plot(ep, [r.get("train_aux", np.nan) for r in h], ":", color=line.get_color(),
+                    label=f"fold {f['fold']} train aux (weighted)")
         ax.axvline(f["best_epoch"], color=line.get_color(), alpha=0.3)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (cross-entropy + aux)")
+    ax.set_ylabel("loss")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "learning_curves.png", dpi=100)

@@ -3,7 +3,10 @@
 Paper (Appendix E.5): AdamW, learning rate 2e-4, weight decay 1e-6, batch 128, 100 epochs. The paper
 does not describe early stopping; ours monitors the validation loss (cross-entropy, windows-weighted
 over tasks) with a patience of 10 epochs (our choice) and keeps the best epoch's weights. The loss is
-cross-entropy plus ``config.aux_loss_weight * model.last_aux_loss`` (the MoE auxiliary loss).
+cross-entropy plus ``config.aux_loss_weight * model.last_aux_loss`` (the MoE auxiliary loss). The
+history logs both parts: per epoch ``train_loss`` (the total that was minimised) = ``train_ce`` +
+``train_aux`` (the weighted auxiliary term), with the unweighted MoE parts ``train_aux_balance`` and
+``train_aux_z``; ``val_loss`` is pure cross-entropy, so compare it with ``train_ce``.
 
 Resumable state (``state.pt``) is written at the end of every epoch and when a stop is requested
 (Ctrl-C): the SIGINT handler only sets a flag, the loop finishes the current step, saves the state
@@ -68,7 +71,7 @@ class TaskData:
 
 @dataclass
 class FitResult:
-    history: list[dict] = field(default_factory=list)  # per epoch: train_loss, val_loss, val_acc, s
+    history: list[dict] = field(default_factory=list)  # per epoch: train_loss/_ce/_aux…, val_loss, val_acc, s
     best_epoch: int = 0  # 1-based; the epoch whose weights ``best_state`` holds
     best_state: dict | None = None
     stopped_early: bool = False
@@ -92,10 +95,19 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def _loss(model: nn.Module, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+# Sums kept per epoch (each times the batch size), in this order, then the window count.
+_PARTS = ("train_loss", "train_ce", "train_aux", "train_aux_balance", "train_aux_z")
+
+
+def _loss(model: nn.Module, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
+    """``(total loss to minimise, [total, ce, weighted aux, L_b sum, L_z sum] as floats)``."""
     core = model.module if hasattr(model, "module") else model
-    aux = core.last_aux_loss
-    return F.cross_entropy(logits.float(), y) + core.config.aux_loss_weight * aux.float()
+    ce = F.cross_entropy(logits.float(), y)
+    aux = core.config.aux_loss_weight * core.last_aux_loss.float()
+    total = ce + aux
+    parts = getattr(core, "last_aux_parts", None) or {}
+    return total, [float(total.detach()), float(ce.detach()), float(aux.detach()),
+                   float(parts.get("balance", 0.0)), float(parts.get("z", 0.0))]
 
 
 def make_optimizer(core: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
@@ -161,7 +173,7 @@ class Trainer:
         self.result = FitResult()
         self.epoch, self.step, self.bad_epochs = 0, 0, 0
         self.best_loss = math.inf
-        self.partial = [0.0, 0.0]  # running (loss * n, n) of the current epoch
+        self.partial = [0.0] * (len(_PARTS) + 1)  # running (part * n for each of _PARTS, n)
 
     # --- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -182,12 +194,14 @@ class Trainer:
         self.core.load_state_dict(s["model"])
         self.opt.load_state_dict(s["optimizer"])
         self.epoch, self.step, self.partial = s["epoch"], s["step"], list(s["partial"])
+        if len(self.partial) == 2:  # a state saved before the loss parts were logged: total only
+            self.partial = [self.partial[0], self.partial[0], 0.0, 0.0, 0.0, self.partial[1]]
         self.bad_epochs, self.best_loss = s["bad_epochs"], s["best_loss"]
         self.result = FitResult(list(s["history"]), s["best_epoch"], s["best_state"])
         torch.set_rng_state(s["rng"])
 
     # --- loop --------------------------------------------------------------------------------
-    def _train_step(self, task: str, idx: np.ndarray) -> tuple[float, int]:
+    def _train_step(self, task: str, idx: np.ndarray) -> tuple[list[float], int]:
         data = self.train[task]
         if self.dist.enabled and len(idx) < self.dist.world_size:
             idx = np.resize(idx, self.dist.world_size)  # pad a tiny last batch so no rank is empty
@@ -196,11 +210,11 @@ class Trainer:
         yb = torch.from_numpy(data.y[idx]).to(self.device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
             logits = self.model(xb, task=task)
-            loss = _loss(self.model, logits, yb)
+            loss, parts = _loss(self.model, logits, yb)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return float(loss.detach()) * len(idx), len(idx)
+        return [v * len(idx) for v in parts], len(idx)
 
     @torch.no_grad()
     def _validate(self) -> tuple[float, float]:
@@ -237,17 +251,17 @@ class Trainer:
                 for k, st in enumerate(self.sampler.epoch(self.epoch)):
                     if k < self.step:
                         continue  # resumed mid-epoch: these steps were done before
-                    loss_n, n = self._train_step(st.task, st.indices)
-                    self.partial[0] += loss_n
-                    self.partial[1] += n
+                    sums, n = self._train_step(st.task, st.indices)
+                    self.partial = [a + b for a, b in zip(self.partial, [*sums, n])]
                     self.step, seen = k + 1, seen + n * self.dist.world_size
-                    prog.advance(self.partial[0] / self.partial[1], seen / (time.perf_counter() - t0))
+                    prog.advance(self.partial[0] / self.partial[-1], seen / (time.perf_counter() - t0))
                     if any_flag(stop.requested, self.dist):
                         self.save_state()
                         raise KeyboardInterrupt
                 broadcast_buffers(self.core, self.dist)
-                tr_sum, tr_n = all_reduce_sum(self.partial, self.dist)
-                record = {"epoch": self.epoch + 1, "train_loss": tr_sum / max(tr_n, 1),
+                *tr_sums, tr_n = all_reduce_sum(self.partial, self.dist)
+                record = {"epoch": self.epoch + 1,
+                          **{k: v / max(tr_n, 1) for k, v in zip(_PARTS, tr_sums)},
                           "seconds": time.perf_counter() - t0}
                 if self.val is not None:
                     record["val_loss"], record["val_acc"] = self._validate()
@@ -263,7 +277,7 @@ class Trainer:
                 else:
                     self.bad_epochs += 1
                 self.result.history.append(record)
-                self.epoch, self.step, self.partial = self.epoch + 1, 0, [0.0, 0.0]
+                self.epoch, self.step, self.partial = self.epoch + 1, 0, [0.0] * (len(_PARTS) + 1)
                 prog.end_epoch(record)
                 if self.on_epoch_end is not None and self.on_epoch_end(self.epoch, record):
                     stop.requested = True

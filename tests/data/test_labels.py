@@ -16,7 +16,7 @@ def _at(rec, labels, t):
 
 
 def test_imagined_fist_runs(shared_data):
-    prof = load_profile("motor_imagery")
+    prof = load_profile("motor_imagery_5class")
     rec = read_recording(shared_data / "motor_imagery" / "S001R04.edf", prof)
     lab = sample_labels(rec, prof)
     first_t1 = next(a for a in rec.annotations if a[2] == "T1")
@@ -29,12 +29,26 @@ def test_imagined_fist_runs(shared_data):
 
 
 def test_imagined_fists_feet_runs(shared_data):
-    prof = load_profile("motor_imagery")
+    prof = load_profile("motor_imagery_5class")
     rec = read_recording(shared_data / "motor_imagery" / "S001R06.edf", prof)
     lab = sample_labels(rec, prof)
     first_t1 = next(a for a in rec.annotations if a[2] == "T1")
     assert prof.classes[_at(rec, lab, first_t1[0] + 1)] == "both_fists"
     assert label_counts(lab, prof)["left_fist"] == 0 and label_counts(lab, prof)["both_feet"] > 0
+
+
+def test_left_right_profile_leaves_rest_unlabelled(shared_data):
+    prof = load_profile("motor_imagery")
+    rec = read_recording(shared_data / "motor_imagery" / "S001R04.edf", prof)
+    lab = sample_labels(rec, prof)
+    first_t1 = next(a for a in rec.annotations if a[2] == "T1")
+    assert prof.classes[_at(rec, lab, first_t1[0] + 1)] == "left_fist"
+    assert _at(rec, lab, 1.0) == UNLABELLED  # T0 (rest) is ignored on purpose
+    task = sum(round(a[1] * rec.sfreq) for a in rec.annotations if a[2] in ("T1", "T2"))
+    counts = label_counts(lab, prof)
+    assert abs(counts["left_fist"] + counts["right_fist"] - task) <= 15  # one edge sample per cue
+    run6 = read_recording(shared_data / "motor_imagery" / "S001R06.edf", prof)
+    assert np.all(sample_labels(run6, prof) == UNLABELLED)  # both fists / feet: not this paradigm
 
 
 def test_real_movement_run_has_no_labels(shared_data):

@@ -23,6 +23,16 @@ def test_subject_and_run(name, subject, run):
     assert subject_and_run(name) == (subject, run)
 
 
+def test_subject_aliases_one_name_per_person():
+    # CHB-MIT case chb21 is patient chb01 recorded 1.5 years later: a dataset fact, always applied
+    assert subject_and_run("chb21_19.edf") == ("chb01", None)
+    assert subject_and_run("CHB21_19.edf") == ("chb01", None)
+    assert subject_and_run("chb22_01.edf") == ("chb22", None)
+    # a profile adds its own (and may override a known one)
+    assert subject_and_run("S002R04.edf", {"s002": "S001"}) == ("S001", 4)
+    assert subject_and_run("chb21_19.edf", {"chb21": "chb21b"}) == ("chb21b", None)
+
+
 def test_read_eegmmidb_picks_profile_channels_in_uv(shared_data):
     prof = load_profile("motor_imagery")
     path = shared_data / "motor_imagery" / "S001R04.edf"

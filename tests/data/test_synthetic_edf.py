@@ -53,10 +53,43 @@ def test_build_windows_on_synthetic(tmp_path, n_ch, sfreq):
     ws = build_windows(tmp_path, tmp_path / "p.yaml")
     assert ws.X.shape[1:] == (n_ch, 400) and set(ws.subjects) == {"S900"}
     # 6 s segments hold 9 whole 2-s windows at a 0.5 s hop; the rest straddle a change; the very
-    # last window (58-60 s) is never complete: the resampler's look-ahead needs input past the end
-    assert ws.class_counts() == {"slow": 45, "fast": 44}
+    # last window (58-60 s) is complete too: the resampler needs no input past the end
+    assert ws.class_counts() == {"slow": 45, "fast": 45}
     assert ws.drops["straddles_label_change"] > 0
     # the label lines up with the data: class i's rhythm (8 + 4 i Hz) dominates channel i
     for k, f0 in ((0, 8.0), (1, 12.0)):
         f, p = signal.periodogram(ws.X[ws.y == k, k], fs=200.0, axis=-1)
         assert abs(f[np.argmax(p.mean(axis=0))] - f0) <= 0.5
+
+
+def test_subject_alias_groups_chb21_with_chb01_in_cross_validation(tmp_path):
+    """chb21 is chb01 recorded later: its windows get subject chb01, so no fold trains on one and
+    tests on the other; a profile's own subject_aliases map other names the same way."""
+    from eegmamba.training.cv import n_folds_for, subject_folds
+    from eegmamba._checks import UserInputError
+
+    classes = ["slow", "fast"]
+    for name in ("chb01_03.edf", "chb21_19.edf", "chb02_16.edf", "px7_1.edf"):
+        syn.make_synthetic_edf(tmp_path / name, 2, 128, 24, classes, segment_s=6.0, seed=len(name),
+                               ch_names=["CH0", "CH1"])
+    prof = {
+        "name": "synthetic", "window": {"length_s": 2.0, "hop_s": 1.0}, "channels": {"names": ["CH0", "CH1"]},
+        "classes": classes, "labels": [{"description": c, "class": c} for c in classes],
+        "subject_aliases": {"PX7_1": "chb02"},
+    }
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(prof))
+    ws = build_windows(tmp_path, tmp_path / "p.yaml")
+    by_file = {Path(f).name: s for f, s in zip(ws.files, ws.subjects)}
+    assert by_file == {"chb01_03.edf": "chb01", "chb21_19.edf": "chb01", "chb02_16.edf": "chb02",
+                       "px7_1.edf": "chb02"}
+    folds = subject_folds(ws.subjects, n_folds_for(ws.subjects, 5)[0])
+    assert len(folds) == 2
+    for f in folds:
+        test_files = {Path(x).name for x in ws.files[f.test_idx]}
+        train_files = {Path(x).name for x in ws.files[f.train_idx]}
+        assert ({"chb01_03.edf", "chb21_19.edf"} <= test_files) or not (
+            {"chb01_03.edf", "chb21_19.edf"} & test_files)
+        assert not (test_files & train_files)
+    only = build_windows([tmp_path / "chb01_03.edf", tmp_path / "chb21_19.edf"], tmp_path / "p.yaml")
+    with pytest.raises(UserInputError, match="at least 2 subjects, found 1"):
+        n_folds_for(only.subjects, 5)

@@ -8,7 +8,8 @@ import torch
 from eegmamba.model.bimamba import BiMambaBlock
 from eegmamba.model.heads import TaskAwareClassifier
 from eegmamba.model.moe import TaskAwareMoE, balance_loss, router_z_loss
-from eegmamba.model.st_adaptive import STAdaptive
+from eegmamba.model.config import TaskSpec
+from eegmamba.model.st_adaptive import STAdaptive, montage_branches
 
 
 def _grads_everywhere(module: torch.nn.Module) -> list[str]:
@@ -16,24 +17,55 @@ def _grads_everywhere(module: torch.nn.Module) -> list[str]:
             or p.grad.abs().sum() == 0]
 
 
-@pytest.mark.parametrize("n_chans,n_times", [(1, 600), (22, 800), (3, 37)])
-def test_st_adaptive_shapes(n_chans, n_times):
+TASKS = (TaskSpec("one", 1, 600, 2), TaskSpec("three", 3, 37, 2), TaskSpec("mi", 22, 800, 2))
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
+@pytest.mark.parametrize("position", ["start", "middle", "end"])
+def test_st_adaptive_shapes(task, position):
     torch.manual_seed(0)
-    st = STAdaptive((1, 3, 22), 16, 1, 8, 4, 40, 20)
-    x = torch.randn(2, n_chans, n_times)
-    t = st(x)
-    assert t.shape == (2, st.tokenizer.n_tokens(n_times) + 1, 16)
+    st = STAdaptive(TASKS, 16, 1, 8, 4, 40, 20, position)
+    x = torch.randn(2, task.n_chans, task.n_times)
+    t, cls_index = st(x, task.name)
+    n_s, n_w = st.tokenizer.n_tokens_per_path(task.n_times)
+    assert t.shape == (2, n_s + n_w + 1, 16)
+    assert cls_index == {"start": 0, "middle": n_s, "end": n_s + n_w}[position]
     assert torch.isfinite(t).all()
-    # the class token is prepended and identical for every sample
-    assert torch.equal(t[0, 0], st.cls_token[0, 0]) and torch.equal(t[1, 0], st.cls_token[0, 0])
+    # the class token sits at cls_index and is identical for every sample
+    assert torch.equal(t[0, cls_index], st.cls_token[0, 0]) and torch.equal(t[1, cls_index], st.cls_token[0, 0])
+    # the tokens around it are the small path then the wide path, in order
+    rest = torch.cat([t[:, :cls_index], t[:, cls_index + 1:]], dim=1)
+    y = st.spatial(x, task.name)
+    torch.testing.assert_close(rest, torch.cat([st.tokenizer.small(y, task.name),
+                                                st.tokenizer.wide(y, task.name)], dim=1))
     t.sum().backward()
     assert st.cls_token.grad is not None
 
 
-def test_st_adaptive_unknown_channel_count():
-    st = STAdaptive((22,), 16, 1, 8, 4, 40, 20)
-    with pytest.raises(ValueError, match=r"no spatial-adaptive branch for 5 input channels.*\[22\]"):
-        st(torch.randn(1, 5, 100))
+def test_st_adaptive_unknown_task_and_wrong_channel_count():
+    st = STAdaptive((TaskSpec("mi", 22, 100, 2),), 16, 1, 8, 4, 40, 20)
+    with pytest.raises(ValueError, match=r"no spatial-adaptive branch for task 'x'.*\['mi'\]"):
+        st(torch.randn(1, 22, 100), "x")
+    with pytest.raises(ValueError, match=r"task 'mi': the spatial-adaptive branch takes 22 channels, got 5"):
+        st(torch.randn(1, 5, 100), "mi")
+
+
+def test_spatial_branches_keyed_by_montage_not_channel_count():
+    mi = TaskSpec("mi", 3, 100, 2, ch_names=("C3", "Cz", "C4"))
+    mi4 = TaskSpec("mi4", 3, 100, 4, ch_names=("c3.", "CZ..", "C4"))  # same electrodes, other spelling
+    seiz = TaskSpec("seizure", 3, 100, 2, ch_names=("FP1-F7", "F7-T7", "T7-P7"))  # same count
+    anon = TaskSpec("anon", 3, 100, 2)  # no names: montage unknown
+    anon2 = TaskSpec("anon2", 3, 100, 2)
+    assert montage_branches((mi, mi4, seiz, anon, anon2)) == {
+        "mi": "mi", "mi4": "mi", "seizure": "seizure", "anon": "anon", "anon2": "anon2"}
+    st = STAdaptive((mi, mi4, seiz, anon, anon2), 8, 1, 8, 4, 40, 20)
+    assert list(st.spatial.branches) == ["mi", "seizure", "anon", "anon2"]
+    assert list(st.spatial.norm) == ["mi", "mi4", "seizure", "anon", "anon2"]  # norms are per task
+    x = torch.randn(4, 3, 100)
+    st.eval()
+    # mi and mi4 share the conv (and here identical fresh norms): same tokens; seizure does not
+    torch.testing.assert_close(st(x, "mi")[0], st(x, "mi4")[0])
+    assert not torch.allclose(st(x, "mi")[0], st(x, "seizure")[0])
 
 
 def test_bimamba_shape_and_gradients():
@@ -135,6 +167,31 @@ def test_moe_noise_only_while_training():
     torch.testing.assert_close(moe(t, task), moe(t, task))
     moe.train()
     assert not torch.allclose(moe.gate_logits(t, task), moe.gate_logits(t, task))
+
+
+def test_router_z_loss_on_clean_logits_while_training():
+    """ST-MoE's z-loss penalises the router's own logits, not the noise added to sample routes."""
+    torch.manual_seed(0)
+    moe = TaskAwareMoE(16, n_experts=4, top_k=2, hidden=32)
+    torch.nn.init.normal_(moe.linear_gate.weight)
+    torch.nn.init.normal_(moe.linear_noise.weight, std=2.0)
+    moe.train()
+    t, task = torch.randn(2, 7, 16), torch.randn(2, 16)
+    moe(t, task)
+    r = moe.routing
+    h = moe.norm(t)
+    clean = moe.linear_gate(torch.cat([h, task[:, None].expand_as(h)], -1)).reshape(14, 4)
+    torch.testing.assert_close(r.clean_logits, clean.detach())
+    assert not torch.allclose(r.logits, r.clean_logits)  # routing used the noisy logits
+    torch.testing.assert_close(moe.aux_parts["z"], router_z_loss(clean).detach())
+    assert not torch.allclose(moe.aux_parts["z"], router_z_loss(r.logits))
+    dense = torch.zeros(14, 4).scatter(1, r.indices, r.weights)
+    torch.testing.assert_close(moe.aux_parts["balance"], balance_loss(dense))
+    torch.testing.assert_close(moe.aux_loss.detach(), moe.aux_parts["balance"] + moe.aux_parts["z"])
+    # in eval mode there is no noise: routing and z-loss see the same logits
+    moe.eval()
+    moe(t, task)
+    assert torch.equal(moe.routing.logits, moe.routing.clean_logits)
 
 
 def test_moe_ablation_flags():

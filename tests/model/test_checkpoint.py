@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from eegmamba import TaskSpec, create_model
@@ -107,3 +109,107 @@ def test_unsaveable_model(tmp_path):
 
     with pytest.raises(ValueError, match="registry-built"):
         save_checkpoint(tmp_path / "x", EEGMamba(EEGMambaConfig(tasks=(MI,))))
+
+
+DEMO = Path(__file__).resolve().parents[2] / "eegmamba" / "assets" / "demo" / "mi_checkpoint"
+
+
+def test_demo_checkpoint_of_the_count_keyed_format_loads_and_computes_the_same():
+    """The bundled demo checkpoint predates montage-keyed branches and per-task norms; its tensors
+    are mapped, and the ST-Adaptive output equals the old computation done by hand from the file."""
+    model, meta = load_checkpoint(DEMO)
+    assert any("channel count [22]" in u for u in meta["upgraded"])
+    raw = load_file(str(DEMO / "model.safetensors"))
+    assert "st_adaptive.spatial.branches.22.0.weight" in raw  # the old format indeed
+    torch.manual_seed(0)
+    x = torch.randn(3, 22, 800)
+
+    def bn(y, p):
+        return F.batch_norm(y, raw[p + "running_mean"], raw[p + "running_var"], raw[p + "weight"],
+                            raw[p + "bias"], False, 0.0, 1e-5)
+
+    s = "st_adaptive."
+    y = F.gelu(bn(F.conv1d(x, raw[s + "spatial.branches.22.0.weight"], raw[s + "spatial.branches.22.0.bias"]),
+                  s + "spatial.branches.22.1."))
+    paths = []
+    for name, k, st in (("small", 16, 8), ("wide", 100, 50)):
+        c = F.conv1d(y, raw[f"{s}tokenizer.{name}.conv.weight"], raw[f"{s}tokenizer.{name}.conv.bias"],
+                     stride=st, padding=k // 2)
+        paths.append(F.gelu(bn(c, f"{s}tokenizer.{name}.norm.")).transpose(1, 2))
+    cls = raw[s + "cls_token"].expand(3, -1, -1)
+    expected = torch.cat([cls, *paths], dim=1)
+    with torch.no_grad():
+        got, cls_index = model.st_adaptive(x, "motor_imagery")
+    assert cls_index == 0
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def _old_format(state: dict, tasks) -> dict:
+    """A state dict in the count-keyed, shared-norm layout, taken from the first task of each count."""
+    old = {k: v for k, v in state.items() if ".spatial." not in k and ".norm." not in k
+           or k.startswith(("blocks.", "moes.", "classifier."))}
+    first = {}
+    for t in tasks:
+        first.setdefault(t.n_chans, t.name)
+    for c, name in first.items():
+        for f in ("weight", "bias"):
+            old[f"st_adaptive.spatial.branches.{c}.0.{f}"] = state[f"st_adaptive.spatial.branches.{name}.{f}"]
+        for f in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+            old[f"st_adaptive.spatial.branches.{c}.1.{f}"] = state[f"st_adaptive.spatial.norm.{name}.{f}"]
+    for path in ("small", "wide"):
+        for f in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+            old[f"st_adaptive.tokenizer.{path}.norm.{f}"] = state[f"st_adaptive.tokenizer.{path}.norm.{tasks[0].name}.{f}"]
+    return old
+
+
+def test_multi_task_count_keyed_checkpoint_maps_each_task_to_the_branch_it_used(tmp_path):
+    mi = TaskSpec("mi", 22, 200, 2, ch_names=tuple(f"M{i}" for i in range(22)))
+    seiz = TaskSpec("seizure", 22, 200, 2, ch_names=tuple(f"B{i}" for i in range(22)))
+    sleep = TaskSpec("sleep", 1, 200, 5, ch_names=("EEG",))
+    torch.manual_seed(0)
+    model = create_model("eegmamba_tiny", tasks=[mi, seiz, sleep])
+    with torch.no_grad():  # give the norms distinct statistics
+        for n, b in model.named_buffers():
+            if n.endswith("running_var"):
+                b.uniform_(0.5, 2.0)
+    model.eval()
+    folder = save_checkpoint(tmp_path / "old", model)
+    old = _old_format(model.state_dict(), (mi, seiz, sleep))
+    save_file(old, str(folder / "model.safetensors"), metadata={"format": "eegmamba-checkpoint",
+                                                                "variant": "eegmamba_tiny"})
+    meta = json.loads((folder / "model.json").read_text())
+    from eegmamba.checkpoint import _sha256
+
+    meta["weights_sha256"] = _sha256(folder / "model.safetensors")
+    (folder / "model.json").write_text(json.dumps(meta))
+    loaded, meta = load_checkpoint(folder)
+    assert "spatial branches keyed by channel count [1, 22] -> by montage ['mi', 'seizure', 'sleep']" in meta["upgraded"]
+    x22, x1 = torch.randn(2, 22, 200), torch.randn(2, 1, 200)
+    with torch.no_grad():
+        # the old model ran both 22-channel tasks through one conv + norm: so does the mapped one
+        torch.testing.assert_close(loaded.st_adaptive(x22, "seizure")[0], loaded.st_adaptive(x22, "mi")[0])
+        torch.testing.assert_close(loaded.st_adaptive(x22, "mi")[0], model.st_adaptive(x22, "mi")[0])
+        torch.testing.assert_close(loaded.st_adaptive(x1, "sleep")[0][:, 1:],
+                                   _sleep_tokens_with_mi_norms(model, x1))
+    # plain load_state_dict maps the old names as well
+    fresh = create_model("eegmamba_tiny", tasks=[mi, seiz, sleep])
+    fresh.load_state_dict(old)
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in fresh.state_dict().items())
+
+
+def _sleep_tokens_with_mi_norms(model, x):
+    st = model.st_adaptive
+    y = st.spatial(x, "sleep")  # the 1-channel branch and its own spatial norm (old branch "1")
+    return torch.cat([st.tokenizer.small(y, "mi"), st.tokenizer.wide(y, "mi")], dim=1)
+
+
+def test_unmappable_old_tensors_are_refused_in_one_line(saved):
+    _, folder = saved
+    state = load_file(str(folder / "model.safetensors"))
+    for f in ("weight", "bias"):
+        state[f"st_adaptive.spatial.branches.5.0.{f}"] = state.pop(f"st_adaptive.spatial.branches.mi.{f}")
+    _rewrite_weights(folder, state)
+    with pytest.raises(CheckpointError, match=r"tensors do not match variant 'eegmamba_tiny': missing "
+                                              r"\['st_adaptive.spatial.branches.mi.bias'") as exc:
+        load_checkpoint(folder)
+    assert "\n" not in str(exc.value)

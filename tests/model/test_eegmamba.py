@@ -40,7 +40,7 @@ def test_paper_sizes():
     assert len(single.st_adaptive.spatial.branches) == 1 and len(single.classifier.heads) == 1
     assert multi.config.d_model == 128 and len(multi.blocks) == 8 and len(multi.moes) == 8
     assert all(m.n_experts == 8 and m.top_k == 2 and m.universal is not None for m in multi.moes)
-    assert multi.st_adaptive.spatial.channel_counts == [1, 22]
+    assert list(multi.st_adaptive.spatial.branches) == ["mi", "sleep"]
     with pytest.raises(ValueError, match="exactly one task"):
         create_model("eegmamba_single", tasks=[MI, SLEEP])
 
@@ -105,3 +105,57 @@ def test_forcing_fused_backend_on_cpu_is_a_clear_error():
     model = create_model("eegmamba_tiny", tasks=[MI], backend="mamba_ssm").eval()
     with pytest.raises(RuntimeError, match="mamba"):
         model(torch.randn(1, 22, 800))
+
+
+def _signals(task: str, n: int, gen: torch.Generator) -> torch.Tensor:
+    """Per-window z-scored windows with different spectra: white noise ("a"), a random walk ("b")."""
+    x = torch.randn(n, 2, 400, generator=gen)
+    if task == "b":
+        x = x.cumsum(-1)
+    return (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True)
+
+
+def test_per_task_norms_evaluate_each_task_with_its_training_statistics():
+    """Every training batch holds one task; each task's norm must then hold that task's statistics,
+    so eval-mode normalisation equals what training did (a norm shared by both tasks cannot)."""
+    names = ("C3", "C4")
+    a, b = TaskSpec("a", 2, 400, 2, ch_names=names), TaskSpec("b", 2, 400, 2, ch_names=names)
+    torch.manual_seed(0)
+    model = create_model("eegmamba_tiny", tasks=[a, b], backend="ref").train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.momentum = None  # cumulative averages: no trace of the initial running statistics
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for step in range(80):  # alternate single-task batches, as the dynamic sampler does
+            task = "ab"[step % 2]
+            model(_signals(task, 16, gen), task=task)
+    model.eval()
+    tok = model.st_adaptive.tokenizer
+    var = {}
+    for task in "ab":
+        x = _signals(task, 256, gen)
+        seen = {}
+        hooks = [getattr(tok, p).norm[task].register_forward_hook(
+            lambda m, i, o, p=p: seen.__setitem__(p, i[0])) for p in ("small", "wide")]
+        with torch.no_grad():
+            model(x, task=task)
+        for h in hooks:
+            h.remove()
+        for p, inp in seen.items():
+            bn = getattr(tok, p).norm[task]
+            batch_var = inp.var(dim=(0, 2), unbiased=False)
+            batch_mean = inp.mean(dim=(0, 2))
+            ratio = batch_var / bn.running_var
+            assert 0.8 < float(ratio.median()) < 1.25, (task, p, ratio)
+            err = (batch_mean - bn.running_mean).abs() / batch_var.sqrt()
+            assert float(err.median()) < 0.2, (task, p, err)
+            var[task, p] = (bn.running_mean, bn.running_var)
+    # the two tasks' statistics really differ: a norm shared by both would hold their mixture,
+    # off by more than 2x in variance on some channels
+    worst = 0.0
+    for p in ("small", "wide"):
+        (ma, va), (mb, vb) = var["a", p], var["b", p]
+        mix = (va + vb) / 2 + ((ma - mb) / 2) ** 2
+        worst = max(worst, float((va / mix).log().abs().max()), float((vb / mix).log().abs().max()))
+    assert worst > torch.tensor(2.0).log()

@@ -9,7 +9,7 @@ from eegmamba.pretrain.cli import main
 # CHB-MIT chb02 crops (10 s each, 23 channels at 256 Hz): two files, one subject
 CHB02 = ("chb02_16_ictal10s.edf", "chb02_16_preictal10s.edf", "chb02_19_ictal10s.edf")
 CLI_ARGS = ("--variant", "eegm2_tiny", "--window-s", "2", "--profile", "seizure",
-            "--batch-size", "4", "--max-steps", "3", "--epochs", "2", "--seed", "3")
+            "--batch-size", "4", "--max-steps", "4", "--epochs", "2", "--seed", "3")
 
 
 @pytest.fixture(scope="session")

@@ -30,14 +30,14 @@ def test_outputs_and_metadata(pretrained_dir, chb02_files):
     assert md["preprocessing"]["filter"]["notch_hz"] == 60.0  # from the seizure profile
     pre = md["pretraining"]
     assert pre["config"]["loss"] == ReconLossConfig().to_dict()
-    assert pre["summary"]["steps"] == 3
+    assert pre["summary"]["steps"] == 4
     assert [f["path"] for f in pre["files"]] == chb02_files
     assert all(len(f["sha256"]) == 64 and f["windows"] > 0 for f in pre["files"])
     enc = json.loads((pretrained_dir / "encoder" / "model.json").read_text())
     assert enc["variant"] == "eegm2_light" and enc["metadata"]["ch_names"] == md["ch_names"]
     hist = read_history_csv(pretrained_dir / "history.csv")
-    # epoch 0 = the initial model; 8 training windows / batch 4 = 2 steps per epoch, 3 steps in all
-    assert [h["epoch"] for h in hist] == [0, 1, 2] and [h["step"] for h in hist] == [0, 2, 3]
+    # epoch 0 = the initial model; 10 training windows / batch 4 = 3 steps per epoch, 4 steps in all
+    assert [h["epoch"] for h in hist] == [0, 1, 2] and [h["step"] for h in hist] == [0, 3, 4]
     assert all(hist[1][f"train_{p}"] is not None for p in ("l1", "spectral", "mse", "total"))
 
 

@@ -56,7 +56,7 @@ def test_flat_windows_dropped_and_counted(tmp_path):
     from tools.make_synthetic_edf import make_synthetic_edf
 
     path = make_synthetic_edf(tmp_path / "s.edf", 2, 200.0, 20, ["x"], ch_names=["C3", "C4"],
-                              amplitude_uv=0.0, noise_uv=0.01)
+                              amplitude_uv=0.0, noise_uv=0.0)  # (0.01 µV would be implausible units)
     profile = pretrain_profile(["C3", "C4"], window_s=2.0)
-    with pytest.raises(UserInputError, match="flat=10"):
+    with pytest.raises(UserInputError, match="flat_run=10"):
         load_unlabeled([path], profile)

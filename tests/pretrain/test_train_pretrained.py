@@ -45,7 +45,7 @@ def test_frozen_finetune_keeps_the_pretrained_encoder(tmp_path, shared_data, pre
 def test_pretrained_encoder_must_fit_the_profile(tmp_path, shared_data, pretrained_dir, capsys):
     mi = [str(shared_data / "motor_imagery" / "S001R04.edf"), str(shared_data / "motor_imagery" /
                                                                    "S088R10.edf")]
-    rc = train_main(["--profile", "motor_imagery", "--data", *mi, "--out", str(tmp_path / "x"),
+    rc = train_main(["--profile", "motor_imagery_5class", "--data", *mi, "--out", str(tmp_path / "x"),
                      "--pretrained", str(pretrained_dir), "--epochs", "1"])
     assert rc == 2
     assert "pretrained encoder" in capsys.readouterr().err

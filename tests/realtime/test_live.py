@@ -119,7 +119,7 @@ def test_online_equals_offline_and_every_window_counted(tmp_path, player, mi_rec
     pipe = out.pipeline
     drops = pipe.all_drops()
     # every window produced is either published or counted as dropped
-    assert pipe.n_windows == out.seq + drops["stale"]
+    assert pipe.n_windows == out.seq + drops["stale"] + drops["shutdown"]
     assert len(reader.decisions) == out.seq > 10
     # schema, order and timestamps
     seqs = [d["seq"] for d in reader.decisions]
@@ -129,14 +129,16 @@ def test_online_equals_offline_and_every_window_counted(tmp_path, player, mi_rec
         assert list(d["probs"]) == list(load_profile(prof).classes)
         assert abs(sum(d["probs"].values()) - 1) < 1e-5 and d["label"] in d["probs"]
         assert math.isclose(ts, d["t_end"], abs_tol=1e-6)
-        assert d["t_end"] - d["t_start"] == pytest.approx(4.0 / replay.speed, abs=0.02)
+        length_s = load_profile(prof).window.length_s
+        assert d["t_end"] - d["t_start"] == pytest.approx(length_s / replay.speed, abs=0.02)
     assert len(reader.prob_rows) == len(reader.decisions)
 
     # offline: the same preprocessing + windowing + model on the whole file
     profile = load_profile(prof)
     rec = read_recording(mi_recording, profile)
     windows, off_drops = window_recording(rec.data, rec.sfreq, None, profile)
-    assert pipe.n_windows + sum(drops.values()) - drops["stale"] == len(windows) + sum(off_drops.values())
+    unclassified = drops["stale"] + drops["shutdown"]
+    assert pipe.n_windows + sum(drops.values()) - unclassified == len(windows) + sum(off_drops.values())
     by_start = {w.sample_start: w for w in windows}
     model = engine.models[pipe.model_key].model
     starts = []
@@ -168,7 +170,7 @@ def test_two_profiles_on_one_stream(tmp_path, player, short_recording):
     loop.close()
     for o, r in zip(loop.outputs, readers):
         assert len(r.decisions) == o.seq > 0
-        assert o.pipeline.n_windows == o.seq + o.pipeline.all_drops()["stale"]
+        assert o.pipeline.n_windows == o.seq + sum(o.pipeline.all_drops().values())
     # a 2-s window every 0.5 s over 10 s makes more windows than a 4-s one every 1 s
     assert loop.outputs[1].pipeline.n_windows > loop.outputs[0].pipeline.n_windows
 
@@ -184,11 +186,40 @@ def test_slow_model_drops_stale_windows_and_latency_stays_bounded(tmp_path, play
     loop.close()
     o = loop.outputs[0]
     drops = o.pipeline.all_drops()
-    assert drops["stale"] > 0
-    assert o.pipeline.n_windows == o.seq + drops["stale"]
+    assert drops["stale"] > 0 and set(drops) <= {"stale", "shutdown"}
+    assert o.pipeline.n_windows == o.seq + sum(drops.values())  # classified or counted
     lat = o.latency.snapshot()
     # newest-only keeps latency near one inference (0.3 s) plus one step, not growing with the backlog
     assert lat.p99_ms < 1200
+
+
+@pytest.mark.parametrize("budget_s, batched", [(5.0, True), (1e-4, False)])
+def test_streams_sharing_a_checkpoint_are_batched(tmp_path, player, mi_recording, budget_s, batched):
+    """Three streams, one checkpoint, a slow model: waiting windows of different streams go into one
+    inference batch (up to the batch budget; one at a time with a tiny budget); every window is
+    classified or counted; each stream keeps getting decisions (oldest waiting first)."""
+    prof = _profile_file(tmp_path, "motor_imagery")
+    ck = _checkpoint(tmp_path, prof)
+    replays = [player(mi_recording, speed=4.0, chunk_size=16, markers=False, wait_for_consumer_s=10.0)
+               for _ in range(3)]
+    for r in replays:
+        r.start()
+    acq = Acquisition()
+    inlets = [acq.add(StreamQuery(name=r.name), timeout=10.0) for r in replays]
+    engine = InferenceEngine("cpu", delay_s=0.15)
+    m = engine.load(ck)
+    pipelines = [ProfilePipeline(load_profile(prof), i.key, i.ch_names, i.sfreq, m.key) for i in inlets]
+    batches = []
+    loop = LiveLoop(acq, engine, pipelines, on_timing=lambda t: batches.append(t.batch),
+                    batch_budget_s=budget_s)
+    with acq:
+        loop.run(6.0)
+    loop.close()
+    assert (max(batches) >= 2) == batched and len(batches) > 6
+    for o in loop.outputs:
+        drops = o.pipeline.all_drops()
+        assert o.seq > 0 and set(drops) <= {"stale", "shutdown"}
+        assert o.pipeline.n_windows == o.seq + sum(drops.values())
 
 
 def test_nan_injection_drops_windows_as_nonfinite(tmp_path, player):
@@ -247,3 +278,49 @@ def test_stream_killed_and_restarted_reconnects(tmp_path, player, short_recordin
     assert h.state == "ok" and h.n_losses >= 1 and h.n_reconnects >= 1
     assert loop.n_stream_resets >= 1
     assert loop.outputs[0].seq > before  # decisions resumed after the reconnect
+
+
+def test_window_comes_out_with_the_chunk_holding_its_last_sample(mi_recording):
+    """No look-ahead in the live pipeline: every window is returned by the very ``push_many`` call
+    that delivers its last input sample, and carries that chunk's arrival and last timestamp."""
+    profile = load_profile("motor_imagery")
+    rec = read_recording(mi_recording, profile)
+    x = rec.data[:, : int(30 * rec.sfreq)]
+    t = 7.0 + np.arange(x.shape[1]) / rec.sfreq
+    pipe = ProfilePipeline(profile, "s", list(profile.channels.names), rec.sfreq, "m")
+    rng = np.random.default_rng(0)
+    a, n_chunk, n_windows = 0, 0, 0
+    while a < x.shape[1]:
+        block = []  # 1-3 chunks of 1-25 samples, arrival = chunk number
+        for _ in range(int(rng.integers(1, 4))):
+            k = int(rng.integers(1, 26))
+            block.append((x[:, a:a + k], t[a:a + k], float(n_chunk), a))
+            a, n_chunk = a + k, n_chunk + 1
+        out = pipe.push_many([c[:3] for c in block], clock=lambda: 0.5)
+        for p in out:
+            last = int(np.floor((p.window.t_end - 7.0) * rec.sfreq + 1e-6))  # newest input <= t_end
+            owner = [c for c in block if c[3] <= last < c[3] + c[0].shape[1]]
+            assert owner, "a window came out after the chunk holding its last input sample"
+            assert p.arrival == owner[0][2] and p.source_time == owner[0][1][-1]
+            assert p.completed == block[-1][2] and p.preprocessed == 0.5
+        n_windows += len(out)
+    L, hop = profile.window.length_s, profile.window.hop_s
+    assert n_windows == pipe.n_windows == 1 + round((30 - L) / hop)  # the last window too: nothing pending
+
+
+def test_wait_for_data_wakes_on_a_chunk(player, short_recording):
+    """The acquisition thread signals queued chunks: ``wait_for_data`` returns True while a stream
+    flows and False (after its timeout) once it stopped and the queue was drained."""
+    replay = player(short_recording, speed=1.0, wait_for_consumer_s=10.0, markers=False)
+    replay.start()
+    acq = Acquisition()
+    inlet = acq.add(StreamQuery(name=replay.name), timeout=10.0)
+    with acq:
+        assert acq.wait_for_data(10.0)
+        assert inlet.drain()
+        assert acq.wait_for_data(2.0)  # the stream keeps pushing chunks
+        replay.stop()
+        time.sleep(0.5)
+        acq.wait_for_data(0.0)
+        inlet.drain()
+        assert not acq.wait_for_data(0.3)

@@ -38,7 +38,7 @@ def test_outputs_and_metadata(run, syn):
             ["metadata"]["training"]["trained_on_subjects"])
         assert 0 <= f["eegmamba"]["acc"] <= 1 and f["baseline"] is not None
     for who in ("eegmamba", "baseline"):
-        assert set(task["summary"][who]) == {"acc", "auroc", "f1_weighted"}
+        assert set(task["summary"][who]) == {"acc", "balanced_acc", "auroc", "f1_weighted", "kappa"}
     assert task["baseline_name"] == "band power+LR"
     assert set(task["per_subject"]) == {"subjA", "subjB", "subjC"}
     report = (run / "report.md").read_text()
@@ -49,6 +49,7 @@ def test_outputs_and_metadata(run, syn):
     md = meta["metadata"]
     assert md["ch_names"] == ["C1", "C2"] and md["class_names"] == ["a", "b"] and md["sfreq"] == 200.0
     assert md["window_s"] == 1.0 and md["preprocessing"]["filter"]["l_freq"] == 1.0
+    assert md["preprocessing"]["resampler"]["lookahead_samples"] == 0
     assert Profile.from_dict(md["profile"]).name == "syn"
     tr = md["training"]
     assert tr["seed"] == 7 and tr["trained_on_subjects"] == ["subjA", "subjB", "subjC"]
@@ -74,7 +75,7 @@ def test_eval_cli_reproduces_fold_metrics(run, syn, tmp_path, capsys):
     assert cli_eval.main(["--checkpoint", str(run / "folds" / "fold_1" / "checkpoint"),
                           "--data", *files, "--out", str(out)]) == 0
     res = json.loads(out.read_text())
-    for m in ("acc", "f1_weighted", "auroc"):
+    for m in ("acc", "balanced_acc", "f1_weighted", "auroc", "kappa"):
         assert res["metrics"][m] == pytest.approx(fold["eegmamba"][m], abs=1e-6)
     assert "ACC" in capsys.readouterr().out
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from eegmamba._checks import UserInputError
-from eegmamba.training.cv import n_folds_for, subject_folds, validation_split
+from eegmamba.training.cv import n_folds_for, subject_folds, time_split_per_file, validation_split
 from eegmamba.training.metrics import auroc, compute_metrics, summarize_folds
 from eegmamba.training.sampling import DynamicSampler
 
@@ -71,6 +71,13 @@ def test_metrics_match_definitions():
     f1 = [0.5, 0.8, 2 / 3]
     assert m["f1_weighted"] == pytest.approx(np.mean(f1))
     assert 0.5 < m["auroc"] <= 1.0
+    # balanced accuracy = mean recall (1/2, 1, 1/2); kappa = (po - pe) / (1 - pe), pe from the margins
+    assert m["balanced_acc"] == pytest.approx(np.mean([0.5, 1.0, 0.5]))
+    pe = (2 * 2 + 2 * 3 + 2 * 1) / 36
+    assert m["kappa"] == pytest.approx((4 / 6 - pe) / (1 - pe))
+    # majority-class predictions on imbalanced data: high accuracy, balanced accuracy 1/2, kappa 0
+    imb = compute_metrics(np.array([0] * 9 + [1]), np.tile([0.9, 0.1], (10, 1)))
+    assert imb["acc"] == pytest.approx(0.9) and imb["balanced_acc"] == 0.5 and imb["kappa"] == 0.0
     # binary AUROC uses the positive column; a single present class gives NaN, not 0.5
     assert auroc(np.array([0, 1]), np.array([[.9, .1], [.2, .8]])) == 1.0
     assert math.isnan(auroc(np.array([1, 1]), np.array([[.9, .1], [.2, .8]])))
@@ -100,3 +107,18 @@ def test_dynamic_sampler_probabilities_follow_unseen_counts():
         DynamicSampler({}, 10)
     with pytest.raises(ValueError, match=">= 1 training window"):
         DynamicSampler({"x": 0}, 10)
+
+
+def test_time_split_per_file_keeps_every_file_in_training():
+    # two files, windows every 0.5 s, 2 s long: the last 20 % of EACH file validates
+    files = np.array(["a.edf"] * 10 + ["b.edf"] * 10)
+    t = np.concatenate([np.arange(10) * 0.5, np.arange(10) * 0.5])
+    sp = time_split_per_file(np.arange(20), files, t, window_s=2.0, val_frac=0.2)
+    assert sp.how == "time" and len(sp.held_out) == 2 and "a.edf: t >= 4.00 s" in sp.held_out[0]
+    assert set(files[sp.val_idx]) == set(files[sp.train_idx]) == {"a.edf", "b.edf"}
+    for f in ("a.edf", "b.edf"):
+        cut = t[sp.val_idx][files[sp.val_idx] == f].min()
+        assert np.all(t[sp.train_idx][files[sp.train_idx] == f] + 2.0 <= cut)  # no shared samples
+    assert len(sp.train_idx) + len(sp.val_idx) + sp.dropped_overlap == 20
+    with pytest.raises(UserInputError, match="too few windows"):
+        time_split_per_file(np.array([0]), files, t, window_s=2.0)

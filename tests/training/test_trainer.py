@@ -101,3 +101,17 @@ def test_two_process_ddp_with_gloo(tmp_path):
     assert r0["history"] == [dict(h, seconds=r0["history"][i]["seconds"]) for i, h in enumerate(r1["history"])]
     # and the weights moved away from the initial ones
     assert not _same(r0["state"], {k: v for k, v in _model(0).state_dict().items()})
+
+
+def test_history_logs_both_loss_parts_and_val_loss_is_pure_cross_entropy():
+    tr, fit = _fit(seed=2, epochs=1)
+    r = fit.history[0]
+    assert r["train_aux"] > 0 and r["train_aux_balance"] >= 0 and r["train_aux_z"] > 0
+    assert r["train_loss"] == pytest.approx(r["train_ce"] + r["train_aux"], rel=1e-6)
+    w = tr.core.config.aux_loss_weight
+    assert r["train_aux"] == pytest.approx(w * (r["train_aux_balance"] + r["train_aux_z"]), rel=1e-5)
+    # val_loss is the cross-entropy of the (eval-mode) model on the validation windows, no aux term
+    val = _data(8, seed=1)
+    p = predict_proba(tr.core, val.X, "t", torch.device("cpu"))
+    ce = float(-np.log(p[np.arange(len(val.y)), val.y]).mean())
+    assert r["val_loss"] == pytest.approx(ce, rel=1e-4)

@@ -1,0 +1,189 @@
+"""The models a protocol compares ("arms"), each fitted and evaluated on the same windows.
+
+* ``eegmamba`` — single-task EEGMamba through the project's ``Trainer`` (paper settings: AdamW 2e-4,
+  weight decay 1e-6, batch 128; early stopping on the validation loss), z-scored windows (the
+  profile's normalization, what the live loop feeds it).
+* ``eegnet`` — EEGNet-8,2, our implementation from the paper (``eegmamba.baselines.eegnet``), the
+  same z-scored windows, Adam 1e-3, early stopping on the same validation windows.
+* ``csp_lda``, ``ts_lr``, ``mdm`` — CSP + LDA, tangent space + LR, MDM on the same windows in µV
+  (covariance methods need the channels' relative scale); fitted on every training window (they
+  have no early stopping, so the validation windows are training data for them).
+
+An arm is fitted by ``fit_arm`` and returns a ``Fitted`` (``proba(X_z, X_uv)``). Neural arms can be
+saved (``save``) and reloaded (``load_fitted``) so the calibrated protocol starts from the
+cross-subject fold models.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eegmamba.profiles import Profile
+
+NEURAL = ("eegmamba", "eegnet")
+CLASSICAL = ("csp_lda", "ts_lr", "mdm")
+ARMS = NEURAL + CLASSICAL
+ARM_NAMES = {"eegmamba": "EEGMamba", "eegnet": "EEGNet-8,2 (ours)", "csp_lda": "CSP+LDA",
+             "ts_lr": "TS+LR", "mdm": "MDM"}
+
+
+@dataclass
+class Windows:
+    """The same windows twice: ``z`` as the profile normalizes them (networks), ``uv`` in µV
+    (classical peers); ``y (N,)`` int64."""
+
+    z: np.ndarray
+    uv: np.ndarray
+    y: np.ndarray
+
+    def take(self, idx: np.ndarray) -> "Windows":
+        return Windows(self.z[idx], self.uv[idx], self.y[idx])
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class ArmSettings:
+    """Training settings of the neural arms (fixed before any test fold is seen; see docs)."""
+
+    eegmamba_epochs: int = 100
+    eegmamba_patience: int = 10
+    eegmamba_batch: int = 128
+    eegmamba_variant: str = "eegmamba_single"
+    eegnet_epochs: int = 100
+    eegnet_patience: int = 10
+    eegnet_batch: int = 64
+    eegnet_dropout: float = 0.25  # paper: 0.25 cross-subject, 0.5 within-subject
+    device: str = "cpu"
+
+
+@dataclass
+class Fitted:
+    """A fitted arm: ``proba(w)`` → ``(N, n_classes)`` in the profile's class order."""
+
+    arm: str
+    model: object
+    n_classes: int
+    info: dict = field(default_factory=dict)
+    profile: Profile | None = None
+
+    def proba(self, w: Windows) -> np.ndarray:
+        if self.arm == "eegmamba":
+            from eegmamba.training.trainer import predict_proba
+
+            return predict_proba(self.model, w.z, self.profile.name, torch.device("cpu"), 128)
+        if self.arm == "eegnet":
+            from eegmamba.baselines.eegnet import eegnet_proba
+
+            return eegnet_proba(self.model, w.z)
+        p = self.model.predict_proba(w.uv)
+        out = np.zeros((len(w), self.n_classes))
+        out[:, np.asarray(self.model.classes_, dtype=np.int64)] = p
+        return out
+
+    def save(self, folder: Path, training: dict) -> None:
+        """Neural arms only: EEGMamba as a project checkpoint, EEGNet as safetensors + JSON."""
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.arm == "eegmamba":
+            from eegmamba.checkpoint import save_checkpoint
+            from eegmamba.training import provenance as prov
+
+            save_checkpoint(folder / "eegmamba", self.model,
+                            prov.checkpoint_metadata([self.profile], training))
+        elif self.arm == "eegnet":
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in self.model.state_dict().items()},
+                      str(folder / "eegnet.safetensors"))
+            (folder / "eegnet.json").write_text(json.dumps(asdict(self.model.config), indent=1))
+
+
+def load_fitted(arm: str, folder: Path, profile: Profile) -> Fitted:
+    """Reload a neural arm saved by ``Fitted.save``."""
+    if arm == "eegmamba":
+        from eegmamba.checkpoint import load_checkpoint
+
+        model, _ = load_checkpoint(folder / "eegmamba", device="cpu")
+    else:
+        from safetensors.torch import load_file
+
+        from eegmamba.baselines.eegnet import EEGNet, EEGNetConfig
+
+        model = EEGNet(EEGNetConfig(**json.loads((folder / "eegnet.json").read_text())))
+        model.load_state_dict(load_file(str(folder / "eegnet.safetensors")))
+    return Fitted(arm, model.eval(), len(profile.classes), {}, profile)
+
+
+def _classical(arm: str, sfreq: float):
+    from eegmamba.baselines.classical import CSPLDA
+    from eegmamba.baselines.riemann import MDM, TSLR
+
+    return {"csp_lda": CSPLDA, "ts_lr": TSLR, "mdm": MDM}[arm](sfreq=sfreq)
+
+
+def fit_arm(arm: str, profile: Profile, train: Windows, val: Windows | None, settings: ArmSettings,
+            seed: int, state_path: Path | None = None, console=None, label: str = "",
+            init: Fitted | None = None, lr: float | None = None) -> Fitted:
+    """Fit ``arm`` on ``train`` (early stopping on ``val`` for the neural arms; classical arms
+    train on ``train`` + ``val``). ``init``: start from this fitted neural model (fine-tuning);
+    ``lr``: override the arm's learning rate. ``state_path``: EEGMamba's resumable state."""
+    t0 = time.perf_counter()
+    n_classes = len(profile.classes)
+    if arm in CLASSICAL:
+        both = train if val is None else Windows(np.concatenate([train.z, val.z]),
+                                                 np.concatenate([train.uv, val.uv]),
+                                                 np.concatenate([train.y, val.y]))
+        est = _classical(arm, profile.sfreq)
+        est.fit(both.uv, both.y)
+        return Fitted(arm, est, n_classes, {"seconds": round(time.perf_counter() - t0, 1),
+                                            "n_train": len(both)}, profile)
+    if arm == "eegnet":
+        from eegmamba.baselines.eegnet import EEGNet, EEGNetConfig, EEGNetTrainConfig, fit_eegnet
+
+        torch.manual_seed(seed)
+        model = init.model if init is not None else EEGNet(EEGNetConfig(
+            profile.n_channels, profile.window_samples, n_classes, profile.sfreq,
+            dropout=settings.eegnet_dropout))
+        cfg = EEGNetTrainConfig(lr=lr or 1e-3, batch_size=settings.eegnet_batch,
+                                epochs=settings.eegnet_epochs, patience=settings.eegnet_patience,
+                                seed=seed)
+        fit = fit_eegnet(model, train.z, train.y, None if val is None else val.z,
+                         None if val is None else val.y, cfg)
+        info = {"best_epoch": fit["best_epoch"], "epochs_run": fit["epochs_run"],
+                "history": fit["history"]}
+    elif arm == "eegmamba":
+        from eegmamba import create_model
+        from eegmamba.training.experiment import _task_spec
+        from eegmamba.training.trainer import TaskData, TrainConfig, Trainer, seed_everything
+
+        seed_everything(seed)
+        model = init.model if init is not None else create_model(
+            settings.eegmamba_variant, tasks=[_task_spec(profile)])
+        cfg = TrainConfig(epochs=settings.eegmamba_epochs, batch_size=settings.eegmamba_batch,
+                          patience=settings.eegmamba_patience, seed=seed,
+                          **({"lr": lr} if lr else {}))
+        val_data = None if val is None else {profile.name: TaskData(val.z, val.y)}
+        tr = Trainer(model, {profile.name: TaskData(train.z, train.y)}, val_data, cfg,
+                     torch.device(settings.device), state_path=state_path, console=console,
+                     label=label)
+        if state_path is not None and state_path.is_file():
+            tr.load_state(state_path)
+        fit = tr.fit()
+        model.load_state_dict(fit.best_state)
+        model.eval()
+        if state_path is not None:
+            state_path.unlink(missing_ok=True)
+        info = {"best_epoch": fit.best_epoch, "epochs_run": len(fit.history),
+                "stopped_early": fit.stopped_early, "history": fit.history}
+    else:
+        raise ValueError(f"unknown arm {arm!r}; known: {', '.join(ARMS)}")
+    info.update(seconds=round(time.perf_counter() - t0, 1), n_train=len(train),
+                n_val=0 if val is None else len(val))
+    return Fitted(arm, model, n_classes, info, profile)

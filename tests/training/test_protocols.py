@@ -1,0 +1,102 @@
+"""``eegmamba-protocol`` on real EEGMMIDB runs (2-3 subjects, tiny models, one epoch): every arm is
+tested on the same windows, subjects never leak between training and test, runs are split as the
+protocol says, resume skips finished units and adds new arms."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from eegmamba.checkpoint import read_metadata
+from eegmamba.training import cli_protocol
+from eegmamba.training.cli_protocol import subject_range
+
+FAST = ["--variant", "eegmamba_tiny", "--epochs", "1", "--eegnet-epochs", "1"]
+
+
+@pytest.fixture(scope="module")
+def xs(tmp_path_factory, shared_data):
+    out = tmp_path_factory.mktemp("xs") / "run"
+    argv = ["--protocol", "cross-subject", "--data", str(shared_data / "motor_imagery"),
+            "--subjects", "S002-S003", "--runs", "4", "12", "--folds", "2", "--out", str(out),
+            "--models", "eegmamba", "eegnet", "csp_lda", *FAST]
+    assert cli_protocol.main(argv) == 0
+    return out, argv
+
+
+def _units(out, arm):
+    return {p.stem: json.loads(p.read_text()) for p in sorted((out / "units" / arm).glob("*.json"))}
+
+
+def test_cross_subject_same_windows_for_every_arm_no_leak(xs):
+    out, _ = xs
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["arms"]) == {"eegmamba", "eegnet", "csp_lda"}
+    per_arm = {a: _units(out, a) for a in res["arms"]}
+    tested = sorted(s for u in per_arm["csp_lda"].values() for s in u["test_subjects"])
+    assert tested == ["S002", "S003"]  # each subject tested once
+    for name, u in per_arm["csp_lda"].items():
+        for arm in ("eegmamba", "eegnet"):
+            v = per_arm[arm][name]
+            assert v["y_true"] == u["y_true"] and v["t_start"] == u["t_start"]
+            assert v["test_subjects"] == u["test_subjects"]
+        assert set(u["subjects"]) == set(u["test_subjects"])
+        # test windows are on the live 0.5 s grid (training windows on 0.25 s)
+        assert np.allclose(np.asarray(u["t_start"]) * 2, np.round(np.asarray(u["t_start"]) * 2))
+        meta = read_metadata(out / "units" / "eegmamba" / name / "eegmamba")
+        trained = set(meta["metadata"]["training"]["trained_on_subjects"])
+        assert trained == {"S002", "S003"} - set(u["test_subjects"])
+        # one training subject: early stopping on one of its files, never the test subject's
+        assert u["val_subjects"] == sorted(trained) and "file(s)" in u["validation"]
+        for k in ("acc", "balanced_acc", "auroc", "f1_weighted", "kappa"):
+            assert 0 <= u["metrics"][k] <= 1 or k == "kappa"
+    report = (out / "report.md").read_text()
+    for text in ("## Summary (mean ± std over folds)", "| CSP+LDA | 2 |", "| S003 |", "κ", "BACC"):
+        assert text in report
+
+
+def test_resume_adds_an_arm_and_skips_finished_units(xs, capsys):
+    out, argv = xs
+    before = {p: p.stat().st_mtime_ns for p in (out / "units").rglob("*.json")}
+    assert cli_protocol.main(argv) == 2
+    assert "already holds a run; use --resume" in capsys.readouterr().err
+    models = argv.index("--models")
+    argv2 = argv[:models] + ["--models", "mdm"] + argv[models + 4:] + ["--resume"]
+    assert cli_protocol.main(argv2) == 0
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())  # nothing recomputed
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["arms"]) == {"eegmamba", "eegnet", "csp_lda", "mdm"}
+    changed = argv2[:argv2.index("--folds")] + ["--folds", "3"] + argv2[argv2.index("--folds") + 2:]
+    assert cli_protocol.main(changed) == 2
+    assert "options or data differ" in capsys.readouterr().err
+
+
+def test_within_subject_splits_runs(tmp_path, shared_data):
+    out = tmp_path / "ws"
+    assert cli_protocol.main(["--protocol", "within-subject", "--data", str(shared_data / "motor_imagery"),
+                              "--subjects", "S001", "S002", "--runs", "4", "8", "12", "--out", str(out),
+                              "--models", "ts_lr", "eegnet", *FAST]) == 0
+    units = _units(out, "ts_lr")
+    assert list(units) == ["S002"]  # S001 has no run 12 here: not a within-subject unit
+    u = units["S002"]
+    assert set(u["runs"]) == {12} and u["subjects"] == ["S002"] * len(u["y_true"])
+    assert "S002R04.edf" in u["validation"] and "S002R08.edf" in u["validation"]
+    assert _units(out, "eegnet")["S002"]["y_true"] == u["y_true"]
+
+
+def test_cli_errors(tmp_path, shared_data, capsys):
+    base = ["--data", str(shared_data / "motor_imagery"), "--out", str(tmp_path / "x")]
+    assert cli_protocol.main(["--protocol", "cross-subject", "--subjects", "S999", *base]) == 2
+    assert "no recordings" in capsys.readouterr().err
+    assert cli_protocol.main(["--protocol", "calibrated", "--out", str(tmp_path / "y")]) == 2
+    assert "needs --cross-subject-run" in capsys.readouterr().err
+    assert cli_protocol.main(["--protocol", "within-subject", "--epochs", "0", *base]) == 2
+    assert "--epochs must be >= 1" in capsys.readouterr().err
+
+
+def test_subject_range():
+    assert subject_range(["S001-S003", "S010"]) == ("S001", "S002", "S003", "S010")
+    with pytest.raises(ValueError, match="empty"):
+        subject_range(["S005-S002"])
