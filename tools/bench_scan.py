@@ -1,10 +1,13 @@
-"""Benchmark the selective scan: our reference vs mambapy's pure-PyTorch pscan vs mamba-ssm.
+"""Benchmark the selective scan: our fused CPU kernel and our reference vs mambapy's pure-PyTorch
+pscan (and mamba-ssm on CUDA).
 
-All backends get the same inputs (each in its native layout, prepared outside the timed region)
-and are first checked to agree. Reports forward and forward+backward milliseconds per call and
-the ratio mambapy / ref (>1 means ours is faster); writes everything as JSON to ``--out``.
+All backends get the same inputs (each in its native layout, prepared outside the timed region:
+(b, d, L) for the reference and mamba-ssm, (b, L, d) for mambapy and the fused kernel, the layout
+BiMamba gives it) and are first checked to agree. Reports forward and forward+backward
+milliseconds per call (wall; process CPU in brackets), and the ratios other / cpu_fused and
+mambapy / ref (>1 means ours is faster); writes everything as JSON to ``--out``.
 
-    python tools/bench_scan.py --threads 2 --lengths 250 1000 4000 --out scan.json
+    python tools/bench_scan.py --threads 1 --lengths 250 1000 4000 --out scan.json
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eegmamba.model import _kernels  # noqa: E402
 from eegmamba.model.selective_scan import selective_scan_ref  # noqa: E402
 
+if _kernels.has_cpu_fused():
+    from eegmamba.model.selective_scan_cpu import selective_scan_bld
+
 try:  # mambapy's pure-PyTorch scan (Blelloch pscan); a method that does not use ``self``
     from mambapy.mamba import MambaBlock as _MambapyBlock
 except ImportError:  # pragma: no cover - mambapy is in the test/bench extras
@@ -48,6 +54,13 @@ def _backends(device: torch.device) -> dict[str, Callable]:
     out: dict[str, Callable] = {
         "ref": lambda t: selective_scan_ref(t["u"], t["delta"], t["A"], t["B"], t["C"], t["D"])
     }
+    if device.type == "cpu" and _kernels.has_cpu_fused():
+        def cpu_fused(t):  # (B, L, d) layout and B, C as columns of one (B, L, 2N) tensor
+            y, _ = selective_scan_bld(t["x_l"], t["delta_l"], t["A"], t["bc_l"], 0,
+                                      t["A"].shape[1], 1, t["D"])
+            return y.transpose(1, 2)
+
+        out["cpu_fused"] = cpu_fused
     if _MambapyBlock is not None:
 
         def mambapy(t):  # (B, L, ED) layout, its inputs prepared once in `_mambapy_layout`
@@ -68,6 +81,7 @@ def _mambapy_layout(t: dict) -> dict:
     t["delta_l"] = t["delta"].transpose(1, 2).contiguous()
     t["B_l"] = t["B"].transpose(1, 2).contiguous()
     t["C_l"] = t["C"].transpose(1, 2).contiguous()
+    t["bc_l"] = torch.cat([t["B_l"], t["C_l"]], dim=2)
     return t
 
 
@@ -94,6 +108,7 @@ def run(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     backends = _backends(device)
+    compile_s = _kernels.warmup("cpu_fused", "cpu") if "cpu_fused" in backends else None
     rows = []
     for L in args.lengths:
         base = _mambapy_layout(_inputs(args.batch, args.d_inner, args.d_state, L, device, dtype))
@@ -126,13 +141,12 @@ def run(args: argparse.Namespace) -> dict:
         for k, v in samples.items():
             row[f"{k}_ms"] = 1e3 * statistics.median(w for w, _ in v)
             row[f"{k}_cpu_ms"] = 1e3 * statistics.median(c for _, c in v)
-        for other in ("mambapy", "mamba_ssm"):
-            if other in backends:
-                for k in ("fwd", "fwdbwd"):
-                    row[f"{other}/ref_{k}"] = row[f"{other}_{k}_ms"] / row[f"ref_{k}_ms"]
-                    if device.type == "cpu":
-                        row[f"{other}/ref_{k}_cpu"] = (row[f"{other}_{k}_cpu_ms"]
-                                                       / row[f"ref_{k}_cpu_ms"])
+        for other, ours in _pairs(backends):
+            for k in ("fwd", "fwdbwd"):
+                row[f"{other}/{ours}_{k}"] = row[f"{other}_{k}_ms"] / row[f"{ours}_{k}_ms"]
+                if device.type == "cpu":
+                    row[f"{other}/{ours}_{k}_cpu"] = (row[f"{other}_{k}_cpu_ms"]
+                                                      / row[f"{ours}_{k}_cpu_ms"])
         rows.append(row)
         _print_row(row, backends)
     return {
@@ -145,6 +159,7 @@ def run(args: argparse.Namespace) -> dict:
         "shape": {"batch": args.batch, "d_inner": args.d_inner, "d_state": args.d_state},
         "dtype": args.dtype,
         "backends": list(backends),
+        "cpu_fused_warmup_s": compile_s,
         "rows": rows,
     }
 
@@ -152,25 +167,32 @@ def run(args: argparse.Namespace) -> dict:
 _printed_header = False
 
 
+def _pairs(backends: dict) -> list[tuple[str, str]]:
+    """(other, ours) ratios reported: everything vs the fused kernel, and mambapy vs ref."""
+    pairs = [(o, "cpu_fused") for o in ("ref", "mambapy") if "cpu_fused" in backends and o in backends]
+    pairs += [(o, "ref") for o in ("mambapy", "mamba_ssm") if o in backends]
+    return pairs
+
+
 def _print_row(row: dict, backends: dict) -> None:
-    """Wall-clock medians (CPU-time medians in brackets on CPU) and mambapy / ref ratios."""
+    """Wall-clock medians (CPU-time medians in brackets on CPU) and the ratios of ``_pairs``."""
     global _printed_header
-    others = [o for o in ("mambapy", "mamba_ssm") if o in backends]
+    pairs = _pairs(backends)
     cols = [f"{n} {k}" for n in backends for k in ("fwd", "f+b")]
-    ratios = [f"{o}/ref {k}" for o in others for k in ("fwd", "f+b")]
+    ratios = [f"{o}/{r} {k}" for o, r in pairs for k in ("fwd", "f+b")]
     if not _printed_header:
-        print("ms per call, wall [process CPU]; ratio > 1: ref faster (wall [CPU])")
+        print("ms per call, wall [process CPU]; ratio a/b > 1: b faster (wall [CPU])")
         print(f"{'L':>6} " + " ".join(f"{c:>19}" for c in cols)
-              + " " + " ".join(f"{c:>16}" for c in ratios) + "  max rel err")
+              + " " + " ".join(f"{c:>22}" for c in ratios) + "  max rel err")
         _printed_header = True
     vals = [f"{row[f'{n}_{k}_ms']:8.1f} [{row[f'{n}_{k}_cpu_ms']:8.1f}]"
             for n in backends for k in ("fwd", "fwdbwd")]
-    rats = [f"{row[f'{o}/ref_{k}']:6.2f}x" + (f" [{row[f'{o}/ref_{k}_cpu']:5.2f}x]"
-                                               if f"{o}/ref_{k}_cpu" in row else "")
-            for o in others for k in ("fwd", "fwdbwd")]
+    rats = [f"{row[f'{o}/{r}_{k}']:6.2f}x" + (f" [{row[f'{o}/{r}_{k}_cpu']:6.2f}x]"
+                                                if f"{o}/{r}_{k}_cpu" in row else "")
+            for o, r in pairs for k in ("fwd", "fwdbwd")]
     err = ", ".join(f"{n} {e:.1e}" for n, e in row["max_rel_err_vs_ref"].items())
     print(f"{row['L']:>6} " + " ".join(f"{v:>19}" for v in vals)
-          + " " + " ".join(f"{r:>16}" for r in rats) + f"  {err}", flush=True)
+          + " " + " ".join(f"{r:>22}" for r in rats) + f"  {err}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

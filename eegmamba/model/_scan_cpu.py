@@ -7,10 +7,11 @@ Layout. Channel-innermost and time-major per batch element: ``u``, ``δ``, ``z``
 (b, L, d) C-contiguous (the layout BiMamba's Linear layers produce); ``B`` and ``C`` are columns
 ``bo + g·n + k`` and ``co + g'·n + k`` of one (b, L, cols) array (``x_proj``'s output as is),
 ``g = c // grp[1]`` and ``g' = c // grp[2]`` the groups of channel ``c`` (group sizes; ``grp[0]``
-the segment size that refines both); ``A2 = A · decay_scale`` is (n, d). One work item is one
-batch element × one block of ``W = 32`` neighbouring channels inside one segment.
+the segment size that refines both); ``A2`` is ``A · log2(e)`` (float32, for the exp2 polynomial)
+or ``A`` (float64), laid out (n, d). One work item is one batch element × one block of ``W = 64``
+neighbouring channels inside one segment (a narrower last block where ``W`` does not divide it).
 
-Forward, per work item (``h`` is (n, W): 2 KiB float32, stays in L1)::
+Forward, per work item (``h`` is (n, W): 4 KiB float32 for n = 16, stays in L1)::
 
     for s in time (forward, or backward for BiMamba's reverse branch):
         per channel (W lanes): Δ = softplus(δ + bias); Δu; y = D u
@@ -18,18 +19,23 @@ Forward, per work item (``h`` is (n, W): 2 KiB float32, stays in L1)::
             per channel (W lanes):  a = decay(Δ · A2[k]);  h[k] = a h[k] + Δu B[s, k];  y += C[s, k] h[k]
         per channel: out = y · silu(z)
 
-The inner loops run over the W channels, so LLVM vectorises them over channels (4 × 8 float32
-per AVX2 step; 2 × 16 with AVX-512) with no horizontal sums; ``decay`` is an inline polynomial
-(:mod:`eegmamba.model._scan_cpu_math`).
+The inner loops run over the W channels, so LLVM vectorises them over channels (8 AVX2 registers
+of 8 float32 per state and step, 4 with AVX-512; the state ``k`` loop outside) with no horizontal
+sums; ``decay`` is an inline polynomial (:mod:`eegmamba.model._scan_cpu_math`). Checked with
+``inspect_asm`` (AVX2): the state update is ~14 vector instructions per 8 channels (the
+polynomial's FMAs included), no calls, no gathers, no horizontal adds.
 
 Backward. The forward also stores the state entering every ``K``-step chunk (``ck``:
 (b, ceil(L / K), n, d)). The backward walks the chunks from the last to the first: it recomputes
-the chunk's states from its checkpoint into an L1/L2-resident buffer, then runs the adjoint
-recurrence ``g_s = dL/dh_s = C_s gy_s + a_{s+1} g_{s+1}`` backwards through the chunk, with
+the chunk's states and decays from its checkpoint into L2-resident buffers (``(K + 1) n W`` states,
+``K n W`` decays), then runs the adjoint recurrence ``g_s = dL/dh_s = C_s gy_s + a_{s+1} g_{s+1}``
+backwards through the chunk, with
 
     dL/dΔ_s  += Σ_k g a h_{s-1} A  +  u Σ_k g B        dL/dA    += Σ_s g a h_{s-1} Δ
     dL/du_s   = Δ Σ_k g B + D gy                        dL/dB_sk  = Σ_c g Δ u
-    dL/dC_sk  = Σ_c gy h_s                              dL/dz, dL/dD, dL/d bias, dL/dh_{-1}-free
+    dL/dC_sk  = Σ_c gy h_s                              (+ dL/dz, dL/dD, dL/d bias from gy)
+
+starting from ``g_{L-1} = dL/d(last state)`` when the last state is used.
 
 The two channel sums (over the W lanes of a block) are done once per chunk by :func:`_bc_sums`,
 the only function compiled with re-association allowed (so LLVM vectorises its sums); the
@@ -47,7 +53,7 @@ from numba import njit, prange
 
 from eegmamba.model._scan_cpu_math import decay, dsilu, sigmoid, softplus
 
-W = 64  # channels per work item (4 AVX2 / 2 AVX-512 float32 registers)
+W = 64  # channels per work item: 8 AVX2 / 4 AVX-512 float32 registers (32 was slower)
 CHUNK = 16  # K: steps per recomputed chunk in the backward; (K + 1) n W states in the buffer
 
 
@@ -85,6 +91,11 @@ def _configure_cache() -> bool:
 
 
 CACHE = _configure_cache()
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    # numba would pick its OpenMP layer: a second OpenMP runtime beside torch's, whose idle
+    # threads spin while the other's work (2 cores here). The workqueue layer's threads sleep;
+    # it takes one launch at a time, which selective_scan_cpu's lock guarantees.
+    numba.config.THREADING_LAYER = "workqueue"
 _FM = {"contract", "arcp", "nsz"}  # no "reassoc": it would break the exp's range reduction
 _OPTS = dict(cache=CACHE, fastmath=_FM, error_model="numpy", nogil=True)
 

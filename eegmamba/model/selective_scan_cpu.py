@@ -41,20 +41,22 @@ def _np(t: Tensor | None, like: np.ndarray | None = None) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
+def _parallel(nwork: int) -> bool:
+    """Whether a call runs on numba's thread pool: more than one torch thread and work item."""
+    return torch.get_num_threads() > 1 and nwork > 1
+
+
 def _launch(serial, parallel, nwork: int, *args) -> None:
-    threads = torch.get_num_threads()
-    if threads > 1 and nwork > 1:
+    """Run a kernel over ``nwork`` items: serially on this thread (it releases the GIL), or on
+    numba's pool with as many threads as torch uses, one launch at a time."""
+    if _parallel(nwork):
         import numba
 
         with _LAUNCH:
-            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
             parallel(nwork, *args)
     else:
         serial(nwork, *args)
-
-
-def _parallel(nwork: int) -> bool:
-    return torch.get_num_threads() > 1 and nwork > 1
 
 
 class _Plan:
@@ -77,7 +79,7 @@ class _Plan:
         self.nwork = self.nb * self.nblk
         self.nck = -(-self.L // self.K)
         f32 = u.dtype == torch.float32
-        self.scale = 1.4426950408889634 if f32 else 1.0  # decay_scale: exp(x) = 2**(x log2 e)
+        self.scale = 1.4426950408889634 if f32 else 1.0  # float32 decay: exp(x) = 2**(x log2 e)
         self.inv_scale = (np.float32 if f32 else np.float64)(1.0 / self.scale)
 
 

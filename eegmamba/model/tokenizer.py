@@ -32,8 +32,7 @@ def n_tokens(n_times: int, kernel: int, stride: int) -> int:
 
 
 class TaskBatchNorm(nn.ModuleDict):
-    """One ``BatchNorm1d(d)`` per task (see module docstring): ``x (B, d, L)`` or ``(B·L, d)``, ``task`` →
-    the same shape.
+    """One ``BatchNorm1d(d)`` per task (see module docstring): ``x (B, d, L)``, ``task`` → ``(B, d, L)``.
 
     State-dict names are ``<prefix>.<task>.weight`` etc.; :func:`upgrade_shared_norm` maps the
     single shared BatchNorm of older checkpoints onto them.
@@ -89,12 +88,10 @@ class ConvPath(nn.Module):
         """``y (B, D, L)`` → tokens ``(B, N_path, D)``."""
         if self.kernel % self.stride:
             return self.act(self.norm(self.conv(y), task)).transpose(1, 2)
-        # the same conv as one GEMM, token-major (faster on CPU; _strided_conv); BatchNorm over
-        # (B·N, D) has the statistics of BatchNorm over (B, D, N)
+        # the same conv as one GEMM, token-major (faster on CPU; _strided_conv)
         t = conv1d_tokens(y, self.conv.weight, self.conv.bias, self.stride, self.conv.padding[0],
                           inference_segment_weight(self.conv, self.stride))
-        B, N, D = t.shape
-        return self.act(self.norm(t.reshape(B * N, D), task)).view(B, N, D)
+        return self.act(self.norm(t.transpose(1, 2), task)).transpose(1, 2)
 
 
 class DualPathTokenizer(nn.Module):

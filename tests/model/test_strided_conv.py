@@ -34,22 +34,21 @@ def test_conv1d_tokens_rejects_kernel_not_multiple_of_stride():
 
 def test_conv_path_matches_conv_bn_gelu_and_inference_cache_follows_the_weight():
     torch.manual_seed(0)
-    path = ConvPath(8, 16, 8, ("t",)).double()
-    bn = path.norm["t"]
+    path = ConvPath(8, 16, 8, ("a", "b")).double()
     y = torch.randn(3, 8, 120, dtype=torch.float64)
+    bn = path.norm["b"]
     for train in (True, False):
         path.train(train)
-        ref = path.act(F.batch_norm(path.conv(y), bn.running_mean.clone(),
-                                    bn.running_var.clone(), bn.weight,
-                                    bn.bias, train, 0.0, bn.eps)).transpose(1, 2)
-        torch.testing.assert_close(path(y, "t"), ref, rtol=1e-10, atol=1e-10)
+        ref = path.act(F.batch_norm(path.conv(y), bn.running_mean.clone(), bn.running_var.clone(),
+                                    bn.weight, bn.bias, train, 0.0, bn.eps)).transpose(1, 2)
+        torch.testing.assert_close(path(y, "b"), ref, rtol=1e-10, atol=1e-10)
     path.eval()
     with torch.inference_mode():
-        first = path(y, "t")
+        first = path(y, "b")
     assert inference_segment_weight(path.conv, 8) is None  # grad mode: autograd sees the weight
     with torch.no_grad():
         path.conv.weight.mul_(2.0)  # an in-place update (optimizer step) must not be missed
     with torch.inference_mode():
-        second = path(y, "t")
+        second = path(y, "b")
     assert not torch.allclose(first, second)
     torch.testing.assert_close(second, path.act(bn(path.conv(y))).transpose(1, 2).detach())
