@@ -23,8 +23,9 @@ poll), arrival → preprocessed (wake-up, drain, filter, resample, window), prep
 ~10 ms, the worst case for a batch; ``--stagger 0.5`` spreads the phases over one hop, as
 independent headsets would be.
 
-Every window is accounted for: produced = published + dropped (by reason) + still waiting for the
-next batch when the measurement ends; ``uncounted`` must be 0.
+Every window is accounted for: produced = published + dropped (by reason: in the windower, or
+``stale`` in the scheduler) + still waiting for the next batch when the measurement ends;
+``uncounted`` must be 0.
 The largest N with p99(recv) ≤ 100 ms and nothing uncounted is reported.
 
     python tools/bench_latency.py --streams 1,16,64 --duration 20 --peers floor,csp,cnn --json out.json
@@ -177,11 +178,14 @@ def _measure(names: list[str], checkpoint: Path, args) -> dict:
     stages = {name: _pct([1e3 * (r[b] - r[a]) for r in rows if r[a] is not None and r[b] is not None])
               for name, a, b in STAGES}
     batches = [t.batch for t in timings if t.batch == t.batch]
+    # windows = emitted by the windowers (n_windows) + dropped there (gap, nonfinite, quality);
+    # emitted ones are published, replaced while waiting (stale), or still waiting at the end
+    unclassified = drops["stale"] + drops["shutdown"]
     return {
-        "streams": len(names), "windows": windows, "decisions": published,
-        "markers_received": stages["push_to_received"]["n"],
+        "streams": len(names), "windows": windows + sum(drops.values()) - unclassified,
+        "decisions": published, "markers_received": stages["push_to_received"]["n"],
         "dropped": dict(drops), "waiting_at_end": waiting,
-        "uncounted": windows - published - sum(drops.values()) - waiting,
+        "uncounted": windows - published - unclassified - waiting,
         "decisions_per_s_per_stream": round(published / wall / len(names), 3),
         "stages_ms": stages, "batch": _pct(batches),
         "gaps": sum(h.n_gaps for h in health), "process_cpu_pct": round(cpu, 1),
