@@ -13,8 +13,9 @@ classifies the windows of the pipelines waiting longest that share a checkpoint 
 so that a batch takes about ``batch_budget_s`` (from the measured cost per window), publishes them,
 and takes in new data before the next batch. A window thus waits at most about one hop plus one batch, and every
 window is classified or counted (``shutdown`` for those still waiting at :meth:`close`). A stream
-that stops for longer than the stall limit resets its pipelines (no window spans an outage) and
-windows resume when it comes back.
+that stops for longer than the stall limit restarts its smoothing; when it comes back, the windows
+spanning the outage are dropped as ``gap`` (the timestamp model reports the hole as a break) and
+windows resume.
 Windows of a stream the acquisition holds (``Inlet.hold``: units or rate not checked yet, implausible
 units, declared rate ≠ real rate) are counted as dropped with that reason, never classified.
 """
@@ -217,10 +218,13 @@ class LiveLoop:
         return inlet.hold
 
     def _watch_loss(self, inlet: Inlet, outputs: list[_Output]) -> None:
+        """A lost stream restarts its decision smoothing. Its pipelines go on: when samples come
+        back the timestamp model reports the hole as a break with them, and the windowing rule drops
+        the windows holding both sides (``gap``); a stream that only paused and then delivered
+        its backlog (a burst) loses no window."""
         lost = inlet.state == "lost"
         if lost and not self._lost[inlet.key]:
             for o in outputs:
-                o.pipeline.reset(count_as="gap")  # windows begun before the outage: counted
                 o.smoother.reset()
             self.n_stream_resets += 1
         self._lost[inlet.key] = lost

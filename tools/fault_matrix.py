@@ -189,9 +189,38 @@ def run_scenario(name, repo: Path, seconds: float, x, ch, tag: str) -> dict:
             if t_sorted.size else None}
 
 
+def _published(r: dict) -> int:
+    """Decisions published, from the summary: every window cut is classified or stale/shutdown (the
+    client may miss a marker at its start or the process's end under load)."""
+    if r.get("windows") is None:
+        return r["decisions"]
+    return r["windows"] - r["drops"].get("stale", 0) - r["drops"].get("shutdown", 0)
+
+
+def _cell(r: dict | None) -> str:
+    if r is None:
+        return "(option not in this version)"
+    drops = ", ".join(f"{k} {v}" for k, v in sorted(r["drops"].items())) or "none"
+    onf = "" if r["decisions_on_fault"] is None else f", {r['decisions_on_fault']} on the fault"
+    resume = "" if r["resume_s"] is None else f", back after {r['resume_s']:.1f} s"
+    return f"{_published(r)} decisions{onf}; dropped: {drops}{resume}"
+
+
+def compare(before: Path, after: Path) -> str:
+    """A markdown table, one row per scenario: before vs after."""
+    b = {r["scenario"]: r for r in json.loads(before.read_text())["results"]}
+    a = {r["scenario"]: r for r in json.loads(after.read_text())["results"]}
+    lines = ["| fault | before | after |", "|---|---|---|"]
+    for name in [n for n in SCENARIOS if n in a or n in b]:
+        lines.append(f"| {name} | {_cell(b.get(name))} | {_cell(a.get(name))} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
+                    help="print a markdown table of two runs' JSON and exit")
     ap.add_argument("--repo", type=Path, default=ROOT, help="source tree of the version to run")
     ap.add_argument("--seconds", type=float, default=30.0, help="stream time per scenario")
     ap.add_argument("--only", nargs="*", help="scenario names (default: all)")
@@ -199,6 +228,9 @@ def main(argv=None) -> int:
                     help="skip scenarios needing options the version lacks (--units, ...)")
     ap.add_argument("--out", default="fault_matrix.json")
     args = ap.parse_args(argv)
+    if args.compare:
+        print(compare(*args.compare))
+        return 0
     from realtime.replay import load_recording
 
     raw = load_recording(ROOT.parent / "shared" / "data" / "motor_imagery" / "S001R04.edf")

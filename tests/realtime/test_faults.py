@@ -190,14 +190,26 @@ def test_windows_are_all_accounted_for(checkpoint, recording, unique_name):
     assert r.output.pipeline.n_windows == r.output.seq + r.drops["stale"] + r.drops.get("shutdown", 0)
 
 
-def test_stall_counts_the_windows_it_cut_short_and_resumes(checkpoint, recording, unique_name):
-    """No sample for 3 s (more than the 2-s stall limit; the samples are lost): the stream is lost,
-    the pipelines start over, the windows begun before are counted as gap, decisions come back."""
+def test_stall_drops_the_windows_spanning_it_and_resumes(checkpoint, recording, unique_name):
+    """No sample for 3 s (more than the stall limit; the samples are lost): the stream is lost; when
+    it comes back the hole is a gap break, the windows spanning it are counted, decisions resume."""
     from tools.fault_outlet import Gap
 
     r = Run(unique_name, checkpoint, recording, 20.0, speed=2.0, events=[Gap(int(6 * FS), int(6 * FS))],
             options={"stall_s": 1.0})
     assert r.health.n_losses == 1 and r.health.n_reconnects == 1
-    assert r.drops["gap"] == _spanning(int(6 * FS))  # as if the windows had been cut and dropped
+    assert r.drops["gap"] == _spanning(int(6 * FS)) and r.health.n_gaps == 1
     back = r.outlet.times[int(12 * FS)]
     assert sum(d.t_start >= back for d in r.decisions) >= 8
+
+
+def test_burst_after_a_pause_loses_no_window(checkpoint, recording, unique_name):
+    """The outlet pauses 3 s (the stream is marked lost), then pushes the backlog with its exact
+    stamps: nothing was missing, so no window is dropped for it and decisions catch up."""
+    from tools.fault_outlet import Burst
+
+    r = Run(unique_name, checkpoint, recording, 16.0, speed=2.0, events=[Burst(int(6 * FS), 1.5)],
+            options={"stall_s": 1.0})
+    assert r.health.n_losses == 1 and r.health.n_gaps == 0 and r.health.n_jumps == 0
+    assert set(r.drops) <= {"stale", "shutdown"} and r.drops.get("stale", 0) >= 1  # caught up
+    assert r.output.pipeline.n_windows >= 26  # (16 - 3) / 0.5 + 1 windows, none lost to the pause
