@@ -140,7 +140,7 @@ class LiveLoop:
         # stream key -> callables given every chunk list of that stream, on this thread, before
         # inference (the calibration collects labelled windows and swaps models there)
         self.taps: dict[str, list[Callable[[list], None]]] = {}
-        self.round = 0  # +1 at every calibrated model swap; scored decisions are tallied per round
+        self.round = 0  # scored decisions are tallied per round (realtime.calibration advances it)
         self.n_stream_resets = 0
         self.t_start = time.monotonic()
 
