@@ -85,6 +85,8 @@ class Calibration:
         self.collector = Collector(self.profile, pipe.picks, pipe.pre.in_sfreq, timeline,
                                    options.trials, options.seconds)
         self.provenance = dict(provenance or {})
+        if options.out and Path(options.out).exists() and any(Path(options.out).iterdir()):
+            raise UserInputError(f"--calib-out {options.out} is not empty: give a new folder")
         self.phase = "collecting"
         self.message = "waiting for the first cue"
         self.epoch, self.last_epoch = 0, {}
@@ -130,14 +132,14 @@ class Calibration:
                 "n_windows": int(len(y)), "n_trials": int(len(set(groups.tolist()))),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         job = {"base_checkpoint": base.key, "task": base.task, "config": dataclasses.asdict(cfg),
-               "threads": self.options.threads, "classes": list(self.profile.classes),
-               "provenance": prov}
+               "threads": self.options.threads, "nice": self.options.nice,
+               "classes": list(self.profile.classes), "provenance": prov}
         (self._job / "job.json").write_text(json.dumps(job, indent=1, default=str))
-        nice = self.options.nice
+        nice = self.options.nice  # applied by the worker itself (no preexec_fn: we have threads)
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "realtime.calib_worker", str(self._job)], stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": str(self.options.threads)},
-            preexec_fn=(lambda: os.nice(nice)) if nice and hasattr(os, "nice") else None)
+            stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "OMP_NUM_THREADS": str(self.options.threads)})
         self.phase = "fine-tuning"
         self.loop.round += 1  # accuracy from here on is on data the calibration did not see
         self.round_names.append("after calibration data")
