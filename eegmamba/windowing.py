@@ -98,6 +98,7 @@ class Windower:
         self.in_sfreq = None if in_sfreq is None else float(check_positive(in_sfreq, "in_sfreq"))
         self._up, self._down = (1, 1) if in_sfreq is None else resample_ratio(in_sfreq, sfreq)
         self._marks: InputMarks | None = None
+        self._breaks_reported = False
         self.reset()
 
     @classmethod
@@ -125,21 +126,33 @@ class Windower:
         if self._marks is not None:
             self._marks.reset()
 
-    def push_input(self, x: np.ndarray, breaks=()) -> None:
+    def push_input(self, x: np.ndarray, breaks=None) -> None:
         """Follow the raw input (shape (C_in, n), µV, exactly what goes into the preprocessor)
-        before pushing the outputs it produces; ``breaks``: ``(i, reason)`` pairs, a timeline break
-        (``gap``/``jump``) before ``x[:, i]``. Needs ``in_sfreq``."""
+        before pushing the outputs it produces. Needs ``in_sfreq``.
+
+        ``breaks``: ``None`` when the timestamps are all there is (a recording: gaps and jumps are
+        found from the timestamp steps inside each window); else the ``(i, reason)`` timeline breaks
+        (``gap``/``jump``) before ``x[:, i]`` found by the caller's timeline model, whose regular
+        timestamps are then not checked again (the resampler's stamps right after a break
+        extrapolate across it and would drop the first window after it as well)."""
         if self.in_sfreq is None:
             raise RuntimeError("push_input needs a Windower built with in_sfreq")
+        if breaks is not None:
+            self._breaks_reported = True
         x = np.asarray(x)
         if self._marks is None:
             self._marks = InputMarks(self.quality, self.in_sfreq, x.shape[0])
-        self._marks.push(x, breaks)
+        self._marks.push(x, breaks or ())
 
     @property
     def samples_needed(self) -> int:
         """Output samples (from the reset) that must have been pushed to complete the next window."""
         return self._next_k * self.hop + self.length
+
+    def n_started(self, n_out: int) -> int:
+        """Windows begun but not complete once ``n_out`` output samples (from the reset) exist: what
+        a reset now (a stream lost) leaves uncut, for the caller to count."""
+        return max(0, -(-n_out // self.hop) - self._next_k)
 
     @property
     def n_samples_seen(self) -> int:
@@ -221,11 +234,12 @@ class Windower:
             lo = start * self._down // self._up
             brk, runs = self._marks.verdict(lo, (start + self.length - 1) * self._down // self._up)
             self._marks.forget_before((start + self.hop) * self._down // self._up)
-        dt = np.diff(t)
-        if brk is None and np.any(dt <= 0):
-            brk = "jump"
-        elif brk is None and np.any(dt > self.quality.gap_factor / self.sfreq):
-            brk = "gap"
+        if brk is None and not self._breaks_reported:  # else the caller's timeline model reports them
+            dt = np.diff(t)
+            if np.any(dt <= 0):
+                brk = "jump"
+            elif np.any(dt > self.quality.gap_factor / self.sfreq):
+                brk = "gap"
         if brk is not None:
             self.drops[brk] += 1
             return None

@@ -22,14 +22,18 @@ Design, from measurements on this 2-core machine (64-channel float64 streams at 
   post-processing. For streams from another host a separate clock thread measures
   ``time_correction()`` every ``clock_refresh_s`` and the loop adds it to the timestamps; streams
   from this host share our clock and are left exact (no noisy ~10 µs corrections).
-  No dejitter/monotonize either:
-  they hide gaps and time jumps (issue 5), which this module counts instead.
+  No liblsl dejitter/monotonize either: they hide gaps and time jumps (issue 5). Instead each stream
+  has a :class:`~realtime.monitor.StreamMonitor`: units scaled to µV and checked, a timestamp model
+  (:mod:`realtime.timestamps`) that regularizes push-stamped timestamps and reports gaps and jumps
+  as breaks with the chunk, and a check of the declared rate against the measured one.
 - Loss is detected here, not by liblsl (which recovers silently, or never with a new source id):
   no sample for ``stall_s`` -> ``lost``; while lost, the loop looks for a new outlet matching the
   original query and re-opens the inlet on it; samples arriving after a loss count as a reconnect.
 - Streams are found with one ``pylsl.ContinuousResolver`` (``resolve_byprop`` can block ~5.5 s
   when a stream appears during the call; the continuous resolver sees it in ~40 ms).
 
+Everything an inlet holds when it is polled is pulled and handled as one chunk (a driver's backlog
+pushed at once stays together, which the timestamp model needs to tell it from a gap).
 Chunks go to a per-stream callback (called on the acquisition thread; keep it short) or a queue.
 Every failure on the thread is counted and kept in the stream's health; none is swallowed.
 """
@@ -40,7 +44,7 @@ import logging
 import queue
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -48,6 +52,7 @@ import pylsl
 from pylsl.util import LostError, TimeoutError as LSLTimeoutError
 
 from eegmamba._checks import check_positive
+from realtime.monitor import CheckConfig, Declaration, StreamCounters, StreamMonitor
 from realtime.stats import StreamHealth
 
 from realtime.resolve import StreamQuery, describe_info, resolve  # noqa: F401  (re-exported)
@@ -59,110 +64,50 @@ logger = logging.getLogger(__name__)
 class AcquisitionConfig:
     """Acquisition loop settings (all seconds).
 
-    A timestamp step longer than ``1.5`` sample periods plus ``gap_tolerance_s`` is a gap;
     ``stall_s`` without samples marks a stream lost; while lost, a new outlet of the same source is
-    looked for every ``relocate_every_s``. ``rate_window_s``: span of the measured-rate estimate.
+    looked for every ``relocate_every_s``. ``checks``: units, timestamp and rate checks per stream.
     """
 
     poll_interval_s: float = 0.002
     stall_s: float = 2.0
-    gap_tolerance_s: float = 0.005
-    rate_window_s: float = 10.0
     max_buflen_s: int = 30
     clock_refresh_s: float = 5.0
     relocate_every_s: float = 0.25
+    checks: CheckConfig = field(default_factory=CheckConfig)
 
     def __post_init__(self) -> None:
-        for name in ("poll_interval_s", "stall_s", "rate_window_s", "max_buflen_s",
-                     "clock_refresh_s", "relocate_every_s"):
+        for name in ("poll_interval_s", "stall_s", "max_buflen_s", "clock_refresh_s", "relocate_every_s"):
             check_positive(getattr(self, name), f"AcquisitionConfig.{name}")
-        check_positive(self.gap_tolerance_s, "AcquisitionConfig.gap_tolerance_s", strict=False)
 
 
 @dataclass(frozen=True)
 class Chunk:
     """Samples pulled at once from one stream.
 
-    samples : ndarray, shape (n_channels, n_samples), float64 (object array of str for string streams)
-    timestamps : ndarray, shape (n_samples,), LSL seconds of the source, corrected to the local clock
+    samples : ndarray, shape (n_channels, n_samples), float64, µV for EEG channels (object array of
+        str for string streams)
+    timestamps : ndarray, shape (n_samples,), seconds on the local clock: the stream's timestamps
+        regularized by its timestamp model (raw for irregular streams)
     arrival : float, ``pylsl.local_clock()`` when the chunk was pulled
+    raw_timestamps : ndarray, shape (n_samples,), the timestamps as received (clock-corrected)
+    breaks : tuple of ``(i, reason)``: the timeline breaks (``gap``: samples missing; ``jump``: the
+        source clock jumped) before ``samples[:, i]``
     """
 
     key: str
     samples: np.ndarray
     timestamps: np.ndarray
     arrival: float
-
-
-class _Health:
-    """Mutable health counters of one stream; updated by the acquisition thread only."""
-
-    def __init__(self, info: pylsl.StreamInfo, key: str, config: AcquisitionConfig) -> None:
-        self.key, self.config = key, config
-        self.nominal = info.nominal_srate()
-        self.state = "waiting"
-        self.last_ts: float | None = None
-        self.last_arrival: float | None = None
-        self.n_samples = self.n_chunks = self.n_gaps = self.n_backwards = 0
-        self.n_losses = self.n_reconnects = self.n_recreated = self.n_errors = 0
-        self.gap_s = 0.0
-        self.last_error: str | None = None
-        self.rate_ref: tuple[float, int] | None = None  # (timestamp, n_samples) at window start
-        self.rate_hist: list[tuple[float, int]] = []
-        self.measured: float | None = None
-
-    def update(self, ts: np.ndarray, now: float) -> None:
-        steps = np.diff(ts, prepend=self.last_ts) if self.last_ts is not None else np.diff(ts)
-        discontinuity = False
-        if self.nominal > 0:
-            period = 1.0 / self.nominal
-            gaps = steps > 1.5 * period + self.config.gap_tolerance_s
-            if gaps.any():
-                self.n_gaps += int(gaps.sum())
-                self.gap_s += float((steps[gaps] - period).sum())
-                discontinuity = True
-        # equal stamps are legitimate on irregular streams (two markers at one instant)
-        backwards = steps <= 0 if self.nominal > 0 else steps < 0
-        if backwards.any():
-            self.n_backwards += int(backwards.sum())
-            discontinuity = True
-        if self.state == "lost":
-            self.n_reconnects += 1
-            discontinuity = True
-        self.state = "ok"
-        self.n_samples += len(ts)
-        self.n_chunks += 1
-        self.last_ts, self.last_arrival = float(ts[-1]), now
-        if discontinuity:  # the rate estimate restarts after any break in the timeline
-            self.rate_hist = []
-        self.rate_hist.append((self.last_ts, self.n_samples))
-        window = self.config.rate_window_s
-        while len(self.rate_hist) > 2 and self.last_ts - self.rate_hist[1][0] >= window:
-            self.rate_hist.pop(0)
-        t_ref, n_ref = self.rate_hist[0]
-        if self.last_ts - t_ref > 0.2:
-            self.measured = (self.n_samples - n_ref) / (self.last_ts - t_ref)
-
-    def check_stall(self, now: float) -> bool:
-        """Mark the stream lost after ``stall_s`` without samples; True while lost.
-
-        Irregular-rate streams (markers) are silent by nature and never marked lost.
-        """
-        if self.state == "ok" and self.nominal > 0 and now - self.last_arrival > self.config.stall_s:
-            self.state = "lost"
-            self.n_losses += 1
-        return self.state == "lost"
-
-    def error(self, exc: BaseException) -> None:
-        self.n_errors += 1
-        self.last_error = f"{type(exc).__name__}: {exc}"
+    raw_timestamps: np.ndarray | None = None
+    breaks: tuple = ()
 
 
 class Inlet:
     """One acquired stream: its description, its chunks (queue or callback) and its health."""
 
     def __init__(self, key: str, query: StreamQuery, info: pylsl.StreamInfo, config: AcquisitionConfig,
-                 on_chunk: Callable[[Chunk], None] | None) -> None:
+                 on_chunk: Callable[[Chunk], None] | None, *, units: str | None = None,
+                 accept_measured_rate: bool = False) -> None:
         self.key, self.query, self._config = key, query, config
         self._on_chunk = on_chunk
         self._queue: queue.SimpleQueue[Chunk] = queue.SimpleQueue()
@@ -178,9 +123,13 @@ class Inlet:
         self.time_correction = 0.0
         self.local = info.hostname() == socket.gethostname()  # same clock: no correction needed
         self.closed = False
-        self._health = _Health(info, key, config)
+        self.monitor = StreamMonitor(Declaration.from_info(self.info), config.checks, units=units,
+                                     accept_measured_rate=accept_measured_rate)
+        self._health = StreamCounters(self.monitor.decl.nominal_srate, config.stall_s)
         self._max_samples = max(64, int(self.sfreq * 0.5)) if self.sfreq > 0 else 256
         self._last_relocate = 0.0
+        # a block the timestamp model deferred: (samples, raw stamps, arrival, when deferred)
+        self._pending: tuple[np.ndarray, np.ndarray, float, float] | None = None
 
     def _open(self, info: pylsl.StreamInfo) -> tuple[pylsl.StreamInlet, pylsl.StreamInfo]:
         inlet = pylsl.StreamInlet(info, max_buflen=self._config.max_buflen_s, recover=True)
@@ -209,55 +158,101 @@ class Inlet:
         """``"waiting"``, ``"ok"`` or ``"lost"`` — the cheap part of :meth:`health`, for hot loops."""
         return self._health.state
 
+    @property
+    def hold(self) -> str | None:
+        """Why no decision may be taken on this stream now (``unverified``, ``units``,
+        ``rate_mismatch``), or None — cheap, for hot loops."""
+        return self.monitor.hold
+
+    @property
+    def accepted_srate(self) -> float | None:
+        """The measured rate (Hz) to process this stream at, when it was accepted instead of the
+        declared one (``accept_measured_rate``); else None."""
+        return self.monitor.accepted_srate
+
     def health(self) -> StreamHealth:
-        h = self._health
+        h, m = self._health, self.monitor
         with self._lock:
             age = None if h.last_arrival is None else pylsl.local_clock() - h.last_arrival
+            model = m.timestamps
+            jitter = None if model is None else model.jitter_p95()
             return StreamHealth(
                 key=self.key, name=self.info.name(), source_id=self.source_id, stype=self.info.type(),
                 n_channels=self.n_channels, nominal_srate=self.sfreq, state=h.state,
-                measured_srate=h.measured, last_sample_age_s=age, n_samples=h.n_samples,
-                n_chunks=h.n_chunks, n_gaps=h.n_gaps, gap_s=h.gap_s, n_backwards=h.n_backwards,
-                n_losses=h.n_losses, n_reconnects=h.n_reconnects, n_recreated=h.n_recreated,
-                n_errors=h.n_errors, last_error=h.last_error, time_correction_s=self.time_correction,
+                measured_srate=None if model is None else model.measured, last_sample_age_s=age,
+                n_samples=h.n_samples, n_chunks=h.n_chunks,
+                n_gaps=0 if model is None else model.n_gaps, gap_s=0.0 if model is None else model.gap_s,
+                n_backwards=h.n_backwards, n_losses=h.n_losses, n_reconnects=h.n_reconnects,
+                n_recreated=h.n_recreated, n_errors=h.n_errors, last_error=h.last_error,
+                time_correction_s=self.time_correction, expected_srate=m.decl.expected_srate,
+                n_jumps=0 if model is None else model.n_jumps,
+                jitter_p95_ms=None if jitter is None else 1000.0 * jitter, units=m.unit_label,
+                hold=m.hold, message=m.message, rate_settled=model is not None and model.settled,
             )
 
     # -- called on the acquisition thread only ------------------------------------------------
     def _poll(self, resolver: pylsl.ContinuousResolver) -> None:
-        while True:
+        parts, stamps = [], []
+        while True:  # everything the inlet holds now, as one chunk
             # pulling an empty inlet costs ~16x more than asking it (module docstring)
-            empty = self._inlet.samples_available() == 0
-            data, ts = ([], []) if empty else self._inlet.pull_chunk(
+            if self._inlet.samples_available() == 0:
+                break
+            data, ts = self._inlet.pull_chunk(
                 timeout=0.0, max_samples=self._max_samples, as_numpy=not self.is_string
             )
-            now = pylsl.local_clock()
-            if len(ts) == 0:
-                with self._lock:
-                    lost = self._health.check_stall(now)
-                if lost and now - self._last_relocate > self._config.relocate_every_s:
-                    self._last_relocate = now
-                    self._relocate(resolver)
-                return
-            ts = np.asarray(ts, dtype=np.float64) + self.time_correction
-            if self.is_string:
-                samples = np.array(data, dtype=object).reshape(len(ts), self.n_channels).T
-            else:
-                samples = np.ascontiguousarray(data.T, dtype=np.float64)
-            with self._lock:
-                self._health.update(ts, now)
-            chunk = Chunk(self.key, samples, ts, now)
-            if self._on_chunk is None:
-                self._queue.put(chunk)
-                if self._on_queued is not None:
-                    self._on_queued()
-            else:
-                try:
-                    self._on_chunk(chunk)
-                except Exception as exc:  # counted and shown; the loop goes on for other streams
-                    self._record_error(exc)
-                    logger.exception("stream %r: chunk callback failed", self.key)
+            if len(ts):
+                parts.append(data)
+                stamps.append(np.asarray(ts, dtype=np.float64))
             if len(ts) < self._max_samples:
+                break
+        now = pylsl.local_clock()
+        pending = self._pending
+        if not stamps:
+            if pending is not None and now - pending[3] > self._config.checks.timestamps.defer_s:
+                self._pending = None
+                self._release(pending[0], pending[1], pending[2], now, may_defer=False)
                 return
+            with self._lock:
+                lost = self._health.check_stall(now)
+            if lost and now - self._last_relocate > self._config.relocate_every_s:
+                self._last_relocate = now
+                self._relocate(resolver)
+            return
+        raw = (stamps[0] if len(stamps) == 1 else np.concatenate(stamps)) + self.time_correction
+        if self.is_string:
+            rows = [r for part in parts for r in part]
+            samples = np.array(rows, dtype=object).reshape(len(raw), self.n_channels).T
+        else:
+            block = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            samples = np.array(block.T, dtype=np.float64, order="C")
+        with self._lock:
+            self._health.update(raw, now)
+        if pending is None:
+            self._release(samples, raw, now, now, may_defer=True)
+        else:  # a deferred block and the next one: decided together
+            self._pending = None
+            self._release(np.concatenate([pending[0], samples], axis=1),
+                          np.concatenate([pending[1], raw]), pending[2], now, may_defer=False)
+
+    def _release(self, samples, raw, arrival, now, *, may_defer) -> None:
+        """Scale, model the timestamps and hand the chunk on (or keep it back, deferred)."""
+        with self._lock:
+            res = self.monitor.on_block(samples, raw, arrival, may_defer=may_defer)
+        if res is None:
+            self._pending = (samples, raw, arrival, now)
+            return
+        samples, ts, breaks = res
+        chunk = Chunk(self.key, samples, ts, now, raw, tuple(breaks))
+        if self._on_chunk is None:
+            self._queue.put(chunk)
+            if self._on_queued is not None:
+                self._on_queued()
+        else:
+            try:
+                self._on_chunk(chunk)
+            except Exception as exc:  # counted and shown; the loop goes on for other streams
+                self._record_error(exc)
+                logger.exception("stream %r: chunk callback failed", self.key)
 
     def _relocate(self, resolver: pylsl.ContinuousResolver) -> None:
         """While lost: re-open the inlet on a new outlet of the same source, if one is visible."""
@@ -308,13 +303,20 @@ class Acquisition:
         return any(t.is_alive() for t in self._threads)
 
     def add(self, query: StreamQuery, *, key: str | None = None, timeout: float = 5.0,
-            on_chunk: Callable[[Chunk], None] | None = None) -> Inlet:
-        """Resolve ``query`` (waiting up to ``timeout`` s), open an inlet and acquire it from now on."""
+            on_chunk: Callable[[Chunk], None] | None = None, units: str | None = None,
+            accept_measured_rate: bool = False) -> Inlet:
+        """Resolve ``query`` (waiting up to ``timeout`` s), open an inlet and acquire it from now on.
+
+        ``units``: the unit (``V``, ``mV``, ``uV``, ``nV``) of the stream's EEG channels, overriding
+        what it declares; ``accept_measured_rate``: process the stream at its measured rate when it
+        differs from the declared one (see :mod:`realtime.monitor`).
+        """
         info = resolve(query, timeout, resolver=self._resolver)
         key = key or info.name()
         if any(i.key == key for i in self._inlets):
             raise ValueError(f"a stream with key {key!r} is already acquired")
-        inlet = Inlet(key, query, info, self.config, on_chunk)
+        inlet = Inlet(key, query, info, self.config, on_chunk, units=units,
+                      accept_measured_rate=accept_measured_rate)
         inlet._on_queued = self.data_ready.set
         if not inlet.local:
             inlet.time_correction = self._time_correction(inlet, 2.0)

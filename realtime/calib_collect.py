@@ -66,8 +66,11 @@ class Collector:
         self.done = False
 
     # ------------------------------------------------------------------ feeding
-    def push(self, chunks: list[tuple[np.ndarray, np.ndarray, float]]) -> None:
-        """Feed the stream's chunks ``(samples (C_stream, n), timestamps (n,), arrival)``."""
+    def push(self, chunks: list[tuple], hold: str | None = None) -> None:
+        """Feed the stream's chunks ``(samples (C_stream, n), timestamps (n,), arrival[, breaks])``
+        (``breaks``: ``(i, reason)`` timeline breaks before sample i of the chunk, as the live
+        pipeline gets them). ``hold``: the stream is not what it claims now (``Inlet.hold``): the
+        windows these samples complete are counted under that reason, never collected."""
         if self.done:
             return
         chunks = [c for c in chunks if c[0].shape[1]]
@@ -75,13 +78,21 @@ class Collector:
             return
         x = np.concatenate([c[0][self.picks] for c in chunks], axis=1).astype(np.float64)
         ts = np.concatenate([c[1] for c in chunks])
+        breaks, offset = [], 0
+        for c in chunks:
+            breaks += [(offset + i, reason) for i, reason in (c[3] if len(c) > 3 else ())]
+            offset += c[0].shape[1]
         if self.t_first is None:
             self.t_first = float(ts[0])
         self.t_last = float(ts[-1])
-        self.windower.push_input(x)
+        self.windower.push_input(x, breaks)
         y, ty = self.pre.push(x, ts)
         if y.shape[1]:
-            self.pending.extend(self.windower.push(y, ty))
+            windows = self.windower.push(y, ty)
+            if hold is not None:
+                self.label_drops[hold] += len(windows)
+            else:
+                self.pending.extend(windows)
         while len(self.pending) > self.max_pending:
             self.pending.popleft()
             self.label_drops["no_marker"] += 1

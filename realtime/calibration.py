@@ -102,10 +102,11 @@ class Calibration:
         loop.taps.setdefault(pipe.stream_key, []).append(self.tap)
 
     # ------------------------------------------------------------------ live loop thread
-    def tap(self, chunks: list) -> None:
-        """Called by the live loop with every chunk list of the stream, before inference."""
+    def tap(self, chunks: list, hold: str | None = None) -> None:
+        """Called by the live loop with every chunk list of the stream and its hold reason (None:
+        the stream may be classified), before inference."""
         if self.phase == "collecting":
-            self.collector.push(chunks)
+            self.collector.push(chunks, hold)
             if self.collector.done:
                 self._start_worker()
         self.poll()

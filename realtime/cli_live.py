@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import Sequence
 
 from rich.console import Console
 from rich.table import Table
 
+from eegmamba._interrupt import StopFlag
 from eegmamba._checks import UserInputError
 from eegmamba.cli_common import run_cli
+from eegmamba.units import parse_units_option
 from realtime.dashboard_panels import round_name
 from realtime.lsl_config import quiet_liblsl
 from realtime.markers import parse_marker_map
 from realtime.session import Session, SessionOptions, parse_channel_map
+
+
+def _units(text: str) -> str:
+    try:
+        return parse_units_option(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--units ")) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,6 +97,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log", metavar="FILE", help="also write every decision as a JSON line to FILE")
     p.add_argument("--inference-delay-ms", type=float, default=0.0,
                    help="add this delay to every inference batch (to test the drop policy)")
+    chk = p.add_argument_group("stream checks (a stream that is not what it claims gets no decisions)")
+    chk.add_argument("--units", type=_units, default=None, metavar="{V,mV,uV,nV}",
+                     help="unit of the stream's EEG channels, overriding its description; "
+                          "%(default)s = the declared unit (none declared: µV, checked for a "
+                          "plausible amplitude)")
+    chk.add_argument("--accept-measured-rate", action="store_true",
+                     help="process a stream whose measured sampling rate is more than 5%% off its "
+                          "declared one at the measured rate; %(default)s = pause its decisions")
     return p
 
 
@@ -113,10 +131,16 @@ def print_summary(session: Session, console: Console) -> None:
             console.print(f"  swap at {sw['time']} to model v{sw['version']}: {sw['summary']}",
                           highlight=False)
     for s in snap.streams:
+        rate = "-" if s.measured_srate is None else f"{s.measured_srate:.1f}"
+        jitter = "-" if s.jitter_p95_ms is None else f"{s.jitter_p95_ms:.1f}"
         console.print(
-            f"stream {s.name!r}: {s.n_samples} samples, {s.n_gaps} gaps, {s.n_losses} losses, "
-            f"{s.n_reconnects} reconnects, {s.n_errors} errors"
+            f"stream {s.name!r}: {s.n_samples} samples, {s.n_gaps} gaps, {s.n_jumps} jumps, "
+            f"{s.n_losses} losses, {s.n_reconnects} reconnects, {s.n_errors} errors; "
+            f"{s.expected_srate or s.nominal_srate:g} Hz expected, {rate} Hz measured, "
+            f"timestamp jitter p95 {jitter} ms, units {s.units}"
         )
+        if s.message:
+            console.print(s.message, style="bold red" if s.hold not in (None, "unverified") else "yellow")
 
 
 def _starting(args) -> str:
@@ -166,13 +190,23 @@ def _main(argv: Sequence[str] | None) -> int:
         source_id=args.source_id, device=args.device, replay=args.replay, demo=args.demo,
         speed=args.speed, log=args.log, channel_map=parse_channel_map(args.channel_map),
         resolve_timeout_s=args.timeout, inference_delay_s=args.inference_delay_ms / 1000.0,
-        threads=args.threads, markers=args.markers, marker_map=parse_marker_map(args.marker_map),
+        threads=args.threads, units=args.units, accept_measured_rate=args.accept_measured_rate,
+        markers=args.markers, marker_map=parse_marker_map(args.marker_map),
         marker_run=args.marker_run, cue_s=args.cue_s, calibrate=calibrate,
         calib_compare=args.calib_compare,
     )
     console = Console(stderr=False)
-    with console.status(_starting(args), spinner="dots"):  # imports, model load, warm-up: seconds
-        session = Session(opts)
+    # SIGTERM (systemd, Docker, supervisors) stops like Ctrl-C: the loop ends at its next step,
+    # outlets close, the log is flushed, the summary printed, exit 0. A second one exits at once.
+    with StopFlag((signal.SIGINT, signal.SIGTERM), second="exit") as stop:
+        stop.abort = True  # while starting there is nothing to finish: stop right away
+        with console.status(_starting(args), spinner="dots"):  # imports, model load, warm-up
+            session = Session(opts)
+        stop.abort = False
+        return _run(args, session, console, stop)
+
+
+def _run(args, session: Session, console: Console, stop: StopFlag) -> int:
     dashboard = None
     try:
         if args.no_dashboard:
@@ -192,9 +226,11 @@ def _main(argv: Sequence[str] | None) -> int:
 
             dashboard = Dashboard(session.snapshot, console=console).start()
         try:
-            session.loop.run(args.duration, should_stop=session.finished)
+            session.loop.run(args.duration, should_stop=lambda: stop.requested or session.finished())
         except KeyboardInterrupt:
-            console.print("stopping (Ctrl-C)")
+            stop.signal_name = stop.signal_name or "SIGINT"
+        if stop.signal_name:
+            console.print(f"stopping ({'Ctrl-C' if stop.signal_name == 'SIGINT' else stop.signal_name})")
     finally:
         if dashboard is not None:
             dashboard.stop()

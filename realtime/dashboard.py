@@ -27,8 +27,8 @@ logger = logging.getLogger(__name__)
 _STATE_STYLE = {"ok": "green", "lost": "bold red", "waiting": "yellow"}
 
 
-_STREAM_COLUMNS = ("state", "ch", "Hz nom/meas", "drift", "age s", "samples", "gaps", "bwd", "lost",
-                   "rec", "err", "clk ms")
+_STREAM_COLUMNS = ("state", "ch", "Hz nom/meas", "drift", "jit", "age s", "samples", "gaps", "jmp",
+                   "bwd", "lost", "rec", "err", "clk ms")
 _NARROW_DROPS = ("bwd", "rec")  # below 110 columns, so that the stream name keeps its room
 
 
@@ -50,10 +50,15 @@ class _StreamsTable:
             table.add_column(col, justify="left" if col == "state" else "right", no_wrap=True)
         for s in self.streams:
             nominal = f"{s.nominal_srate:g}" if s.nominal_srate > 0 else "irreg"
+            state = Text(s.state, style=_STATE_STYLE.get(s.state, ""))
+            if s.hold is not None and s.state == "ok":  # not classified: not what it claims / unchecked
+                state = Text("held" if s.hold != "unverified" else "check",
+                             style="bold red" if s.hold != "unverified" else "yellow")
             cells = {
-                "state": Text(s.state, style=_STATE_STYLE.get(s.state, "")), "ch": str(s.n_channels),
+                "state": state, "ch": str(s.n_channels),
                 "Hz nom/meas": f"{nominal}/{fmt(s.measured_srate, '.1f')}",
                 "drift": "-" if s.drift is None else f"{100 * s.drift:+.1f}%",
+                "jit": fmt(s.jitter_p95_ms, ".0f"), "jmp": str(s.n_jumps),
                 "age s": fmt(s.last_sample_age_s, ".2f"), "samples": str(s.n_samples),
                 "gaps": f"{s.n_gaps}/{s.gap_s:.2g}s" if s.n_gaps else "0",
                 "bwd": str(s.n_backwards), "lost": str(s.n_losses), "rec": str(s.n_reconnects),
@@ -67,8 +72,12 @@ class _StreamsTable:
 
 
 def _streams_panel(streams: tuple[StreamHealth, ...]) -> Panel:
-    return Panel(_StreamsTable(streams), title="Streams (clk ms: clock offset applied)",
-                 border_style="blue")
+    # one line per stream that is not what it claims (units, rate): what is wrong, what to do
+    notes = [Text(s.message, style="bold red" if s.hold not in (None, "unverified") else "yellow")
+             for s in streams if s.message]
+    table = _StreamsTable(streams)
+    return Panel(Group(table, *notes) if notes else table,
+                 title="Streams (clk ms: clock offset applied)", border_style="blue")
 
 
 def _latency_panel(lat: LatencyStats) -> Panel:

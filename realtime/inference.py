@@ -6,6 +6,7 @@ device. The engine warms each model up (first CUDA/oneDNN calls are slow) before
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ import torch
 from eegmamba._checks import UserInputError
 from eegmamba.checkpoint import load_checkpoint
 from eegmamba.training.trainer import resolve_device
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,6 +33,17 @@ class LoadedModel:
     n_times: int
     class_names: tuple[str, ...]
     version: int = 0  # +1 each time a calibrated model replaces this one (realtime.calibration)
+
+
+def _check_resampler(checkpoint, metadata: dict) -> None:
+    """Warn (one line) when a checkpoint was trained with another resampler than the live one (the
+    linear-phase FIR before the causal one): its windows were shifted by ~25 ms at 160 Hz, so live
+    windows are not exactly what it learned from."""
+    pre = metadata.get("preprocessing")
+    if isinstance(pre, dict) and (pre.get("resampler") or {}).get("lookahead_samples") != 0:
+        logger.warning("%s was trained before the causal resampler (no preprocessing.resampler in "
+                       "its metadata): live windows differ slightly from its training windows; "
+                       "retrain it for exact online = offline parity", checkpoint)
 
 
 class InferenceEngine:
@@ -69,6 +83,7 @@ class InferenceEngine:
                     f"this one has tasks {[t.name for t in tasks]}"
                 )
             spec = tasks[0]
+            _check_resampler(checkpoint, meta.get("metadata") or {})
             self.models[key] = LoadedModel(
                 key, model, spec.name, meta, spec.n_chans, spec.n_times,
                 spec.class_names or tuple(str(i) for i in range(spec.n_classes)),
@@ -76,7 +91,11 @@ class InferenceEngine:
         return self.models[key]
 
     def warm_up(self, n: int = 3) -> None:
-        """Run each model ``n`` times on zeros so the first real window is not slow."""
+        """Compile (or load from numba's cache) the fused CPU scan, then run each model ``n`` times
+        on zeros so the first real window is not slow. ``compile_s``: seconds the first part took."""
+        from eegmamba.model._kernels import warmup
+
+        self.compile_s = warmup("auto", self.device, backward=False)
         for m in self.models.values():
             x = np.zeros((1, m.n_chans, m.n_times), np.float32)
             for _ in range(n):

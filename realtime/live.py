@@ -1,4 +1,4 @@
-"""The live loop: acquisition → per-profile pipelines → newest-only batched inference → smoothing →
+"""The live loop: acquisition → per-profile pipelines → batched inference → smoothing →
 marker/probability outlets, decision log and stats. One thread runs :meth:`LiveLoop.step`; the
 acquisition thread only pulls samples, and the dashboard only reads :meth:`LiveLoop.snapshot`.
 
@@ -9,12 +9,14 @@ is classified in the step that receives its last input sample (the resampler has
 
 Never falls behind, and degrades gracefully with many streams: each pipeline has at most one window
 waiting (a newer one replaces it, and the older is counted as dropped, ``stale``); each step
-classifies the windows of the pipelines waiting longest that share a checkpoint in one batch, sized so that a batch
-takes about ``batch_budget_s`` (from the measured cost per window), publishes them, and takes in new
-data before the next batch. A window thus waits at most about one hop plus one batch, and every
+classifies the windows of the pipelines waiting longest that share a checkpoint in one batch, sized
+so that a batch takes about ``batch_budget_s`` (from the measured cost per window), publishes them,
+and takes in new data before the next batch. A window thus waits at most about one hop plus one batch, and every
 window is classified or counted (``shutdown`` for those still waiting at :meth:`close`). A stream
 that stops for longer than the stall limit resets its pipelines (no window spans an outage) and
 windows resume when it comes back.
+Windows of a stream the acquisition holds (``Inlet.hold``: units or rate not checked yet, implausible
+units, declared rate ≠ real rate) are counted as dropped with that reason, never classified.
 """
 
 from __future__ import annotations
@@ -42,9 +44,8 @@ GroundTruth = Callable[[float, float], "str | None"]
 class StageTimes:
     """When one decision passed each stage, seconds on the local LSL clock (``pylsl.local_clock``).
 
-    ``source``: stream timestamp of the last sample of the chunk that delivered the window's last
-    input sample (its push time for a replayed stream); ``arrival``: that chunk pulled by the
-    acquisition thread; ``woke``: the loop's step started; ``preprocessed``: preprocessing and
+    ``source``: stream timestamp of the window's last input sample (its due time for a replayed
+    stream, pushed then or later); ``arrival``: the chunk holding it pulled by the acquisition thread; ``woke``: the loop's step started; ``preprocessed``: preprocessing and
     windowing of the stream's new samples done; ``inferred``: the batch holding the window was
     classified; ``pushed``: the marker and probabilities were pushed.
     """
@@ -137,9 +138,10 @@ class LiveLoop:
         self._lost: dict[str, bool] = {k: False for k in self._by_stream}
         self._output_of = {id(o.pipeline): o for o in self.outputs}
         self.latency = LatencyTracker()
-        # stream key -> callables given every chunk list of that stream, on this thread, before
-        # inference (the calibration collects labelled windows and swaps models there)
-        self.taps: dict[str, list[Callable[[list], None]]] = {}
+        # stream key -> callables tap(chunks, hold) given every chunk list of that stream and its
+        # hold reason, on this thread, before inference (the calibration collects labelled windows
+        # and swaps models there)
+        self.taps: dict[str, list[Callable[[list, str | None], None]]] = {}
         self.round = 0  # scored decisions are tallied per round (realtime.calibration advances it)
         self.n_stream_resets = 0
         self.t_start = time.monotonic()
@@ -161,12 +163,14 @@ class LiveLoop:
                 inlet.drain()
                 continue
             self._watch_loss(inlet, outputs)
-            chunks = [(c.samples, c.timestamps, c.arrival) for c in inlet.drain()]
+            chunks = [(c.samples, c.timestamps, c.arrival, c.breaks) for c in inlet.drain()]
             if chunks:
+                hold = self._hold(inlet, outputs)
                 for tap in self.taps.get(inlet.key, ()):
-                    tap(chunks)
+                    tap(chunks, hold)
                 for o in outputs:
-                    for p in o.pipeline.push_many(chunks, clock):
+                    # a held stream (not what it claims, or not checked yet): counted, not classified
+                    for p in o.pipeline.push_many(chunks, clock, hold=hold):
                         self._wait(p)
         if not self._waiting:
             return 0
@@ -201,11 +205,22 @@ class LiveLoop:
         n = 1 if cost is None else max(1, int(self.batch_budget_s / max(cost, 1e-6)))
         return [p for p in waiting if p.pipeline.model_key == key][:n]
 
+    @staticmethod
+    def _hold(inlet: Inlet, outputs: list[_Output]) -> str | None:
+        """The inlet's hold reason; switches its pipelines to an accepted measured rate first."""
+        rate = inlet.accepted_srate
+        if rate is not None:
+            for o in outputs:
+                if o.pipeline.pre.in_sfreq != rate:
+                    o.pipeline.set_input_rate(rate)
+                    o.smoother.reset()
+        return inlet.hold
+
     def _watch_loss(self, inlet: Inlet, outputs: list[_Output]) -> None:
         lost = inlet.state == "lost"
         if lost and not self._lost[inlet.key]:
             for o in outputs:
-                o.pipeline.reset()
+                o.pipeline.reset(count_as="gap")  # windows begun before the outage: counted
                 o.smoother.reset()
             self.n_stream_resets += 1
         self._lost[inlet.key] = lost

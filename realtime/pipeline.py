@@ -23,12 +23,12 @@ from eegmamba.windowing import Window, Windower
 class PendingWindow:
     """A window ready for inference, with the times (seconds) of its way here.
 
-    ``source_time``: stream timestamp of the last sample of the chunk that delivered the window's last
-    input sample (for a replayed stream, and any outlet that stamps a chunk when it pushes it, the
-    push time of that chunk, on the local clock for a local stream). ``arrival``: local clock
-    (``pylsl.local_clock``) when that chunk was pulled — the reference of the published
-    ``latency_ms``. ``completed``: arrival of the newest chunk of the block that produced the window
-    (the resampler has no look-ahead, so it equals ``arrival`` unless chunks queued up behind it).
+    ``source_time``: stream timestamp of the window's last input sample (the newest at or before
+    ``window.t_end``; for ``eegmamba-replay`` and outlets that stamp samples when they are due, its
+    due time, on the local clock for a local stream). ``arrival``: local clock (``pylsl.local_clock``)
+    when the chunk holding that sample was pulled — the reference of the published ``latency_ms``.
+    ``completed``: arrival of the newest chunk of the block that produced the window (the resampler
+    has no look-ahead, so it equals ``arrival`` unless chunks queued up behind it).
     ``preprocessed``: local clock when preprocessing and windowing of that block were done.
     """
 
@@ -100,12 +100,25 @@ class ProfilePipeline:
         # per chunk: (first timestamp, last timestamp, arrival)
         self._arrivals: deque[tuple[float, float, float]] = deque()
         # picked raw chunks held back until the next window's last input sample is among them
-        self._held: list[tuple[np.ndarray, np.ndarray]] = []
+        self._held: list[tuple[np.ndarray, np.ndarray, tuple]] = []
         self._n_held = 0
         self._max_held = max(1, int(stream_sfreq))  # process at least every second of input
 
-    def reset(self) -> None:
-        """Start over after a stream loss: a window never spans an outage."""
+    def set_input_rate(self, sfreq: float) -> None:
+        """Process the stream at ``sfreq`` Hz from now on (a measured rate accepted in place of the
+        declared one); starts over like :meth:`reset`."""
+        self.reset(count_as="unverified")
+        self.pre = Preprocessor(self.profile, sfreq, len(self.picks))
+        self.windower = Windower.from_profile(self.profile, in_sfreq=sfreq)
+        self._max_held = max(1, int(sfreq))
+        self.reset()  # fresh state for the new step objects
+
+    def reset(self, count_as: str | None = None) -> None:
+        """Start over after a stream loss: a window never spans an outage. ``count_as``: count the
+        windows begun and left incomplete (samples held or buffered) as dropped for this reason."""
+        if count_as is not None:
+            n_out = self.pre.n_outputs(self.pre.n_in + self._n_held)
+            self.drops[count_as] += self.windower.n_started(n_out)
         self.pre.reset()
         self._merge_windower_drops()
         self.windower.reset()
@@ -119,9 +132,9 @@ class ProfilePipeline:
     def all_drops(self) -> Counter:
         return self.drops + self.windower.drops
 
-    def push_many(self, chunks: list[tuple[np.ndarray, np.ndarray, float]],
-                  clock=None) -> list[PendingWindow]:
-        """Feed several chunks ``(samples (C_stream, n), timestamps (n,), arrival)`` at once.
+    def push_many(self, chunks: list[tuple], clock=None, hold: str | None = None) -> list[PendingWindow]:
+        """Feed several chunks ``(samples (C_stream, n), timestamps (n,), arrival[, breaks])`` at
+        once; ``breaks``: ``(i, reason)`` timeline breaks before sample i of the chunk.
 
         Chunks are held back until the input sample that completes the next window is among them
         (or a second of input is held), then go through the preprocessing step as one block. The
@@ -130,34 +143,52 @@ class ProfilePipeline:
         (every hop), not the chunks (10-sample chunks at 160 Hz: 8 calls per 0.5-s hop → 1): with
         many streams that cost, not only the model, decides whether the loop keeps up.
         ``clock``: callable returning the local time stamped as ``preprocessed`` (default: none).
+        ``hold``: the stream is not to be classified now (``Inlet.hold``): every window the samples
+        complete, cut or not, is counted as dropped with this reason (the root cause, e.g. ``units``
+        rather than the ``flat_run`` that volts look like) and none is returned.
         """
         chunks = [c for c in chunks if c[0].shape[1]]
         if not chunks:
             return []
-        for samples, ts, arrival in chunks:
+        for c in chunks:
+            samples, ts, arrival = c[0], c[1], c[2]
+            breaks = tuple(c[3]) if len(c) > 3 else ()
+            if any(r == "jump" for _, r in breaks):
+                self._arrivals.clear()  # the clock jumped: older records no longer order by time
             self._arrivals.append((float(ts[0]), float(ts[-1]), arrival))
-            self._held.append((samples[self.picks], ts))
+            self._held.append((samples[self.picks], ts, breaks))
             self._n_held += ts.size
         needed = self.pre.inputs_needed(self.windower.samples_needed)
         if self.pre.n_in + self._n_held < needed and self._n_held < self._max_held:
             return []
         held, self._held, self._n_held = self._held, [], 0
+        breaks, offset = [], 0
+        for _, ts, b in held:
+            breaks += [(offset + i, r) for i, r in b]
+            offset += ts.size
         if len(held) == 1:
-            samples, timestamps = held[0]
+            samples, timestamps = held[0][0], held[0][1]
         else:
             samples = np.concatenate([c[0] for c in held], axis=1)
             timestamps = np.concatenate([c[1] for c in held])
-        self.windower.push_input(samples)  # raw-input quality runs (flat-line, rail) of the windowing rule
+        self.windower.push_input(samples, breaks)  # breaks and raw-input quality runs (windowing rule)
         y, ty = self.pre.push(samples, timestamps)
         if y.shape[1] == 0:
             return []
+        before = Counter(self.windower.drops) if hold is not None else None
         windows = self.windower.push(y, ty)
+        if hold is not None:
+            self.drops[hold] += len(windows) + sum((self.windower.drops - before).values())
+            self.windower.drops = before
+            self._chunk_of(ty[-1])
+            return []
         done = clock() if clock is not None and windows else float("nan")
         last_arrival = chunks[-1][2]
         out = []
         for w in windows:
-            _, source_time, arrival = self._chunk_of(w.t_end)
-            out.append(PendingWindow(self, w, arrival, last_arrival, source_time, done))
+            arrival = self._chunk_of(w.t_end)[2]
+            last_input = timestamps[max(0, np.searchsorted(timestamps, w.t_end, side="right") - 1)]
+            out.append(PendingWindow(self, w, arrival, last_arrival, float(last_input), done))
         self.n_windows += len(out)
         # Windows still to come end after ty[-1]; older arrival records can never be asked for
         # again (without this they pile up while the windower drops windows, e.g. during a NaN span).

@@ -81,8 +81,9 @@ class SignalMonitor:
         self._buf = np.zeros((len(self.picks), 0))
         self._lock = threading.Lock()
 
-    def tap(self, chunks: list) -> None:
-        """Live-loop tap: ``chunks`` of ``(samples (C_stream, n), timestamps, arrival)``."""
+    def tap(self, chunks: list, hold: str | None = None) -> None:
+        """Live-loop tap: ``chunks`` of ``(samples (C_stream, n), timestamps, arrival[, breaks])``;
+        the signal panel shows the signal whatever the stream's ``hold``."""
         parts = [c[0][self.picks] for c in chunks if c[0].shape[1]]
         if not parts:
             return

@@ -20,13 +20,19 @@ class StreamHealth:
     """Health of one acquired LSL stream at one instant.
 
     ``state`` is ``"waiting"`` (no sample yet), ``"ok"`` or ``"lost"`` (no sample for longer than
-    the stall limit). Rates are in Hz; ``measured_srate`` is samples per second of sample
-    timestamps over the recent past (``None`` until two chunks came). ``last_sample_age_s`` is the
-    local time since the last chunk arrived. ``n_gaps`` / ``gap_s`` count forward timestamp jumps
-    (and their total length in seconds), ``n_backwards`` non-increasing timestamps; ``n_losses``
-    stalls beyond the limit, ``n_reconnects`` resumptions after a loss, ``n_recreated`` inlets
-    re-opened on a new outlet of the same source. ``n_errors``/``last_error``: failures of the
-    acquisition thread for this stream (callback or pull errors).
+    the stall limit). Rates are in Hz; ``measured_srate`` is the rate fitted by the stream's
+    timestamp model (``None`` until it spans 0.2 s; ``rate_settled`` once it is stable);
+    ``expected_srate`` the nominal rate times a replay's declared speed. ``last_sample_age_s`` is
+    the local time since the last chunk arrived. ``n_gaps`` / ``gap_s`` count the timeline breaks
+    where samples were missing (and their total length in seconds), ``n_jumps`` those where the
+    source clock jumped (either way), ``n_backwards`` raw timestamps not after the previous one
+    (overlapping push-stamped chunks make many), ``jitter_p95_ms`` the 95th percentile of
+    |raw - regularized timestamp|; ``n_losses`` stalls beyond the limit, ``n_reconnects``
+    resumptions after a loss, ``n_recreated`` inlets re-opened on a new outlet of the same source.
+    ``units``: the EEG channels' unit as declared or assumed; ``hold``: why no decision may be
+    taken on the stream now (``unverified``, ``units``, ``rate_mismatch``) with ``message``, one
+    line saying what to do. ``n_errors``/``last_error``: failures of the acquisition thread for
+    this stream (callback or pull errors).
     """
 
     key: str
@@ -49,13 +55,21 @@ class StreamHealth:
     n_errors: int = 0
     last_error: str | None = None
     time_correction_s: float = 0.0
+    expected_srate: float | None = None
+    n_jumps: int = 0
+    jitter_p95_ms: float | None = None
+    units: str = "-"
+    hold: str | None = None
+    message: str | None = None
+    rate_settled: bool = False
 
     @property
     def drift(self) -> float | None:
-        """Relative rate error ``measured / nominal - 1`` (``None`` when not measurable)."""
-        if self.measured_srate is None or self.nominal_srate <= 0:
+        """Relative rate error ``measured / expected - 1`` (``None`` when not measurable)."""
+        expected = self.expected_srate or self.nominal_srate
+        if self.measured_srate is None or expected <= 0:
             return None
-        return self.measured_srate / self.nominal_srate - 1.0
+        return self.measured_srate / expected - 1.0
 
 
 @dataclass(frozen=True)

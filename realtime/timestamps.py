@@ -53,9 +53,12 @@ class TimestampConfig:
     warmup_blocks: int = 16
     warmup_floor_s: float = 0.1
     settle_s: float = 2.0
+    settle_tol: float = 0.005
+    defer_s: float = 0.25
 
     def __post_init__(self) -> None:
-        for name in ("halftime_s", "prior_s", "slew", "jitter_factor", "warmup_blocks", "settle_s"):
+        for name in ("halftime_s", "prior_s", "slew", "jitter_factor", "warmup_blocks", "settle_s",
+                     "settle_tol", "defer_s"):
             check_positive(getattr(self, name), f"TimestampConfig.{name}")
         for name in ("tolerance_s", "warmup_floor_s"):
             check_positive(getattr(self, name), f"TimestampConfig.{name}", strict=False)
@@ -107,15 +110,20 @@ class TimestampModel:
         return 1.0 / self.period
 
     @property
+    def measured(self) -> float | None:
+        """Fitted rate, Hz, once the fit spans 0.2 s (None before)."""
+        return self.rate if self._span * self.period >= 0.2 else None
+
+    @property
     def settled(self) -> bool:
-        """True once ``settle_s`` seconds were fitted and the fitted rate moved by less than 0.2 %
-        over the last ``settle_s`` seconds."""
+        """True once ``settle_s`` seconds were fitted and the fitted rate moved by less than
+        ``settle_tol`` (relative) over the last ``settle_s`` seconds."""
         h = self._rates
         if self._span * self.period < self.config.settle_s or not h:
             return False
         window = [r for n, r in h if self._span - n <= self.config.settle_s / self.period]
         return h[0][0] <= self._span - self.config.settle_s / self.period and \
-            (max(window) - min(window)) / self.rate < 2e-3
+            (max(window) - min(window)) / self.rate < self.config.settle_tol
 
     def jitter_rms(self) -> float:
         r = self._recent_residuals()
@@ -151,11 +159,17 @@ class TimestampModel:
         return (sxy + self._prior * self.p0) / (sxx + self._prior)
 
     # ------------------------------------------------------------------ stepping
-    def push(self, raw: np.ndarray, arrival: float) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    def push(self, raw: np.ndarray, arrival: float, *, may_defer: bool = False
+             ) -> tuple[np.ndarray, list[tuple[int, str]]] | None:
         """Model a pulled block.
 
         raw : ndarray, shape (n,), raw timestamps (seconds) of consecutive samples
         arrival : float, local clock when the block was pulled
+        may_defer : bool: the caller can hold the block back. Then a block that ends ahead of the
+            line with a step up (a gap, a forward jump — or one late chunk whose successors will
+            land back on the line) is not decided: ``None`` is returned, nothing changes, and the
+            caller pushes it again together with the next block (or alone, ``may_defer=False``,
+            after ``defer_s``). A latency spike then costs a little delay instead of a false break.
 
         Returns ``(timestamps (n,), breaks)``, breaks as ``(i, "gap" | "jump")``: the timeline breaks
         before sample ``i`` of the block.
@@ -164,44 +178,53 @@ class TimestampModel:
         n = raw.size
         if n == 0:
             return raw.copy(), []
+        if self._last_raw is None:  # the line starts at the first sample, at the expected rate
+            self._fit(np.array([self.n]), raw[:1])
+            self._keep_residuals(np.zeros(1))
+            self.n += 1
+            self._last_raw = self._last_out = float(raw[0])
+            self._last_arrival = arrival
+            out, breaks = self.push(raw[1:], arrival)  # the start of a stream is never deferred
+            return np.concatenate([raw[:1], out]), [(i + 1, r) for i, r in breaks]
         idx = self.n + np.arange(n)
         breaks: list[tuple[int, str]] = []
-        if self._last_raw is None:  # first block: the line is this block
-            self._fit(idx, raw)
-            out = self._line(idx)
-        else:
-            thr = self.threshold()
-            step_err = np.diff(np.concatenate([[self._last_raw], raw])) - self.period
-            cand = np.abs(step_err) > thr
-            line = self._line(idx)
-            shifts = np.zeros(n)  # line shift in force at each sample of the block
-            at = 0
-            while at < n:
-                brk = self._find_break(step_err[at:], raw[at:] - line[at:] - shifts[at:], cand[at:], thr)
-                if brk is None:
-                    break
-                i, step = at + brk[0], brk[1]
-                reason = "jump" if step < 0 or arrival - self._last_arrival < 0.5 * step else "gap"
-                breaks.append((i, reason))
-                if reason == "gap":
-                    self.n_gaps += 1
-                    self.gap_s += step
-                else:
-                    self.n_jumps += 1
-                nxt = np.flatnonzero(cand[i + 1:])
-                end = i + 1 + int(nxt[0]) if nxt.size else n  # samples up to the next candidate step
-                shifts[i:] += float(np.median(raw[i:end] - line[i:end] - shifts[i:end]))
-                at = i + 1
-            resid = raw - line - shifts
-            fit = np.ones(n, dtype=bool)
-            if not breaks:
-                self._steps.append(float(np.max(np.abs(step_err))))
-                if cand.any():  # late-stamped samples that caught up: keep them out of the fit
-                    fit = np.abs(resid) <= thr
-            out = self._outputs(line + shifts, [b[0] for b in breaks])
-            self._shift += shifts[-1]
-            if fit.any():
-                self._fit(idx[fit], raw[fit] - self._shift + (shifts[-1] - shifts[fit]))
+        thr = self.threshold()
+        step_err = np.diff(np.concatenate([[self._last_raw], raw])) - self.period
+        cand = np.abs(step_err) > thr
+        line = self._line(idx)
+        shifts = np.zeros(n)  # line shift in force at each sample of the block
+        steps: list[float] = []
+        at = 0
+        while at < n:
+            brk = self._find_break(step_err[at:], raw[at:] - line[at:] - shifts[at:], cand[at:], thr)
+            if brk is None:
+                break
+            i, step = at + brk[0], brk[1]
+            if may_defer and step > 0:
+                return None  # undecided: ahead of the line; the next block tells (see above)
+            reason = "jump" if step < 0 or arrival - self._last_arrival < 0.5 * step else "gap"
+            breaks.append((i, reason))
+            steps.append(step)
+            nxt = np.flatnonzero(cand[i + 1:])
+            end = i + 1 + int(nxt[0]) if nxt.size else n  # samples up to the next candidate step
+            shifts[i:] += float(np.median(raw[i:end] - line[i:end] - shifts[i:end]))
+            at = i + 1
+        for (_, reason), step in zip(breaks, steps):
+            if reason == "gap":
+                self.n_gaps += 1
+                self.gap_s += step
+            else:
+                self.n_jumps += 1
+        resid = raw - line - shifts
+        fit = np.ones(n, dtype=bool)
+        if not breaks:
+            self._steps.append(float(np.max(np.abs(step_err))))
+            if cand.any():  # late-stamped samples that caught up: keep them out of the fit
+                fit = np.abs(resid) <= thr
+        out = self._outputs(line + shifts, [b[0] for b in breaks])
+        self._shift += shifts[-1]
+        if fit.any():
+            self._fit(idx[fit], raw[fit] - self._shift + (shifts[-1] - shifts[fit]))
         self._keep_residuals(raw - out)
         self.n += n
         self._last_raw, self._last_out, self._last_arrival = float(raw[-1]), float(out[-1]), arrival

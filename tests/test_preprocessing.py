@@ -108,7 +108,8 @@ def test_inputs_needed_inverts_n_outputs(rate):
 
 def test_window_complete_when_its_last_input_sample_is_pushed(shared_data):
     """Live: a motor-imagery window comes out of the push that delivers the last input sample at or
-    before its end (at 160 Hz in chunks of 10, a window ends on a chunk's last sample)."""
+    before its end (at 160 Hz in chunks of 10, a window of whole 0.5 s steps ends on a chunk's
+    last sample)."""
     prof = load_profile("motor_imagery")
     rec = read_recording(shared_data / "motor_imagery" / "S001R04.edf", prof)
     rate = rec.sfreq
@@ -122,8 +123,8 @@ def test_window_complete_when_its_last_input_sample_is_pushed(shared_data):
             last_input = int(np.floor(w.t_end * rate + 1e-6))  # newest input at or before t_end
             assert last_input == min(i + 9, x.shape[1] - 1)  # ... is in this very chunk: the last
             n_windows += 1
-    L, hop = prof.window.length_s, prof.window.hop_s
-    assert n_windows == 1 + round((20 - L) / hop)  # L-s windows every hop s over 20 s, the last one included
+    length, hop = prof.window.length_s, prof.window.hop_s
+    assert n_windows == 1 + round((20 - length) / hop)  # windows over 20 s, the last one included
 
 
 @pytest.mark.parametrize("rate", [128, 160, 250, 256, 500, 100, 50])

@@ -21,7 +21,7 @@ def _eeg(n, c=3, seed=0):
     return rng.normal(0, 20, (c, n)) + 30 * np.sin(2 * np.pi * 10 * np.arange(n) / FS_IN)
 
 
-def _cut(x, quality=QualitySpec(), chunks=None, breaks=(), ts=None):
+def _cut(x, quality=QualitySpec(), chunks=None, breaks=None, ts=None):
     """Run preprocessing + windowing (input at 160 Hz) like the live pipeline; return (windows, drops,
     flagged)."""
     from eegmamba.profiles import FilterSpec
@@ -33,7 +33,8 @@ def _cut(x, quality=QualitySpec(), chunks=None, breaks=(), ts=None):
     bounds = [0, n] if chunks is None else sorted({0, n, *chunks})
     out = []
     for a, b in zip(bounds[:-1], bounds[1:]):
-        win.push_input(x[:, a:b], [(i - a, r) for i, r in breaks if a <= i < b])
+        win.push_input(x[:, a:b], None if breaks is None else
+                       [(i - a, r) for i, r in breaks if a <= i < b])
         out += win.push(*pre.push(x[:, a:b], ts[a:b]))
     _cut.n_windows = (win.n_samples_seen - LEN) // HOP + 1  # windows the pushed outputs allow
     return out, dict(win.drops), dict(win.flagged)

@@ -22,15 +22,18 @@ import time
 from pathlib import Path
 
 
-def _serve(names: list[str], timeout: float = 20.0) -> None:
+def _serve(specs: list[str], timeout: float = 20.0) -> None:
     import pylsl
 
+    source = dict(s.split("|", 1) if "|" in s else (s, None) for s in specs)
+    names = list(source)
     wanted, infos = set(names), {}
     end = time.monotonic() + timeout
     while wanted - set(infos) and time.monotonic() < end:
         for info in pylsl.resolve_streams(wait_time=0.5):
-            if info.name() in wanted:
-                infos[info.name()] = info
+            n = info.name()
+            if n in wanted and source[n] in (None, info.source_id()):
+                infos[n] = info
     missing = wanted - set(infos)
     if missing:
         print(f"missing {sorted(missing)[:3]}", flush=True)
@@ -61,10 +64,12 @@ def _serve(names: list[str], timeout: float = 20.0) -> None:
 
 
 @contextlib.contextmanager
-def marker_client(names: list[str]):
+def marker_client(names: list[str], source_ids: list[str] | None = None):
     """Receive the marker streams ``names`` in a child process while inside; yields a callable that
-    returns ``{name: [[seq, received], ...]}`` once the block has exited."""
-    proc = subprocess.Popen([sys.executable, __file__, *names], stdin=subprocess.PIPE,
+    returns ``{name: [[seq, received], ...]}`` once the block has exited. ``source_ids``: the
+    streams' source ids (other processes on a shared machine may publish the same names)."""
+    specs = [f"{n}|{s}" for n, s in zip(names, source_ids)] if source_ids else list(names)
+    proc = subprocess.Popen([sys.executable, __file__, *specs], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent)
     result: dict = {}
     try:

@@ -3,12 +3,13 @@ the hand-glued peers measured in the same run.
 
 For each stream count N: N replayed EEGMMIDB streams (``S001R04``, 64 ch @ 160 Hz, chunks of 10,
 served by a child process so pushing does not share our GIL) are acquired by ONE acquisition thread
-and classified by ONE live loop (the real ``realtime.live.LiveLoop``: shared preprocessing, 4-s
-windows every 0.5 s, newest-only scheduling, single-task EEGMamba batched across streams, marker and
+and classified by ONE live loop (the real ``realtime.live.LiveLoop``: shared preprocessing, the
+``motor_imagery`` profile's windows (3 s every 0.5 s), newest-only scheduling, single-task EEGMamba batched across streams, marker and
 probability outlets). An outside pylsl client (another child process, ``tools/_marker_client.py``)
 receives every marker. Latency is taken from the **push of the window's last sample** (the replay
-stamps a chunk's last sample with its push time; the reference is the chunk holding the window's
-last input sample) to:
+stamps each sample with the time it is due and pushes a chunk when its last sample is due; an MI
+window of whole 0.5-s hops at 160 Hz ends on the last sample of a 10-sample chunk, so the reference
+is that chunk's push, as for the peers) to:
 
 - ``recv``: the marker received by the outside client (the headline figure);
 - ``pushed``: the marker pushed by the loop (what ``tools/bench_latency_peers.py`` reports as the
@@ -35,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import tempfile
@@ -57,26 +59,43 @@ STAGES = (("push_to_arrival", "source", "arrival"), ("arrival_to_preprocessed", 
           ("push_to_received", "source", "received"))
 
 
-def _checkpoint(arg: str | None, tmp: Path) -> Path:
-    """The given checkpoint, else the bundled demo one, else a random-weight single-task model
-    (latency does not depend on the weights)."""
+def _profile(window_s: float | None):
+    """The ``motor_imagery`` profile, with its window length set to ``window_s`` seconds if given."""
+    from eegmamba.profiles import Profile, load_profile
+
+    p = load_profile("motor_imagery")
+    if window_s is None or window_s == p.window.length_s:
+        return p
+    d = p.to_dict()
+    d["window"] = {**d["window"], "length_s": window_s}
+    return Profile.from_dict(d)
+
+
+def _checkpoint(arg: str | None, tmp: Path, window_s: float | None) -> Path:
+    """The given checkpoint, else the bundled demo one if it fits the profile, else a random-weight
+    single-task model of the profile's shape (latency does not depend on the weights)."""
     from realtime.session import DEMO_CHECKPOINT
 
     if arg:
         return Path(arg)
-    if DEMO_CHECKPOINT.is_dir():
+    p = _profile(window_s)
+    if DEMO_CHECKPOINT.is_dir() and p.window.length_s == _profile(None).window.length_s:
         return DEMO_CHECKPOINT
     import torch
 
     from eegmamba import TaskSpec, create_model
     from eegmamba.checkpoint import save_checkpoint
-    from eegmamba.profiles import load_profile
 
-    p = load_profile("motor_imagery")
     torch.manual_seed(0)
     spec = TaskSpec(p.task, p.n_channels, p.window_samples, len(p.classes), p.sfreq, p.channels.names,
                     p.classes)
     return save_checkpoint(tmp / "mi_random", create_model("eegmamba_single", tasks=[spec]).eval(), {})
+
+
+def _profile_text(window_s: float | None) -> str:
+    p = _profile(window_s)
+    return (f"motor_imagery ({p.window.length_s:g} s windows, hop {p.window.hop_s:g} s, "
+            f"{p.n_channels} ch, {p.sfreq:g} Hz, classes {list(p.classes)})")
 
 
 def _pct(values) -> dict:
@@ -89,13 +108,12 @@ def _pct(values) -> dict:
 
 
 def _measure(names: list[str], checkpoint: Path, args) -> dict:
-    from eegmamba.profiles import load_profile
     from realtime.acquisition import Acquisition, AcquisitionConfig, StreamQuery
     from realtime.inference import InferenceEngine
     from realtime.live import LiveLoop
     from realtime.pipeline import ProfilePipeline
 
-    profile = load_profile("motor_imagery")
+    profile = _profile(args.window_s)
     acq = Acquisition(AcquisitionConfig(**({"poll_interval_s": args.poll_interval}
                                            if args.poll_interval else {})))
     engine = InferenceEngine(args.device, threads=args.threads)
@@ -129,8 +147,10 @@ def _measure(names: list[str], checkpoint: Path, args) -> dict:
 
         loop = LiveLoop(acq, engine, pipelines, on_decision=record_decision)
     marker_names = {o.outlets.marker_name: o.name for o in loop.outputs}
-    with marker_client(list(marker_names)) as received, acq:
-        loop.run(args.warmup)  # fill the 4-s windows, settle the clocks
+    # realtime.outlets' default source id: other processes may publish the same stream names
+    ours = [f"{m}@{socket.gethostname()}:{os.getpid()}-markers" for m in marker_names]
+    with marker_client(list(marker_names), ours) as received, acq:
+        loop.run(args.warmup)  # fill the first windows, settle the clocks
         base_windows = sum(o.pipeline.n_windows for o in loop.outputs)
         base_pub = sum(o.seq for o in loop.outputs)
         base_drops = loop.drops()
@@ -174,8 +194,9 @@ def _peers(args) -> list | None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "peers.json"
         subprocess.run([sys.executable, str(REPO / "tools" / "bench_latency_peers.py"),
-                        "--streams", "1", "--duration", str(args.duration), "--peers", args.peers,
-                        "--threads", str(args.threads), "--json", str(out)], check=True, cwd=REPO)
+                        "--file", str(args.file), "--streams", "1", "--duration", str(args.duration), "--peers", args.peers,
+                        "--threads", str(args.threads), "--json", str(out)]
+                       + (["--window-s", str(args.window_s)] if args.window_s else []), check=True, cwd=REPO)
         return json.loads(out.read_text())["results"]
 
 
@@ -216,6 +237,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (as eegmamba-live)")
     ap.add_argument("--poll-interval", type=float, default=None,
                     help="acquisition poll interval, seconds (default: AcquisitionConfig's)")
+    ap.add_argument("--window-s", type=float, default=None,
+                    help="window length, seconds (default: the motor_imagery profile's); another length "
+                    "runs a random-weight model of that shape")
     ap.add_argument("--stagger", type=float, default=0.0,
                     help="spread the streams' window phases over this many seconds (0: all streams' "
                     "windows complete together, the worst case; 0.5 = one hop: evenly spread)")
@@ -232,7 +256,7 @@ def main(argv=None) -> int:
     peers = _peers(args)
     with tempfile.TemporaryDirectory() as tmp, \
             replay_server(args.file, prefix, max(counts), "eegmamba", 10):
-        ckpt = _checkpoint(args.checkpoint, Path(tmp))
+        ckpt = _checkpoint(args.checkpoint, Path(tmp), args.window_s)
         for n in counts:
             res = _measure([f"{prefix}-{i}" for i in range(n)], ckpt, args)
             results.append(res)
@@ -257,8 +281,8 @@ def main(argv=None) -> int:
         "device": args.device, "torch_threads": args.threads, "file": args.file.name,
         "poll_interval_s": args.poll_interval, "duration_s": args.duration,
         "stagger_s": args.stagger, "batch_budget_s": args.batch_budget,
-        "profile": "motor_imagery (4 s windows, hop 0.5 s, 22 ch, 200 Hz)",
-        "latency_from": "push time of the chunk holding the window's last input sample",
+        "profile": _profile_text(args.window_s),
+        "latency_from": "timestamp (= due/push time) of the window's last input sample",
         "results": results, "max_streams_p99_le_100ms": max(ok) if ok else 0, "peers": peers,
     }
     if args.json:

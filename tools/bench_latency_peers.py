@@ -1,7 +1,8 @@
 """Latency of hand-glued *peer* pipelines over replayed EEGMMIDB streams (the "peer" column of issue 5).
 
 Peers, each a single polling loop over ``N`` mne-lsl ``StreamLSL`` inlets (one per replayed stream),
-4-s windows every 0.5 s cut by the sample-index channel of the replay:
+windows of the ``motor_imagery`` profile's length every hop (3 s every 0.5 s) cut by the
+sample-index channel of the replay:
 
 - ``floor``: no processing (the mne-lsl polling floor);
 - ``csp``: 8-30 Hz IIR band-pass of the window + CSP (4 components) + LDA, fitted offline on the
@@ -50,7 +51,16 @@ sys.path.insert(0, str(REPO))
 from tools._marker_client import marker_client  # noqa: E402
 
 DEFAULT_FILE = REPO.parent / "shared" / "data" / "motor_imagery" / "S001R04.edf"
-WINDOW_S, HOP_S = 4.0, 0.5
+
+def _mi_window() -> tuple[float, float]:
+    """The live motor-imagery profile's window length and hop (s): the peers cut the same windows."""
+    from eegmamba.profiles import load_profile
+
+    p = load_profile("motor_imagery")
+    return p.window.length_s, p.window.hop_s
+
+
+WINDOW_S, HOP_S = _mi_window()
 
 
 def _serve(path: str, prefix: str, n: int, source: str, chunk: int) -> None:
@@ -289,9 +299,13 @@ def main(argv=None) -> int:
                    help="replay engine (see module docstring for the latency reference)")
     p.add_argument("--chunk-size", type=int, default=10, help="samples per pushed chunk")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the cnn peer")
+    p.add_argument("--window-s", type=float, default=None,
+                   help="window length, seconds (default: the motor_imagery profile's)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--serve", nargs=3, metavar=("PREFIX", "N", "SOURCE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    global WINDOW_S
+    WINDOW_S = args.window_s or WINDOW_S
     if args.serve:
         _serve(str(args.file), args.serve[0], int(args.serve[1]), args.serve[2], args.chunk_size)
         return 0

@@ -207,6 +207,7 @@ def _bwd_item(j, u, dl, bias, A2, bc, bo, co, grp, D, z, ck, gout, glast, has_d,
     _block_params(A2, bias, D, uc0, ucw, Ab, Bb, Db)
     H = np.zeros((K + 1, n, W), ty)  # state entering the chunk, then after each of its steps
     G = np.zeros((K, n, W), ty)  # adjoint states g_s of the chunk
+    AD = np.zeros((K, n, W), ty)  # decays exp(Δ A) of the chunk
     XU, XD = np.zeros((K, W), ty), np.zeros((K, W), ty)  # u, δ + bias per step
     DT, DU = np.zeros((K, W), ty), np.zeros((K, W), ty)  # Δ, Δu per step
     Y, GY = np.zeros((K, W), ty), np.zeros((K, W), ty)  # y before the gate, dL/dy per step
@@ -216,7 +217,7 @@ def _bwd_item(j, u, dl, bias, A2, bc, bo, co, grp, D, z, ck, gout, glast, has_d,
     gh = np.zeros((n, W), ty)  # decay_{s+1} g_{s+1}, carried backwards
     gA_acc = np.zeros((n, W), ty)
     gD_acc, gb_acc = np.zeros(W, ty), np.zeros(W, ty)
-    h0, h1, y = np.zeros((n, W), ty), np.zeros((n, W), ty), np.zeros(W, ty)
+    y = np.zeros(W, ty)
     ts = np.zeros(K, np.int64)
     for k in range(n):
         for c in range(ucw):
@@ -226,8 +227,7 @@ def _bwd_item(j, u, dl, bias, A2, bc, bo, co, grp, D, z, ck, gout, glast, has_d,
         m = min(L, s0 + K) - s0
         for k in range(n):  # recompute the chunk's states from its checkpoint
             for c in range(ucw):
-                h0[k, c] = ck[b, jc, k, uc0 + c]
-                H[0, k, c] = h0[k, c]
+                H[0, k, c] = ck[b, jc, k, uc0 + c]
         for i in range(m):
             t = L - 1 - (s0 + i) if rev else s0 + i
             ts[i] = t
@@ -245,16 +245,14 @@ def _bwd_item(j, u, dl, bias, A2, bc, bo, co, grp, D, z, ck, gout, glast, has_d,
                     dt[c] = XD[i, c]
                     DU[i, c] = XD[i, c] * XU[i, c]
                     y[c] = Db[c] * XU[i, c]
-            for k in range(n):  # as in the forward, h0 -> h1 (separate buffers: no alias)
+            for k in range(n):  # as in the forward, H[i] -> H[i + 1]
                 bk, ckk = bc[b, t, bk0 + k], bc[b, t, ck0 + k]
                 for c in range(W):
-                    hv = decay(dt[c] * Ab[k, c]) * h0[k, c] + DU[i, c] * bk
-                    h1[k, c] = hv
+                    a = decay(dt[c] * Ab[k, c])
+                    AD[i, k, c] = a  # kept for the adjoint: one exp per step and state, not two
+                    hv = a * H[i, k, c] + DU[i, c] * bk
+                    H[i + 1, k, c] = hv
                     y[c] += ckk * hv
-            for k in range(n):
-                for c in range(W):
-                    h0[k, c] = h1[k, c]
-                    H[i + 1, k, c] = h1[k, c]
             for c in range(W):
                 Y[i, c] = y[c]
                 DT[i, c] = dt[c]
@@ -283,7 +281,7 @@ def _bwd_item(j, u, dl, bias, A2, bc, bo, co, grp, D, z, ck, gout, glast, has_d,
                 bk, ckk = bc[b, t, bk0 + k], bc[b, t, ck0 + k]
                 for c in range(W):
                     gv = gh[k, c] + gy[c] * ckk
-                    a = decay(dt[c] * Ab[k, c])
+                    a = AD[i, k, c]
                     x = gv * a * H[i, k, c]
                     accA[c] += x * Ab[k, c]
                     gA_acc[k, c] += x * dt[c]

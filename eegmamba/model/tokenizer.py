@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from eegmamba.model._strided_conv import conv1d_tokens, inference_segment_weight
+
 
 def n_tokens(n_times: int, kernel: int, stride: int) -> int:
     """Number of tokens one path makes from ``n_times`` samples (padding ``kernel // 2``)."""
@@ -30,7 +32,8 @@ def n_tokens(n_times: int, kernel: int, stride: int) -> int:
 
 
 class TaskBatchNorm(nn.ModuleDict):
-    """One ``BatchNorm1d(d)`` per task (see module docstring): ``x (B, d, L)``, ``task`` → ``(B, d, L)``.
+    """One ``BatchNorm1d(d)`` per task (see module docstring): ``x (B, d, L)`` or ``(B·L, d)``, ``task`` →
+    the same shape.
 
     State-dict names are ``<prefix>.<task>.weight`` etc.; :func:`upgrade_shared_norm` maps the
     single shared BatchNorm of older checkpoints onto them.
@@ -84,7 +87,14 @@ class ConvPath(nn.Module):
 
     def forward(self, y: torch.Tensor, task: str) -> torch.Tensor:
         """``y (B, D, L)`` → tokens ``(B, N_path, D)``."""
-        return self.act(self.norm(self.conv(y), task)).transpose(1, 2)
+        if self.kernel % self.stride:
+            return self.act(self.norm(self.conv(y), task)).transpose(1, 2)
+        # the same conv as one GEMM, token-major (faster on CPU; _strided_conv); BatchNorm over
+        # (B·N, D) has the statistics of BatchNorm over (B, D, N)
+        t = conv1d_tokens(y, self.conv.weight, self.conv.bias, self.stride, self.conv.padding[0],
+                          inference_segment_weight(self.conv, self.stride))
+        B, N, D = t.shape
+        return self.act(self.norm(t.reshape(B * N, D), task)).view(B, N, D)
 
 
 class DualPathTokenizer(nn.Module):

@@ -8,6 +8,8 @@
 * ``csp_lda``, ``ts_lr``, ``mdm`` — CSP + LDA, tangent space + LR, MDM on the same windows in µV
   (covariance methods need the channels' relative scale); fitted on every training window (they
   have no early stopping, so the validation windows are training data for them).
+* ``bandpower_lr`` — log band powers + logistic regression (sleep, seizure), windows in µV.
+* ``yasa`` — YASA's pretrained sleep staging (no training), given each test window's recording.
 
 An arm is fitted by ``fit_arm`` and returns a ``Fitted`` (``proba(X_z, X_uv)``). Neural arms can be
 saved (``save``) and reloaded (``load_fitted``) so the calibrated protocol starts from the
@@ -27,23 +29,23 @@ import torch
 from eegmamba.profiles import Profile
 
 NEURAL = ("eegmamba", "eegnet")
-CLASSICAL = ("csp_lda", "ts_lr", "mdm")
-ARMS = NEURAL + CLASSICAL
+CLASSICAL = ("csp_lda", "ts_lr", "mdm", "bandpower_lr")
+PRETRAINED = ("yasa",)
+ARMS = NEURAL + CLASSICAL + PRETRAINED
 ARM_NAMES = {"eegmamba": "EEGMamba", "eegnet": "EEGNet-8,2 (ours)", "csp_lda": "CSP+LDA",
-             "ts_lr": "TS+LR", "mdm": "MDM"}
+             "ts_lr": "TS+LR", "mdm": "MDM", "bandpower_lr": "band power+LR", "yasa": "YASA"}
 
 
 @dataclass
 class Windows:
     """The same windows twice: ``z`` as the profile normalizes them (networks), ``uv`` in µV
-    (classical peers); ``y (N,)`` int64."""
+    (classical peers); ``y (N,)`` int64; ``files``, ``t_start`` (seconds) where each comes from."""
 
     z: np.ndarray
     uv: np.ndarray
     y: np.ndarray
-
-    def take(self, idx: np.ndarray) -> "Windows":
-        return Windows(self.z[idx], self.uv[idx], self.y[idx])
+    files: np.ndarray | None = None
+    t_start: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -83,6 +85,8 @@ class Fitted:
             from eegmamba.baselines.eegnet import eegnet_proba
 
             return eegnet_proba(self.model, w.z)
+        if self.arm == "yasa":
+            return self.model.proba(w.files, w.t_start)
         p = self.model.predict_proba(w.uv)
         out = np.zeros((len(w), self.n_classes))
         out[:, np.asarray(self.model.classes_, dtype=np.int64)] = p
@@ -122,10 +126,10 @@ def load_fitted(arm: str, folder: Path, profile: Profile) -> Fitted:
 
 
 def _classical(arm: str, sfreq: float):
-    from eegmamba.baselines.classical import CSPLDA
+    from eegmamba.baselines.classical import CSPLDA, BandPowerLR
     from eegmamba.baselines.riemann import MDM, TSLR
 
-    return {"csp_lda": CSPLDA, "ts_lr": TSLR, "mdm": MDM}[arm](sfreq=sfreq)
+    return {"csp_lda": CSPLDA, "ts_lr": TSLR, "mdm": MDM, "bandpower_lr": BandPowerLR}[arm](sfreq=sfreq)
 
 
 def fit_arm(arm: str, profile: Profile, train: Windows, val: Windows | None, settings: ArmSettings,
@@ -136,6 +140,10 @@ def fit_arm(arm: str, profile: Profile, train: Windows, val: Windows | None, set
     ``lr``: override the arm's learning rate. ``state_path``: EEGMamba's resumable state."""
     t0 = time.perf_counter()
     n_classes = len(profile.classes)
+    if arm == "yasa":
+        from eegmamba.baselines.yasa_peer import YasaPeer
+
+        return Fitted(arm, YasaPeer(profile), n_classes, {"n_train": 0, "pretrained": True}, profile)
     if arm in CLASSICAL:
         both = train if val is None else Windows(np.concatenate([train.z, val.z]),
                                                  np.concatenate([train.uv, val.uv]),

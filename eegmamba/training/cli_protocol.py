@@ -19,7 +19,7 @@ from typing import Sequence
 
 from eegmamba.cli_common import run_cli
 
-ARMS = ("eegmamba", "eegnet", "csp_lda", "ts_lr", "mdm")
+MI_ARMS = ("eegmamba", "eegnet", "csp_lda", "ts_lr", "mdm")
 
 
 def subject_range(items: list[str]) -> tuple[str, ...]:
@@ -45,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", help="recording files/folders (not for calibrated: it reads "
                    "the cross-subject run's)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--models", nargs="+", default=list(ARMS), choices=ARMS, help="arms to run")
+    from eegmamba.training.arms import ARMS
+
+    p.add_argument("--models", nargs="+", default=list(MI_ARMS), choices=ARMS,
+                   help="arms to run (bandpower_lr and yasa are the sleep/seizure peers)")
     p.add_argument("--subjects", nargs="+", help="subjects to use, e.g. S001-S019 (default: all found)")
     p.add_argument("--runs", nargs="+", type=int, help="runs to read (default: all)")
     p.add_argument("--train-runs", nargs="+", type=int, default=[4, 8],

@@ -70,6 +70,22 @@ def compute_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     }
 
 
+def per_class_metrics(y_true: np.ndarray, proba: np.ndarray, classes) -> dict[str, dict]:
+    """Per class: ``recall`` (e.g. per sleep stage), ``precision``, ``f1`` and ``support`` (windows
+    of that class in ``y_true``); recall is NaN for a class without windows."""
+    y_true, proba = _check(y_true, proba)
+    pred = proba.argmax(axis=1)
+    out = {}
+    for k, c in enumerate(classes):
+        tp = int(np.sum((pred == k) & (y_true == k)))
+        support, predicted = int(np.sum(y_true == k)), int(np.sum(pred == k))
+        rec = tp / support if support else math.nan
+        prec = tp / predicted if predicted else math.nan
+        f1 = 2 * tp / (support + predicted) if support + predicted else math.nan
+        out[str(c)] = {"recall": rec, "precision": prec, "f1": f1, "support": support}
+    return out
+
+
 def per_group_metrics(y_true: np.ndarray, proba: np.ndarray, groups: np.ndarray) -> dict[str, dict]:
     """``compute_metrics`` per value of ``groups`` (e.g. per subject), sorted by group."""
     groups = np.asarray(groups)

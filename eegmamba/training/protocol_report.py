@@ -47,6 +47,20 @@ def per_subject_table(arms: dict, metrics=("acc", "auroc")) -> list[str]:
     return lines
 
 
+def per_class_table(arms: dict, classes) -> list[str]:
+    """Recall per class, pooled over every test window of every unit (rare classes, e.g. N1 or
+    REM, have too few windows per unit for a mean over units)."""
+    if not any("per_class_pooled" in a for a in arms.values()):
+        return []
+    lines = ["## Recall per class (pooled over all test windows)", "",
+             "| model | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
+    for arm in _order(arms):
+        pc = arms[arm].get("per_class_pooled", {})
+        lines.append(f"| {ARM_NAMES.get(arm, arm)} | " + " | ".join(
+            f"{fmt(pc[c]['recall'])} ({pc[c]['support']})" if c in pc else "–" for c in classes) + " |")
+    return lines + [""]
+
+
 def write_protocol_report(out: str | Path, results: dict) -> Path:
     out = Path(out)
     cfg, prov = results["config"], results.get("provenance", {})
@@ -56,6 +70,7 @@ def write_protocol_report(out: str | Path, results: dict) -> Path:
              "", f"- first command: `{prov.get('command', '?')}`", f"- machine: {prov.get('machine', '?')}",
              f"- settings: {cfg['settings']}", f"- seed {cfg['seed']}; validation fraction {cfg['val_frac']}",
              "", "## Summary (mean ± std over " + unit_word + ")", "", *summary_table(arms, unit_word), ""]
+    lines += per_class_table(arms, results["classes"])
     if results["protocol"] == "cross-subject":
         order = _order(arms)
         lines += ["## Folds (AUROC)", "", "| fold | test subjects | " +

@@ -34,7 +34,8 @@ from eegmamba.profiles import Profile, load_profile
 from eegmamba.training import provenance as prov
 from eegmamba.training.arms import ARMS, NEURAL, ArmSettings, Windows, fit_arm
 from eegmamba.training.cv import subject_folds, time_split_per_file, validation_split
-from eegmamba.training.metrics import compute_metrics, per_group_metrics, summarize_folds
+from eegmamba.training.metrics import (compute_metrics, per_class_metrics, per_group_metrics,
+                                       summarize_folds)
 
 PROTOCOLS = ("cross-subject", "within-subject", "calibrated")
 
@@ -81,7 +82,7 @@ class ProtocolData:
 
     def windows(self, which: str, idx: np.ndarray) -> Windows:
         ws, uv = (self.train, self.train_uv) if which == "train" else (self.test, self.test_uv)
-        return Windows(ws.X[idx], uv[idx], ws.y[idx])
+        return Windows(ws.X[idx], uv[idx], ws.y[idx], ws.files[idx], ws.t_start[idx])
 
 
 def select_files(cfg: ProtocolConfig) -> list[str]:
@@ -169,6 +170,7 @@ def evaluate(d: ProtocolData, test_idx: np.ndarray, proba: np.ndarray) -> dict:
     """Metrics of one unit, with per-subject metrics and the predictions (for later protocols)."""
     y, subj = d.test.y[test_idx], d.test.subjects[test_idx]
     return {"metrics": compute_metrics(y, proba), "per_subject": per_group_metrics(y, proba, subj),
+            "per_class": per_class_metrics(y, proba, d.profile.classes),
             "y_true": y.tolist(), "subjects": subj.tolist(), "runs": d.test_runs[test_idx].tolist(),
             "t_start": d.test.t_start[test_idx].round(3).tolist(), "proba": proba.round(5).tolist()}
 
@@ -266,7 +268,11 @@ def collect(out: Path, profile: Profile, record: dict, seconds: float) -> dict:
         if not units:
             continue
         per_subject = {s: m for u in units for s, m in u["per_subject"].items()}
+        y_all = np.concatenate([np.asarray(u["y_true"], np.int64) for u in units])
+        p_all = np.concatenate([np.asarray(u["proba"], np.float64) for u in units])
         arms[arm_dir.name] = {
+            "pooled": compute_metrics(y_all, p_all),
+            "per_class_pooled": per_class_metrics(y_all, p_all, profile.classes),
             "units": [{k: u[k] for k in ("unit", "test_subjects", "n_train", "n_val", "validation",
                                          "metrics")} | {"best_epoch": u["fit"].get("best_epoch"),
                                                         "seconds": u["fit"].get("seconds")}

@@ -144,8 +144,9 @@ def test_per_task_norms_evaluate_each_task_with_its_training_statistics():
             h.remove()
         for p, inp in seen.items():
             bn = getattr(tok, p).norm[task]
-            batch_var = inp.var(dim=(0, 2), unbiased=False)
-            batch_mean = inp.mean(dim=(0, 2))
+            dims = (0,) if inp.dim() == 2 else (0, 2)  # (B·N, D) on the token-major conv path
+            batch_var = inp.var(dim=dims, unbiased=False)
+            batch_mean = inp.mean(dim=dims)
             ratio = batch_var / bn.running_var
             assert 0.8 < float(ratio.median()) < 1.25, (task, p, ratio)
             err = (batch_mean - bn.running_mean).abs() / batch_var.sqrt()

@@ -186,3 +186,15 @@ def test_dashboard_in_a_real_terminal(tmp_path, unique_name):
     assert "DASHBOARD-DONE" in text, text
     for expected in ("Streams", "tmuxstream", "Profile motor_imagery", "0.80", "Latency", "Drops"):
         assert expected in text, (expected, text)
+
+
+def test_held_stream_shows_its_message_line():
+    msg = ("stream 'cheap' declares 128 Hz, delivers 160.1 Hz (+25 %): no decisions (windows and "
+           "frequencies would be off); if the device really samples at that rate, rerun with "
+           "--accept-measured-rate")
+    stream = StreamHealth(key="cheap", name="cheap", source_id="c", stype="EEG", n_channels=8,
+                          nominal_srate=128.0, state="ok", measured_srate=160.1, expected_srate=128.0,
+                          jitter_p95_ms=21.7, n_jumps=2, hold="rate_mismatch", message=msg)
+    text = " ".join(_text(render(Snapshot(streams=(stream,))), width=200).split())
+    assert "held" in text and "+25.1%" in text and " 22 " in text
+    assert msg in text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -48,17 +49,25 @@ def _checkpoint(tmp_path: Path, profile_path: Path, seed: int = 0) -> Path:
     return save_checkpoint(tmp_path / f"ck_{p.name}_{seed}", model, {"profile": p.to_dict()})
 
 
+def _ours(name: str) -> pylsl.StreamInfo:
+    """The stream ``name`` published by this process (its source id ends with our pid): other test
+    runs on the same machine publish streams of the same name."""
+    end = time.monotonic() + 5.0
+    while time.monotonic() < end:
+        found = [i for i in pylsl.resolve_byprop("name", name, timeout=1.0)
+                 if i.source_id().rsplit(":", 1)[-1].split("-")[0] == str(os.getpid())]
+        if found:
+            return found[0]
+    raise AssertionError(f"no stream {name} of this process")
+
+
 class Reader:
     """Reads a decision marker stream and its probability stream with plain pylsl."""
 
     def __init__(self, name: str) -> None:
-        found = pylsl.resolve_byprop("name", name, timeout=5.0)
-        assert found, f"no stream {name}"
-        self.markers = pylsl.StreamInlet(found[0])
+        self.markers = pylsl.StreamInlet(_ours(name))
         self.markers.open_stream(timeout=5.0)
-        pfound = pylsl.resolve_byprop("name", f"{name}-probs", timeout=5.0)
-        assert pfound
-        self.probs = pylsl.StreamInlet(pfound[0])
+        self.probs = pylsl.StreamInlet(_ours(f"{name}-probs"))
         self.probs.open_stream(timeout=5.0)
         self.decisions: list[dict] = []
         self.marker_ts: list[float] = []
@@ -78,7 +87,7 @@ class Reader:
             self.prob_rows.extend(rows)
 
 
-def _build(replay, profile_paths, checkpoints, delay_s=0.0, stall_s=2.0):
+def _build(replay, profile_paths, checkpoints, delay_s=0.0, stall_s=2.0, on_timing=None):
     acq = Acquisition(AcquisitionConfig(stall_s=stall_s))
     inlet = acq.add(StreamQuery(name=replay.name), timeout=10.0)
     engine = InferenceEngine("cpu", delay_s=delay_s)
@@ -87,7 +96,7 @@ def _build(replay, profile_paths, checkpoints, delay_s=0.0, stall_s=2.0):
         m = engine.load(ck)
         pipelines.append(ProfilePipeline(load_profile(pp), inlet.key, inlet.ch_names, inlet.sfreq, m.key))
     engine.warm_up(1)
-    return acq, engine, LiveLoop(acq, engine, pipelines)
+    return acq, engine, LiveLoop(acq, engine, pipelines, on_timing=on_timing)
 
 
 def _run_until_done(loop, replay, readers, extra_s=1.5, limit_s=90):
@@ -109,7 +118,8 @@ def test_online_equals_offline_and_every_window_counted(tmp_path, player, mi_rec
     ck = _checkpoint(tmp_path, prof)
     replay = player(mi_recording, speed=8.0, chunk_size=16, wait_for_consumer_s=10.0, markers=False)
     replay.start()
-    acq, engine, loop = _build(replay, [prof], [ck])
+    timings = []
+    acq, engine, loop = _build(replay, [prof], [ck], on_timing=timings.append)
     name = loop.outputs[0].name
     reader = Reader(f"eegmamba-{name}")
     with acq:
@@ -118,8 +128,10 @@ def test_online_equals_offline_and_every_window_counted(tmp_path, player, mi_rec
     out = loop.outputs[0]
     pipe = out.pipeline
     drops = pipe.all_drops()
-    # every window produced is either published or counted as dropped
+    # every window produced is either published or counted as dropped; none waits for the checks:
+    # units and rate are verified (2 s of stream) before the first window is complete (3-4 s)
     assert pipe.n_windows == out.seq + drops["stale"] + drops["shutdown"]
+    assert "unverified" not in drops
     assert len(reader.decisions) == out.seq > 10
     # schema, order and timestamps
     seqs = [d["seq"] for d in reader.decisions]
@@ -133,6 +145,13 @@ def test_online_equals_offline_and_every_window_counted(tmp_path, player, mi_rec
         length_s = load_profile(prof).window.length_s
         assert d["t_end"] - d["t_start"] == pytest.approx(length_s / replay.speed, abs=0.02)
     assert len(reader.prob_rows) == len(reader.decisions)
+    # stage times, one record per decision, in order on the local clock: the replay stamps a sample
+    # with the time it is due and pushes it then or later, so due <= arrival <= preprocessed <= ...
+    assert [t.seq for t in timings] == seqs and all(t.output == name and t.batch >= 1 for t in timings)
+    for t, d in zip(timings, reader.decisions):
+        period = 1 / (160 * replay.speed)  # source: the newest input sample at or before t_end
+        assert d["t_end"] - period < t.source <= d["t_end"]
+        assert t.source - 1e-4 <= t.arrival <= t.preprocessed <= t.inferred <= t.pushed
 
     # offline: the same preprocessing + windowing + model on the whole file
     profile = load_profile(prof)
@@ -302,11 +321,11 @@ def test_window_comes_out_with_the_chunk_holding_its_last_sample(mi_recording):
             last = int(np.floor((p.window.t_end - 7.0) * rec.sfreq + 1e-6))  # newest input <= t_end
             owner = [c for c in block if c[3] <= last < c[3] + c[0].shape[1]]
             assert owner, "a window came out after the chunk holding its last input sample"
-            assert p.arrival == owner[0][2] and p.source_time == owner[0][1][-1]
+            assert p.arrival == owner[0][2] and p.source_time == t[last]
             assert p.completed == block[-1][2] and p.preprocessed == 0.5
         n_windows += len(out)
-    L, hop = profile.window.length_s, profile.window.hop_s
-    assert n_windows == pipe.n_windows == 1 + round((30 - L) / hop)  # the last window too: nothing pending
+    length, hop = profile.window.length_s, profile.window.hop_s
+    assert n_windows == pipe.n_windows == 1 + round((30 - length) / hop)  # the last one too
 
 
 def test_wait_for_data_wakes_on_a_chunk(player, short_recording):
@@ -325,3 +344,22 @@ def test_wait_for_data_wakes_on_a_chunk(player, short_recording):
         acq.wait_for_data(0.0)
         inlet.drain()
         assert not acq.wait_for_data(0.3)
+
+
+def test_checkpoint_from_before_the_causal_resampler_is_flagged(tmp_path, caplog):
+    from eegmamba.resampling import resampler_metadata
+
+    p = load_profile("motor_imagery")
+    spec = TaskSpec(p.task, p.n_channels, p.window_samples, len(p.classes), p.sfreq,
+                    p.channels.names, p.classes)
+    model = create_model("eegmamba_tiny", tasks=[spec]).eval()
+    pre = {"filter": {"l_freq": 0.1, "h_freq": 50.0}, "sfreq": 200.0}
+    old = save_checkpoint(tmp_path / "old", model, {"preprocessing": pre})
+    new = save_checkpoint(tmp_path / "new", model,
+                          {"preprocessing": {**pre, "resampler": resampler_metadata(50.0)}})
+    engine = InferenceEngine("cpu")
+    with caplog.at_level("WARNING", logger="realtime.inference"):
+        engine.load(new)
+        assert not caplog.records
+        engine.load(old)
+    assert len(caplog.records) == 1 and "before the causal resampler" in caplog.records[0].message

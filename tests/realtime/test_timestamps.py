@@ -51,10 +51,18 @@ def naive_driver(n, fs_true=FS, fs_stamp=FS, chunk=10, jitter_s=0.0, seed=0, t0=
     return blocks
 
 
-def run(model, blocks):
-    out, breaks, nums = [], [], []
+def run(model, blocks, defer=True):
+    """Feed blocks as the acquisition does: a deferred block is pushed again with the next one."""
+    out, breaks, nums, pending = [], [], [], None
     for stamps, arrival, _, ks in blocks:
-        ts, b = model.push(stamps, arrival)
+        if pending is not None:
+            stamps, ks, arrival = np.concatenate([pending[0], stamps]), np.concatenate([pending[1], ks]), pending[2]
+        res = model.push(stamps, arrival, may_defer=defer and pending is None)
+        if res is None:
+            pending = (stamps, ks, arrival)
+            continue
+        pending = None
+        ts, b = res
         out.append(ts)
         breaks += [(int(ks[i]), r) for i, r in b]
         nums.append(ks)
@@ -188,3 +196,26 @@ def test_gap_vs_jump_from_arrival():
             model.push(ts[k:k + 10], ts[k + 9])
         _, breaks = model.push(ts[150:160], ts[99] + arrival_pause)
         assert breaks == [(0, reason)]
+
+
+def test_one_late_chunk_is_deferred_not_a_break():
+    """Under load one chunk is pushed 0.3 s late, alone; the next ones come on time. Deferred until
+    the next block, it is seen to catch up: no break (without deferral: a gap, then a jump)."""
+    blocks = naive_driver(160 * 20, jitter_s=0.01)
+    k = next(i for i, b in enumerate(blocks) if b[3][0] >= 1600)
+    stamps, arrival, true, ks = blocks[k]
+    blocks[k] = (stamps + 0.3, arrival + 0.3, true, ks)
+    _, breaks, _ = run(TimestampModel(FS), blocks)
+    assert breaks == []
+    _, breaks, _ = run(TimestampModel(FS), blocks, defer=False)
+    assert [r for _, r in breaks] == ["gap", "jump"]
+
+
+def test_deferred_decision_keeps_its_counters_clean():
+    model = TimestampModel(100.0)
+    ts = np.arange(200) / 100.0
+    model.push(ts[:50], 0.5)
+    assert model.push(ts[100:110] + 0.0, 1.1, may_defer=True) is None  # 0.5 s ahead: undecided
+    assert (model.n, model.n_gaps, model.n_jumps) == (50, 0, 0)
+    out, breaks = model.push(np.concatenate([ts[100:110], ts[110:120]]), 1.1)
+    assert breaks == [(0, "gap")] and model.n_gaps == 1 and model.n == 70

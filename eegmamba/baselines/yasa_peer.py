@@ -1,0 +1,75 @@
+"""YASA's pretrained sleep staging (Vallat & Walker 2021, eLife 10:e70092) as a peer: the bar a
+sleep researcher already has, with no training on our data.
+
+YASA (``pip install yasa``; its LightGBM classifiers ship inside the package, so it runs offline)
+stages a whole recording in 30 s epochs from one EEG channel (ideally central, referenced to the
+mastoid) sampled at >= 100 Hz; it filters and resamples to 100 Hz itself and uses features of the
+neighbouring epochs, so it is given the whole raw recording (the channel the profile picks, at the
+file's own rate and in volts), not our windows. Epoch k covers [30 k, 30 k + 30) s from the first
+sample, which is exactly our 30 s window k (hop 30 s from the file start); probabilities are matched
+to windows by that index. YASA's stages WAKE/N1/N2/N3/REM map to the profile's W/N1/N2/N3/REM.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from eegmamba._checks import UserInputError
+from eegmamba.channels import match_channels
+from eegmamba.profiles import Profile
+
+EPOCH_S = 30.0
+_YASA = {"W": "WAKE", "N1": "N1", "N2": "N2", "N3": "N3", "REM": "REM"}
+
+
+def yasa_proba(path: str | Path, profile: Profile) -> np.ndarray:
+    """YASA's stage probabilities per 30 s epoch of ``path``: ``(n_epochs, n_classes)`` in the
+    profile's class order (a class YASA does not stage gets probability 0)."""
+    try:
+        import yasa
+    except ImportError as exc:  # optional peer
+        raise UserInputError("the YASA peer needs yasa: pip install yasa") from exc
+    import mne
+
+    if profile.n_channels != 1:
+        raise UserInputError(f"YASA stages one EEG channel; profile {profile.name!r} has "
+                             f"{profile.n_channels}")
+    raw = mne.io.read_raw(path, preload=True, verbose="error")
+    pick = match_channels(raw.ch_names, profile.channels.names, profile.channels.aliases)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn/joblib persistence and resampling notices
+        hyp = yasa.SleepStaging(raw, eeg_name=raw.ch_names[pick]).predict()
+    p = hyp.proba
+    out = np.zeros((len(p), len(profile.classes)))
+    for k, c in enumerate(profile.classes):
+        if _YASA.get(c) in p.columns:
+            out[:, k] = p[_YASA[c]].to_numpy()
+    return out
+
+
+class YasaPeer:
+    """Looks up YASA's probabilities for windows given by file and start time (per-file cache)."""
+
+    name = "YASA"
+
+    def __init__(self, profile: Profile) -> None:
+        if abs(profile.window.length_s - EPOCH_S) > 1e-9:
+            raise UserInputError(f"YASA scores {EPOCH_S:g} s epochs; profile {profile.name!r} has "
+                                 f"{profile.window.length_s:g} s windows")
+        self.profile = profile
+        self._cache: dict[str, np.ndarray] = {}
+
+    def proba(self, files: np.ndarray, t_start: np.ndarray) -> np.ndarray:
+        """``(N, n_classes)`` for windows of ``files`` starting at ``t_start`` seconds."""
+        out = np.zeros((len(files), len(self.profile.classes)))
+        for i, (f, t) in enumerate(zip(files, t_start)):
+            if f not in self._cache:
+                self._cache[f] = yasa_proba(f, self.profile)
+            k = int(round(t / EPOCH_S))
+            if abs(t - k * EPOCH_S) > 0.1 or k >= len(self._cache[f]):
+                raise ValueError(f"window at {t:.2f} s of {f} is not on YASA's 30 s epoch grid")
+            out[i] = self._cache[f][k]
+        return out
