@@ -14,6 +14,7 @@ prints one JSON object per line on stdout: ``{"event": "start" | "epoch" | "done
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -26,6 +27,8 @@ def _say(event: str, **fields) -> None:
 
 def run(job_dir: Path) -> int:
     job = json.loads((job_dir / "job.json").read_text())
+    if job.get("nice") and hasattr(os, "nice"):
+        os.nice(int(job["nice"]))  # below the live loop's priority: it keeps its cores
     import numpy as np
     import torch
 

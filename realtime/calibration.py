@@ -85,11 +85,14 @@ class Calibration:
         self.collector = Collector(self.profile, pipe.picks, pipe.pre.in_sfreq, timeline,
                                    options.trials, options.seconds)
         self.provenance = dict(provenance or {})
+        if options.out and Path(options.out).exists() and any(Path(options.out).iterdir()):
+            raise UserInputError(f"--calib-out {options.out} is not empty: give a new folder")
         self.phase = "collecting"
-        self.message = f"waiting for cues on {timeline.map.profile_name!r}"
+        self.message = "waiting for the first cue"
         self.epoch, self.last_epoch = 0, {}
         self.before = self.after = None
         self.swaps: list[dict] = []
+        self.round_names = ["during calibration"]  # per LiveLoop.round, for the dashboard
         self.saved: str | None = None
         self._ready = None  # (model, metadata, done event) loaded by the monitor thread
         self._lock = threading.Lock()
@@ -130,15 +133,17 @@ class Calibration:
                 "n_windows": int(len(y)), "n_trials": int(len(set(groups.tolist()))),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         job = {"base_checkpoint": base.key, "task": base.task, "config": dataclasses.asdict(cfg),
-               "threads": self.options.threads, "classes": list(self.profile.classes),
-               "provenance": prov}
+               "threads": self.options.threads, "nice": self.options.nice,
+               "classes": list(self.profile.classes), "provenance": prov}
         (self._job / "job.json").write_text(json.dumps(job, indent=1, default=str))
-        nice = self.options.nice
+        nice = self.options.nice  # applied by the worker itself (no preexec_fn: we have threads)
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "realtime.calib_worker", str(self._job)], stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": str(self.options.threads)},
-            preexec_fn=(lambda: os.nice(nice)) if nice and hasattr(os, "nice") else None)
+            stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "OMP_NUM_THREADS": str(self.options.threads)})
         self.phase = "fine-tuning"
+        self.loop.round += 1  # accuracy from here on is on data the calibration did not see
+        self.round_names.append("after calibration data")
         self.message = (f"{len(y)} windows of {prov['n_trials']} trials; worker pid "
                         f"{self._proc.pid} (nice +{nice}, {self.options.threads} thread(s))")
         self._monitor = threading.Thread(target=self._watch, name="calibration-monitor", daemon=True)
@@ -150,6 +155,7 @@ class Calibration:
         engine.models[self.model_key] = dataclasses.replace(old, model=model, metadata=metadata,
                                                             version=old.version + 1)
         self.loop.round += 1  # decisions are tallied per round: before / after this swap
+        self.round_names.append(f"after swap, v{old.version + 1}")
         record = {"time": time.strftime("%H:%M:%S"), "profile": self.profile.name,
                   "version": old.version + 1, "before": done["before"], "after": done["after"],
                   "summary": done["summary"]}
@@ -185,7 +191,7 @@ class Calibration:
         self.before, self.after = done["before"], done["after"]
         if not done["improved"]:
             self.phase = "kept"
-            self.message = f"not better on held-out trials: current model kept ({done['summary']})"
+            self.message = "not better on the held-out trials: the current model keeps deciding"
             logger.info("calibration of %s: %s", self.profile.name, self.message)
             self._write_report(done, swapped=False)
             return
@@ -236,6 +242,9 @@ class Calibration:
         (folder / "calibration.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
 
     def stats(self) -> CalibrationStats:
+        if self.phase == "collecting" and self.timeline.n_markers:
+            self.message = (f"cues from {self.provenance.get('marker_stream', {}).get('name', '?')!r}"
+                            f" ({self.timeline.n_markers} markers)")
         return CalibrationStats(self.profile.name, self.phase, self.collector.stats(), self.epoch,
                                 self.options.epochs, dict(self.last_epoch), self.before, self.after,
                                 self.message, tuple(self.swaps), self.saved, self.options.layers)

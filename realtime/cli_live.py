@@ -14,6 +14,7 @@ from eegmamba._interrupt import StopFlag
 from eegmamba._checks import UserInputError
 from eegmamba.cli_common import run_cli
 from eegmamba.units import parse_units_option
+from realtime.dashboard_panels import round_name
 from realtime.lsl_config import quiet_liblsl
 from realtime.markers import parse_marker_map
 from realtime.session import Session, SessionOptions, parse_channel_map
@@ -118,8 +119,8 @@ def print_summary(session: Session, console: Console) -> None:
         lat = p.latency
         fmt = (lambda v: "-" if v is None else f"{v:.1f}")
         acc = "-" if p.accuracy is None else f"{p.accuracy:.1%} of {p.n_scored}"
-        if len(p.accuracy_by_round) > 1:
-            acc += "".join(f"\n{'before' if r == 0 else f'after swap {r}'}: {a:.1%} of {n}"
+        if len(p.accuracy_by_round) > 1 or (snap.round_names and p.accuracy_by_round):
+            acc += "".join(f"\n{round_name(r, snap.round_names)}: {a:.1%} of {n}"
                            for r, (a, n) in p.accuracy_by_round.items())
         table.add_row(p.name, str(p.n_windows), str(p.n_decisions), drops, fmt(lat.p50_ms),
                       fmt(lat.p95_ms), fmt(lat.p99_ms), acc)
@@ -140,6 +141,18 @@ def print_summary(session: Session, console: Console) -> None:
         )
         if s.message:
             console.print(s.message, style="bold red" if s.hold not in (None, "unverified") else "yellow")
+
+
+def _starting(args) -> str:
+    """What the first screen says while the session is being built."""
+    if args.demo:
+        what = ("the bundled demo: EEGMMIDB subject S019 (imagined left/right fist), a person "
+                "the model never saw")
+        if args.calibrate:
+            what += "; calibration runs R04 + R08, then the feedback run R12"
+        return f"eegmamba-live: starting {what}; loading the model…"
+    source = args.replay or args.stream or args.stype or args.source_id or "the first EEG stream"
+    return f"eegmamba-live: connecting to {source} and loading the model…"
 
 
 def _list(args) -> int:
@@ -187,7 +200,8 @@ def _main(argv: Sequence[str] | None) -> int:
     # outlets close, the log is flushed, the summary printed, exit 0. A second one exits at once.
     with StopFlag((signal.SIGINT, signal.SIGTERM), second="exit") as stop:
         stop.abort = True  # while starting there is nothing to finish: stop right away
-        session = Session(opts)
+        with console.status(_starting(args), spinner="dots"):  # imports, model load, warm-up
+            session = Session(opts)
         stop.abort = False
         return _run(args, session, console, stop)
 

@@ -8,6 +8,7 @@ import sys
 from typing import Sequence
 
 from eegmamba.cli_common import run_cli
+from eegmamba.data.xdf import add_xdf_options, apply_xdf_options
 from realtime.lsl_config import quiet_liblsl
 from realtime.replay import Replay
 
@@ -27,12 +28,12 @@ def _repeat(text: str) -> int | float:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="eegmamba-replay",
-        description="Stream a recording (any MNE-readable file) as an LSL EEG stream at its real "
-        "rate, with its annotations as an LSL Markers stream '<name>-markers', until stopped "
-        "(Ctrl-C).",
+        description="Stream a recording (any MNE-readable file, or an XDF file's EEG stream with "
+        "its marker stream) as an LSL EEG stream at its real rate, with its annotations as an LSL "
+        "Markers stream '<name>-markers', until stopped (Ctrl-C).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("file", help="recording to replay (EDF, BDF, GDF, FIF, ...)")
+    p.add_argument("file", help="recording to replay (EDF, BDF, GDF, FIF, XDF, ...)")
     p.add_argument("--name", default=None, help="LSL stream name (default: the file name stem)")
     p.add_argument("--source-id", default=None, help="LSL source id (default: eegmamba-replay:<name>)")
     p.add_argument("--repeat", type=_repeat, default=math.inf, help="passes over the file: N or inf")
@@ -40,11 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=10, help="samples per LSL push")
     p.add_argument("--index-channel", action="store_true", help="append a SAMPLE_INDEX channel")
     p.add_argument("--no-markers", action="store_true", help="do not publish the annotations")
+    add_xdf_options(p)
     return p
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
+    apply_xdf_options(args)
     replay = Replay(
         args.file,
         name=args.name,

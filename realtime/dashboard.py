@@ -113,7 +113,7 @@ def render(snapshot: Snapshot) -> RenderableType:
     parts: list[RenderableType] = [header, _streams_panel(snapshot.streams)]
     parts += [markers_line(m) for m in snapshot.markers]
     parts += [calibration_panel(c) for c in snapshot.calibrations]
-    parts += [profile_panel(p) for p in snapshot.profiles]
+    parts += [profile_panel(p, snapshot.round_names) for p in snapshot.profiles]
     parts += [signal_panel(sig) for sig in snapshot.signals]
     parts.append(lower)
     if snapshot.n_errors:

@@ -59,18 +59,22 @@ def legend(classes, marks, styles) -> Text:
     return t
 
 
-def accuracy_text(p: ProfileStats) -> str:
+def round_name(r: int, names: tuple[str, ...] = ()) -> str:
+    return names[r] if r < len(names) else ("before" if r == 0 else f"round {r}")
+
+
+def accuracy_text(p: ProfileStats, names: tuple[str, ...] = ()) -> str:
+    """Overall accuracy, then per round (calibration: during it / after its data / after a swap)."""
     if p.accuracy is None:
         return "- (no truth: give --markers NAME)" if not p.scored else "- (no scored window yet)"
     text = f"{100 * p.accuracy:.1f}% of {p.n_scored}"
-    if len(p.accuracy_by_round) > 1:
-        text += "  (" + ", ".join(
-            f"{'before' if r == 0 else f'after swap {r}'}: {100 * a:.1f}% of {n}"
-            for r, (a, n) in p.accuracy_by_round.items()) + ")"
+    if len(p.accuracy_by_round) > 1 or (names and p.accuracy_by_round):
+        text += "\n" + "\n".join(f"{round_name(r, names)}: {100 * a:.1f}% of {n}"
+                                 for r, (a, n) in p.accuracy_by_round.items())
     return text
 
 
-def profile_panel(p: ProfileStats) -> Panel:
+def profile_panel(p: ProfileStats, round_names: tuple[str, ...] = ()) -> Panel:
     body = Table.grid(padding=(0, 1))
     body.add_column(justify="right", no_wrap=True)
     body.add_column()
@@ -85,7 +89,7 @@ def profile_panel(p: ProfileStats) -> Panel:
         truth = p.truth_history[-len(p.history):] if p.history else ()
         body.add_row("truth", strip(truth, marks, styles) if truth else Text("-"), "")
     body.add_row("", legend(p.classes, marks, styles), "")
-    body.add_row("accuracy", accuracy_text(p), "")
+    body.add_row("accuracy", accuracy_text(p, round_names), "")
     body.add_row("smoothing", p.smoothing, "")
     body.add_row("decisions", f"{p.n_decisions} / {p.n_windows} windows", "")
     body.add_row("latency", f"p50 {fmt(p.latency.p50_ms)}  p99 {fmt(p.latency.p99_ms)} ms", "")

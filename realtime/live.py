@@ -143,7 +143,7 @@ class LiveLoop:
         # hold reason, on this thread, before inference (the calibration collects labelled windows
         # and swaps models there)
         self.taps: dict[str, list[Callable[[list, str | None], None]]] = {}
-        self.round = 0  # +1 at every calibrated model swap; scored decisions are tallied per round
+        self.round = 0  # scored decisions are tallied per round (realtime.calibration advances it)
         self.n_stream_resets = 0
         self.t_start = time.monotonic()
 

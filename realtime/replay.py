@@ -42,10 +42,19 @@ from eegmamba.units import mne_scale_to_uv
 logger = logging.getLogger(__name__)
 
 def load_recording(path: str | Path):
-    """Read any MNE-readable recording into memory; raise ``UserInputError`` when it cannot."""
+    """Read any MNE-readable recording (or an XDF file's EEG stream, with its marker stream as
+    annotations) into memory; raise ``UserInputError`` when it cannot."""
     import mne
 
     p = check_file(path, "recording")
+    from eegmamba.data.xdf import is_xdf, xdf_as_raw
+
+    if is_xdf(p):  # the EEG stream (µV → V as MNE keeps them) and its markers as annotations
+        raw, breaks = xdf_as_raw(p)
+        if breaks:
+            logger.warning("%s: %d break(s) in the EEG timestamps are not reproduced: the replay "
+                           "streams at the nominal rate", p, breaks)
+        return raw
     try:
         raw = mne.io.read_raw(p, preload=True, verbose="error")
     except Exception as exc:  # MNE raises many types for unreadable files; all are user errors

@@ -231,3 +231,4 @@ class Snapshot:
     signals: tuple[SignalStats, ...] = ()
     markers: tuple[MarkerStats, ...] = ()
     calibrations: tuple[CalibrationStats, ...] = ()
+    round_names: tuple[str, ...] = ()  # names of LiveLoop rounds (accuracy_by_round keys)

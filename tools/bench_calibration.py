@@ -66,12 +66,11 @@ def _windows(job: Path, layers: str) -> None:
 
 def _worker(job: Path, threads: int, nice: int) -> subprocess.Popen:
     spec = json.loads((job / "job.json").read_text())
-    spec["threads"] = threads
+    spec["threads"], spec["nice"] = threads, nice
     (job / "job.json").write_text(json.dumps(spec))
     return subprocess.Popen([sys.executable, "-m", "realtime.calib_worker", str(job)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "OMP_NUM_THREADS": str(threads)},
-                            preexec_fn=(lambda: os.nice(nice)) if nice else None)
+                            env={**os.environ, "OMP_NUM_THREADS": str(threads)})
 
 
 def _thread(job: Path, stop: threading.Event) -> threading.Thread:

@@ -79,11 +79,17 @@ class WindowSet:
         return "\n".join(lines)
 
 
-def window_label(w: Window, labels: np.ndarray, sfreq: float) -> tuple[int, str | None]:
+def window_label(w: Window, labels: np.ndarray, sfreq: float,
+                 timestamps: np.ndarray | None = None) -> tuple[int, str | None]:
     """``(class index, None)`` if all input samples under the window share one class, else
-    ``(-1, drop reason)``. ``labels`` are per input sample at ``sfreq`` (timestamps = i / sfreq)."""
-    a = max(int(np.floor(w.t_start * sfreq + 1e-9)), 0)
-    b = min(int(np.floor(w.t_end * sfreq + 1e-9)), len(labels) - 1)
+    ``(-1, drop reason)``. ``labels`` are per input sample at ``sfreq`` (timestamps = i / sfreq,
+    or ``timestamps`` (s) where the file has its own: the sample periods they start)."""
+    if timestamps is None:
+        a = max(int(np.floor(w.t_start * sfreq + 1e-9)), 0)
+        b = min(int(np.floor(w.t_end * sfreq + 1e-9)), len(labels) - 1)
+    else:
+        a = max(int(np.searchsorted(timestamps, w.t_start + 1e-9, side="right")) - 1, 0)
+        b = min(int(np.searchsorted(timestamps, w.t_end + 1e-9, side="right")) - 1, len(labels) - 1)
     seg = labels[a:b + 1]
     classes = np.unique(seg[seg != UNLABELLED])
     if len(classes) == 0:
@@ -134,14 +140,15 @@ def build_windows(paths, profile: Profile | str, hop_s: float | None = None) -> 
         label_of: dict[int, int] = {}
 
         def keep(w: Window) -> bool:
-            k, reason = window_label(w, labels, rec.sfreq)
+            k, reason = window_label(w, labels, rec.sfreq, rec.timestamps)
             if reason is not None:
                 drops[reason] += 1
                 return False
             label_of[w.index] = k
             return True
 
-        kept, win_drops = window_recording(rec.data, rec.sfreq, None, profile, hop_s=hop_s, keep=keep)
+        kept, win_drops = window_recording(rec.data, rec.sfreq, rec.timestamps, profile, hop_s=hop_s,
+                                           keep=keep)
         drops.update(win_drops)
         X.extend(w.data for w in kept)
         y.extend(label_of[w.index] for w in kept)

@@ -35,7 +35,7 @@ def sample_labels(recording: Recording, profile: Profile) -> np.ndarray:
     labels = np.full(n, UNLABELLED, dtype=np.int64)
     conflict = np.zeros(n, dtype=bool)
     ignored = np.zeros(n, dtype=bool)
-    t = np.arange(n) / recording.sfreq
+    t = np.arange(n) / recording.sfreq if recording.timestamps is None else recording.timestamps
     for onset, duration, desc in recording.annotations:
         cls = class_of(desc, recording.run, profile)
         if cls is None or duration <= 0:

@@ -27,10 +27,11 @@ import numpy as np
 
 from eegmamba._checks import UserInputError, check_file
 from eegmamba.channels import match_channels
+from eegmamba.data.xdf import is_xdf, read_xdf
 from eegmamba.profiles import Profile
 from eegmamba.units import check_amplitude, mne_scale_to_uv
 
-READABLE_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".vhdr", ".set", ".cnt")
+READABLE_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".vhdr", ".set", ".cnt", ".xdf", ".xdfz")
 
 KNOWN_SUBJECT_ALIASES = {"chb21": "chb01"}
 
@@ -50,6 +51,8 @@ class Recording:
     ch_names : tuple of str, the profile's (canonical) names; ``source_ch_names`` the file's names
     annotations : tuple of (onset s, duration s, description), onset from the first sample
     subject : str (aliases applied: one name per person); run : int or None; path : Path
+    timestamps : ndarray, shape (n,), seconds from the first sample, where the file has its own
+        (XDF: may hold gaps); None = ``i / sfreq``
     """
 
     data: np.ndarray
@@ -60,6 +63,7 @@ class Recording:
     subject: str
     run: int | None
     path: Path
+    timestamps: np.ndarray | None = None
 
     @property
     def n_samples(self) -> int:
@@ -136,7 +140,8 @@ def expand_paths(paths) -> list[Path]:
 
 
 def read_recording(path: str | Path, profile: Profile) -> Recording:
-    """Read ``path`` and pick the profile's channels (aliases allowed), in µV.
+    """Read ``path`` and pick the profile's channels (aliases allowed), in µV. XDF files are read
+    by :func:`eegmamba.data.xdf.read_xdf` (EEG stream, its timestamps, labels from a marker stream).
 
     Units follow :mod:`eegmamba.units`: MNE reads every declared voltage as volts (converted here to
     µV); a channel without a voltage unit is taken as µV. Raises ``UserInputError`` for a
@@ -144,6 +149,8 @@ def read_recording(path: str | Path, profile: Profile) -> Recording:
     volts declared as µV, …), naming the file.
     """
     path = check_file(path, "recording")
+    if is_xdf(path):  # LabRecorder files: eegmamba.data.xdf (streams, clock offsets, markers)
+        return read_xdf(path, profile)
     try:
         raw = mne.io.read_raw(path, preload=False, verbose="error")
     except Exception as exc:  # MNE raises many types for a bad file; all mean "cannot read this"

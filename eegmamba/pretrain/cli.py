@@ -10,6 +10,7 @@ import argparse
 from typing import Sequence
 
 from eegmamba.cli_common import run_cli
+from eegmamba.data.xdf import add_xdf_options, apply_xdf_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device")
     p.add_argument("--seed", type=int, default=0, help="random seed (init, split, batches, masks)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (same options)")
+    add_xdf_options(p)
     return p
 
 
@@ -56,6 +58,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from eegmamba.pretrain.run import PretrainRun, run_pretraining
 
     a = build_parser().parse_args(argv)
+    apply_xdf_options(a)
     channels = None
     if a.channels is not None:
         channels = tuple(c for item in a.channels for c in item.split(",") if c.strip())

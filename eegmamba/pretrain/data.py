@@ -74,6 +74,10 @@ class PretrainData:
 
 
 def _file_channels(path: Path) -> list[str]:
+    from eegmamba.data.xdf import is_xdf, xdf_channel_names
+
+    if is_xdf(path):
+        return xdf_channel_names(path)
     try:
         raw = mne.io.read_raw(path, preload=False, verbose="error")
     except Exception as exc:  # MNE raises many types for a bad file; all mean "cannot read this"
@@ -183,7 +187,7 @@ def load_unlabeled(paths, profile: Profile, min_windows: int = 2) -> PretrainDat
         if n_bad:
             warnings.warn(f"{path}: {n_bad} non-finite samples; windows covering them are dropped "
                           "(reason 'nonfinite')", stacklevel=2)
-        wins, win_drops = window_recording(rec.data, rec.sfreq, None, profile, hop_s=hop_s)
+        wins, win_drops = window_recording(rec.data, rec.sfreq, rec.timestamps, profile, hop_s=hop_s)
         drops.update(win_drops)
         X.extend(w.data for w in wins)
         t0.extend(w.t_start for w in wins)

@@ -9,6 +9,7 @@ import math
 from typing import Sequence
 
 from eegmamba.cli_common import run_cli
+from eegmamba.data.xdf import add_xdf_options, apply_xdf_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="write the results as JSON to this file (default: none)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=128, help="default: 128")
+    add_xdf_options(p)
     return p
 
 
@@ -39,6 +41,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from eegmamba.training.metrics import METRIC_NAMES, METRICS
 
     args = build_parser().parse_args(argv)
+    apply_xdf_options(args)
     if args.batch_size < 1:
         raise UserInputError(f"--batch-size must be >= 1, got {args.batch_size}")
     res = evaluate_checkpoint(args.checkpoint, args.data, args.task, args.device, args.batch_size)

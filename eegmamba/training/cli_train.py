@@ -10,6 +10,7 @@ import argparse
 from typing import Sequence
 
 from eegmamba.cli_common import run_cli
+from eegmamba.data.xdf import add_xdf_options, apply_xdf_options
 
 DEFAULTS = {"folds": 5, "epochs": 100, "batch_size": 128, "patience": 10, "device": "auto",
             "variant": None, "seed": 0, "out": None, "final": True, "baseline": True,
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the classical baseline")
     p.add_argument("--resume", action="store_true", default=False,
                    help="continue an interrupted run in --out (same options)")
+    add_xdf_options(p)
     return p
 
 
@@ -61,6 +63,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from eegmamba.training.trainer import TrainConfig
 
     args = build_parser().parse_args(argv)
+    apply_xdf_options(args)
     opts = dict(DEFAULTS)
     tasks = []
     if args.run:

@@ -5,6 +5,7 @@ versioned decisions, the saved checkpoint and its provenance."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -58,12 +59,18 @@ def test_calibration_collects_fine_tunes_swaps_and_saves(setup, tmp_path, shared
         calib_compare=True)
     session = Session(opts)
     cal = session.calibrations[0]
+    niceness = set()
     try:
-        session.loop.run(240, should_stop=session.finished)
+        deadline = time.monotonic() + 240
+        while not session.finished() and time.monotonic() < deadline:
+            session.loop.run(0.5)
+            if cal._proc is not None and cal._proc.poll() is None:  # the worker, while it trains
+                niceness.add(os.getpriority(os.PRIO_PROCESS, cal._proc.pid) - os.nice(0))
         snap = session.snapshot()
     finally:
         session.close()
     assert cal.phase == "swapped", (cal.phase, cal.message)
+    assert 5 in niceness  # the worker runs below the live loop's priority
     # the collected windows are the offline training windows of the same samples (same objects)
     X, y, groups, t_start = cal.collector.data()
     assert len(set(groups.tolist())) >= 10 and set(y.tolist()) == {0, 1}
@@ -83,8 +90,10 @@ def test_calibration_collects_fine_tunes_swaps_and_saves(setup, tmp_path, shared
     first_v1 = next(i for i, d in enumerate(mine) if d["model_version"] == 1)
     assert all(d["model_version"] == 1 for d in mine[first_v1:])  # never back
     p = {q.name: q for q in snap.profiles}
-    assert set(p["motor_imagery"].accuracy_by_round) == {0, 1}
-    assert set(p["motor_imagery-uncalibrated"].accuracy_by_round) == {0, 1}
+    # rounds: 0 while collecting, 1 after the calibration data (fine-tuning), 2 after the swap
+    assert snap.round_names == ("during calibration", "after calibration data", "after swap, v1")
+    assert {0, 2} <= set(p["motor_imagery"].accuracy_by_round) <= {0, 1, 2}
+    assert {0, 2} <= set(p["motor_imagery-uncalibrated"].accuracy_by_round) <= {0, 1, 2}
     assert p["motor_imagery"].model_version == 1
     # the swap is logged with before/after, and the saved checkpoint holds the provenance
     (c,) = snap.calibrations

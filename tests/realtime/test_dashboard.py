@@ -55,7 +55,7 @@ def _snapshot(label: str = "right") -> Snapshot:
         streams=(stream,), profiles=(profile,), latency=LatencyStats(37, 8.1, 11.0, 13.4, 15.0),
         drops={"stale": 2, "gap": 1}, uptime_s=61.0, device="cpu", n_errors=1,
         last_error="ValueError: consumer bug", signals=(signal,), markers=(markers,),
-        calibrations=(calib,),
+        calibrations=(calib,), round_names=("during calibration", "after swap, v1"),
     )
 
 
@@ -71,7 +71,7 @@ def test_render_shows_every_panel():
                      "Profile motor_imagery", "right", "0.73", "0.27", "█", "mean over 3 windows",
                      "62.5% of 32", "37 / 40 windows", "Latency", "p99 ms", "13.4", "Drops", "stale",
                      "gap", "Errors", "consumer bug", "device cpu", "model v1",
-                     "before: 55.0% of 20", "after swap 1: 75.0% of 12"):
+                     "during calibration: 55.0% of 20", "after swap, v1: 75.0% of 12"):
         assert expected in text, expected
     lines = text.splitlines()
     decided = next(ln for ln in lines if "decided" in ln)
