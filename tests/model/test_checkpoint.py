@@ -114,15 +114,22 @@ def test_unsaveable_model(tmp_path):
 DEMO = Path(__file__).resolve().parents[2] / "eegmamba" / "assets" / "demo" / "mi_checkpoint"
 
 
-def test_demo_checkpoint_of_the_count_keyed_format_loads_and_computes_the_same():
-    """The bundled demo checkpoint predates montage-keyed branches and per-task norms; its tensors
-    are mapped, and the ST-Adaptive output equals the old computation done by hand from the file."""
-    model, meta = load_checkpoint(DEMO)
+def test_count_keyed_checkpoint_loads_and_computes_what_the_old_code_did(tmp_path):
+    """Checkpoints of v0.1 (the first bundled demo among them) keyed the spatial branches by channel
+    count and shared the tokenizer norms. Such a checkpoint, made here from the demo's weights, is
+    mapped on loading, and the ST-Adaptive output equals the old computation done by hand from the
+    file's tensors."""
+    demo, meta = load_checkpoint(DEMO)  # the bundled demo loads, whichever format it has
+    if "st_adaptive.spatial.branches.22.0.weight" in load_file(str(DEMO / "model.safetensors")):
+        assert any("channel count [22]" in u for u in meta["upgraded"])
+    folder = save_checkpoint(tmp_path / "v01", demo, meta["metadata"])
+    _rewrite(folder, _old_format(demo.state_dict(), demo.config.tasks), meta["variant"])
+    model, meta = load_checkpoint(folder)
     assert any("channel count [22]" in u for u in meta["upgraded"])
-    raw = load_file(str(DEMO / "model.safetensors"))
-    assert "st_adaptive.spatial.branches.22.0.weight" in raw  # the old format indeed
+    raw = load_file(str(folder / "model.safetensors"))
     torch.manual_seed(0)
-    x = torch.randn(3, 22, 800)
+    spec = model.expected_signal()
+    x = torch.randn(3, 22, spec.n_times)
 
     def bn(y, p):
         return F.batch_norm(y, raw[p + "running_mean"], raw[p + "running_var"], raw[p + "weight"],
@@ -139,9 +146,20 @@ def test_demo_checkpoint_of_the_count_keyed_format_loads_and_computes_the_same()
     cls = raw[s + "cls_token"].expand(3, -1, -1)
     expected = torch.cat([cls, *paths], dim=1)
     with torch.no_grad():
-        got, cls_index = model.st_adaptive(x, "motor_imagery")
+        got, cls_index = model.st_adaptive(x, spec.name)
+        assert torch.equal(model(x), demo(x))
     assert cls_index == 0
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def _rewrite(folder, state, variant):
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "eegmamba-checkpoint",
+                                                                  "variant": variant})
+    meta = json.loads((folder / "model.json").read_text())
+    from eegmamba.checkpoint import _sha256
+
+    meta["weights_sha256"] = _sha256(folder / "model.safetensors")
+    (folder / "model.json").write_text(json.dumps(meta))
 
 
 def _old_format(state: dict, tasks) -> dict:
@@ -175,13 +193,7 @@ def test_multi_task_count_keyed_checkpoint_maps_each_task_to_the_branch_it_used(
     model.eval()
     folder = save_checkpoint(tmp_path / "old", model)
     old = _old_format(model.state_dict(), (mi, seiz, sleep))
-    save_file(old, str(folder / "model.safetensors"), metadata={"format": "eegmamba-checkpoint",
-                                                                "variant": "eegmamba_tiny"})
-    meta = json.loads((folder / "model.json").read_text())
-    from eegmamba.checkpoint import _sha256
-
-    meta["weights_sha256"] = _sha256(folder / "model.safetensors")
-    (folder / "model.json").write_text(json.dumps(meta))
+    _rewrite(folder, old, "eegmamba_tiny")
     loaded, meta = load_checkpoint(folder)
     assert "spatial branches keyed by channel count [1, 22] -> by montage ['mi', 'seizure', 'sleep']" in meta["upgraded"]
     x22, x1 = torch.randn(2, 22, 200), torch.randn(2, 1, 200)
