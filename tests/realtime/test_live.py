@@ -363,3 +363,22 @@ def test_checkpoint_from_before_the_causal_resampler_is_flagged(tmp_path, caplog
         assert not caplog.records
         engine.load(old)
     assert len(caplog.records) == 1 and "before the causal resampler" in caplog.records[0].message
+
+
+def test_batch_cost_fits_overhead_and_per_window_cost():
+    from realtime.live import BatchCost
+
+    c = BatchCost()
+    assert c.coefficients() == (0.0, 0.0)  # nothing measured yet (the loop starts with batches of 1)
+    c.add(1, 0.005)  # one batch size seen: cost per window only
+    assert c.coefficients() == (0.0, 0.005) and c.fits(0.06) == 12
+    for n in (1, 4, 16, 32, 8, 2):
+        c.add(n, 0.003 + 0.002 * n)
+    a, b = c.coefficients()
+    assert 0.002 < a < 0.0045 and 0.0018 < b < 0.0022
+    assert 27 <= c.fits(0.06) <= 29  # (0.06 - a) / b
+    noisy = BatchCost()
+    for n, t in ((1, 0.010), (8, 0.012), (2, 0.011)):  # a busy machine: slope ~0, mean per window
+        noisy.add(n, t)
+    a, b = noisy.coefficients()
+    assert b > 0 and noisy.fits(0.06) >= 1
