@@ -111,3 +111,26 @@ def test_not_taken_when_a_submodule_is_hooked():
         st(x, "mi")
     h.remove()
     assert seen
+
+
+@pytest.mark.parametrize("cls_position", ["start", "middle", "end"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_last_block_class_token_only_equals_full_forward(cls_position, bidirectional):
+    """Without gradients the last BiMamba block computes only the class token
+    (``BiMambaBlock.forward_at``): the same logits as the full block."""
+    torch.manual_seed(0)
+    model = create_model("eegmamba_single", tasks=[TaskSpec("mi", 22, 600, 2)],
+                         cls_position=cls_position, bidirectional=bidirectional).eval()
+    x = torch.randn(3, 22, 600)
+    t, i = model.st_adaptive(x, "mi")
+    block = model.blocks[-1]
+    with torch.no_grad():
+        for b in model.blocks[:-1]:
+            t = b(t)
+        full = block(t)[:, i]
+        only = block.forward_at(t, i)
+        logits = model(x)
+    torch.testing.assert_close(only, full, rtol=1e-5, atol=1e-5)
+    with torch.enable_grad():  # training: every block in full
+        ref = model(x).detach()
+    torch.testing.assert_close(logits, ref, rtol=1e-5, atol=1e-5)
