@@ -382,3 +382,19 @@ def test_batch_cost_fits_overhead_and_per_window_cost():
         noisy.add(n, t)
     a, b = noisy.coefficients()
     assert b > 0 and noisy.fits(0.06) >= 1
+
+
+def test_split_batches_give_the_same_probabilities(tmp_path):
+    """``batch_threads=2``: a big batch classified in two parts at once equals one batch."""
+    prof = _profile_file(tmp_path, "motor_imagery")
+    ck = _checkpoint(tmp_path, prof)
+    one, two = InferenceEngine("cpu"), InferenceEngine("cpu", batch_threads=2)
+    try:
+        key = one.load(ck).key
+        two.load(ck)
+        m = one.models[key]
+        x = np.random.default_rng(0).standard_normal((9, m.n_chans, m.n_times)).astype(np.float32)
+        np.testing.assert_allclose(two.infer(key, x), one.infer(key, x), rtol=1e-6, atol=1e-7)
+        assert two.infer(key, x[:3]).shape == (3, len(m.class_names))  # small: not split
+    finally:
+        two.close()
