@@ -121,7 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--ablation", choices=("norm", "cls"), required=True, help="what is ablated")
-    ap.add_argument("--protocol", choices=("cross-subject", "within-subject"), default="cross-subject")
+    ap.add_argument("--protocol", choices=("cross-subject", "within-subject", "leave-one-recording-out"),
+                    default="cross-subject")
     ap.add_argument("--profile", required=True, help="task profile (name or YAML)")
     ap.add_argument("--data", nargs="+", required=True, help="recordings (files or folders)")
     ap.add_argument("--arms", required=True, help="comma-separated arms (normalizations or positions)")
@@ -142,8 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
     from rich.console import Console
 
-    from eegmamba.training.protocols import (ProtocolRun, collect, cross_subject_units, load_data,
-                                             select_files, subject_run_units)
+    from eegmamba.training.protocols import (UNIT_BUILDERS, ProtocolRun, collect, load_data,
+                                             select_files)
     from eegmamba.training.protocol_report import write_protocol_report
 
     torch.set_num_threads(1)
@@ -170,8 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not (np.array_equal(w0.files, w.files) and np.array_equal(w0.t_start, w.t_start)
                     and np.array_equal(w0.y, w.y)):
                 raise RuntimeError(f"arm {arm!r}: its {grid} windows differ from arm {arms[0]!r}'s")
-    units = (cross_subject_units if a.protocol == "cross-subject" else subject_run_units)(
-        d0, runs[arms[0]].cfg)
+    units = UNIT_BUILDERS[a.protocol](d0, runs[arms[0]].cfg)
     for peer in peers:
         for u in units:
             runs[arms[0]]._unit(d0, peer, u)
