@@ -195,11 +195,12 @@ def duration_channel_of(ch_names: list[str]) -> int | None:
 
 def subscribe(acquisition, name: str, profiles: list[Profile], overrides: dict[str, str],
               run: int | None = None, max_cue_s: float | None = None, timeout: float = 10.0,
-              eeg_sfreq: float = 0.0):
-    """Acquire the marker stream ``name`` and feed one ``CueTimeline`` per profile from the
-    acquisition thread. Returns ``(inlet, timelines)``; a stream that is not a marker stream (a
-    regular rate) is a user error. ``eeg_sfreq`` (Hz): the EEG stream's rate; window edges within
-    half of its sample period of a cue's onset/end count as that sample."""
+              eeg_sfreq: float = 0.0, source_id: str | None = None):
+    """Acquire the marker stream ``name`` (and ``source_id`` when given: an in-process replay's own
+    markers) and feed one ``CueTimeline`` per profile from the acquisition thread. Returns
+    ``(inlet, timelines)``; a stream that is not a marker stream (a regular rate) is a user error.
+    ``eeg_sfreq`` (Hz): the EEG stream's rate; window edges within half of its sample period of a
+    cue's onset/end count as that sample."""
     from realtime.acquisition import StreamQuery
 
     maps = [MarkerMap(p, {k: v for k, v in overrides.items() if v in (*p.classes, IGNORE)}, run)
@@ -215,8 +216,8 @@ def subscribe(acquisition, name: str, profiles: list[Profile], overrides: dict[s
         for tl in timelines:
             tl.add_chunk(chunk.samples, chunk.timestamps)
 
-    inlet = acquisition.add(StreamQuery(name=name), key=f"{name} (markers)", timeout=timeout,
-                            on_chunk=on_chunk)
+    inlet = acquisition.add(StreamQuery(name=name, source_id=source_id), key=f"{name} (markers)",
+                            timeout=timeout, on_chunk=on_chunk)
     if inlet.sfreq > 0:
         raise UserInputError(f"--markers {name}: stream {name!r} is sampled at {inlet.sfreq:g} Hz "
                              "(a signal, not a marker stream); give the stimulus program's "

@@ -97,6 +97,7 @@ def main(argv=None) -> int:
     end = t0 + args.minutes * 60.0
     print(f"{'t min':>6} {'RSS MiB':>8} {'fds':>4} {'thr':>4} {'dec':>6} {'p50 ms':>7} {'p99 ms':>7} "
           f"{'drops':>30} {'max queue':>10}", flush=True)
+    interrupted = False
     try:
         while time.monotonic() < end:
             session.loop.run(min(args.interval, end - time.monotonic()))
@@ -122,12 +123,15 @@ def main(argv=None) -> int:
             print(f"{row['t_s'] / 60:6.1f} {row['rss_mib']:8.1f} {row['fds']:4d} {row['threads']:4d} "
                   f"{row['decisions']:6d} {row['p50_ms'] or float('nan'):7.1f} "
                   f"{row['p99_ms'] or float('nan'):7.1f} {drops:>30} {max(q.values()):10d}", flush=True)
+    except KeyboardInterrupt:  # Ctrl-C / SIGINT: the report of what ran is still written
+        interrupted = True
     finally:
         accounting = _accounting(session)
         health = session.acquisition.health()[0]
         session.close()
     summary = summarize(samples, args.warmup_minutes * 60.0)
     summary["accounting"] = accounting
+    summary["interrupted"] = interrupted
     summary["stream"] = {"n_samples": health.n_samples, "n_gaps": health.n_gaps,
                          "n_jumps": health.n_jumps, "n_losses": health.n_losses,
                          "jitter_p95_ms": health.jitter_p95_ms, "measured_srate": health.measured_srate}

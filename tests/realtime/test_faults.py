@@ -239,3 +239,24 @@ def test_burst_after_a_pause_loses_no_window(checkpoint, recording, unique_name)
     assert r.health.n_losses == 1 and r.health.n_gaps == 0 and r.health.n_jumps == 0
     assert set(r.drops) <= {"stale", "shutdown"} and r.drops.get("stale", 0) >= 1  # caught up
     assert r.output.pipeline.n_windows >= 26  # (16 - 3) / 0.5 + 1 windows, none lost to the pause
+
+
+def test_two_sessions_replaying_one_file_each_read_their_own():
+    """Two --demo sessions on one host (two users, a test beside a demo) publish streams of the same
+    name: each reads its own replay (source id of the session), so its decisions are scored on its
+    own replay's clock."""
+    opts = SessionOptions(demo=True, device="cpu", speed=4.0)
+    a = Session(opts)
+    try:
+        b = Session(opts)
+        try:
+            assert a.replay.name == b.replay.name and a.replay.source_id != b.replay.source_id
+            assert a.acquisition.inlets[0].source_id == a.replay.source_id
+            assert b.acquisition.inlets[0].source_id == b.replay.source_id
+            for s in (a, b):
+                s.loop.run(4.0)
+                assert s.loop.outputs[0].seq >= 3
+        finally:
+            b.close()
+    finally:
+        a.close()
