@@ -117,7 +117,8 @@ def _measure(names: list[str], checkpoint: Path, args) -> dict:
     profile = _profile(args.window_s)
     acq = Acquisition(AcquisitionConfig(**({"poll_interval_s": args.poll_interval}
                                            if args.poll_interval else {})))
-    engine = InferenceEngine(args.device, threads=args.threads)
+    engine = InferenceEngine(args.device, threads=args.threads,
+                             **({"batch_threads": args.batch_threads} if args.batch_threads else {}))
     model = engine.load(checkpoint)
     pipelines = []
     t_open = time.monotonic()
@@ -239,6 +240,9 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", default=None, help="checkpoint (default: bundled demo)")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (as eegmamba-live)")
+    ap.add_argument("--batch-threads", type=int, default=None,
+                    help="torch threads for batches of >= 8 windows (InferenceEngine batch_threads; "
+                    "default: --threads)")
     ap.add_argument("--poll-interval", type=float, default=None,
                     help="acquisition poll interval, seconds (default: AcquisitionConfig's)")
     ap.add_argument("--window-s", type=float, default=None,
@@ -282,7 +286,7 @@ def main(argv=None) -> int:
     report = {
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs",
         "load_avg_1min_before_after": [round(load0[0], 2), round(load1[0], 2)],
-        "device": args.device, "torch_threads": args.threads, "file": args.file.name,
+        "device": args.device, "torch_threads": args.threads, "batch_threads": args.batch_threads, "file": args.file.name,
         "poll_interval_s": args.poll_interval, "duration_s": args.duration,
         "stagger_s": args.stagger, "batch_budget_s": args.batch_budget,
         "profile": _profile_text(args.window_s),

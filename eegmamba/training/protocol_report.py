@@ -111,7 +111,13 @@ def write_calibrated_report(out: str | Path, results: dict) -> Path:
         for c, name in CONDITION_NAMES.items():
             lines.append(f"| {ARM_NAMES.get(arm, arm)} | {name} | {len(a['subjects'])} | " +
                          " | ".join(pm(a["summary"][c].get(m)) for m in METRICS) + " |")
-    lines += ["", "Calibration layers (neural models), chosen on training subjects only:", ""]
+    if any(a.get("layers") for a in arms.values()):
+        lines += ["", "Calibration layers (neural models), chosen on training subjects only:", ""]
+    else:
+        lines += ["", "Calibration: neural models fine-tune every layer of the cross-subject fold model "
+                  "on the calibration runs (early stopping on the last 20 % in time of each run, the "
+                  "training settings of the other protocols); classical models are refitted on the "
+                  "fold's training subjects pooled with the calibration runs.", ""]
     for arm in _order(arms):
         lay = arms[arm]["layers"]
         if lay:

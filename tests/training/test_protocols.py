@@ -12,6 +12,7 @@ import pytest
 from eegmamba.checkpoint import read_metadata
 from eegmamba.training import cli_protocol
 from eegmamba.training.cli_protocol import subject_range
+from eegmamba.training.metrics import compute_metrics
 
 FAST = ["--variant", "eegmamba_tiny", "--epochs", "1", "--eegnet-epochs", "1"]
 
@@ -84,6 +85,46 @@ def test_within_subject_splits_runs(tmp_path, shared_data):
     assert set(u["runs"]) == {12} and u["subjects"] == ["S002"] * len(u["y_true"])
     assert "S002R04.edf" in u["validation"] and "S002R08.edf" in u["validation"]
     assert _units(out, "eegnet")["S002"]["y_true"] == u["y_true"]
+
+
+def test_calibrated_three_conditions_on_the_same_windows(xs, tmp_path, shared_data):
+    """Fold model fine-tuned on the subject's calibration run vs the fold model as it is vs from
+    scratch: the same test windows; (1) and (2) are the other runs' predictions, not recomputed."""
+    out, _ = xs
+    ws = tmp_path / "ws"
+    assert cli_protocol.main(["--protocol", "within-subject", "--data", str(shared_data / "motor_imagery"),
+                              "--subjects", "S002-S003", "--runs", "4", "12", "--train-runs", "4",
+                              "--test-runs", "12", "--out", str(ws), "--models", "eegnet", "csp_lda",
+                              *FAST]) == 0
+    cal = tmp_path / "cal"
+    argv = ["--protocol", "calibrated", "--cross-subject-run", str(out), "--within-subject-run", str(ws),
+            "--out", str(cal), "--models", "eegnet", "csp_lda"]
+    assert cli_protocol.main(argv) == 0
+    res = json.loads((cal / "results.json").read_text())
+    assert set(res["arms"]) == {"eegnet", "csp_lda"}
+    for arm in ("eegnet", "csp_lda"):
+        units = _units(cal, arm)
+        assert sorted(units) == ["S002", "S003"]
+        for s, u in units.items():
+            w = _units(ws, arm)[s]
+            assert u["y_true"] == w["y_true"] and u["t_start"] == w["t_start"]
+            assert set(u["metrics"]) == {"uncalibrated", "scratch", "calibrated"}
+            # the stored (5-digit) probabilities of the within-subject run, scored again
+            assert u["proba"]["scratch"] == w["proba"]
+            assert u["metrics"]["scratch"] == pytest.approx(
+                compute_metrics(np.asarray(w["y_true"]), np.asarray(w["proba"])), nan_ok=True)
+            x = next(v for v in _units(out, arm).values() if s in v["test_subjects"])
+            keep = [i for i, (r, su) in enumerate(zip(x["runs"], x["subjects"])) if r == 12 and su == s]
+            assert u["proba"]["uncalibrated"] == [x["proba"][i] for i in keep]
+            assert u["fold"] == x["unit"]
+    assert "starts from" not in (cal / "report.md").read_text()
+    assert "| EEGNet-8,2 (ours) | (3) cross-subject + calibration | 2 |" in (cal / "report.md").read_text()
+    # neural calibration starts from the fold model: one epoch of fine-tuning changes its output
+    u = _units(cal, "eegnet")["S002"]
+    assert u["fit"]["init"].startswith("cross-subject fold_")
+    assert u["proba"]["calibrated"] != u["proba"]["uncalibrated"]
+    assert cli_protocol.main(argv) == 2  # a run is there: --resume needed
+    assert cli_protocol.main(argv + ["--resume"]) == 0
 
 
 def test_cli_errors(tmp_path, shared_data, capsys):
