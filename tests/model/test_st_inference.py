@@ -134,3 +134,15 @@ def test_last_block_class_token_only_equals_full_forward(cls_position, bidirecti
     with torch.enable_grad():  # training: every block in full
         ref = model(x).detach()
     torch.testing.assert_close(logits, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_hooked_last_block_runs_in_full():
+    """A forward hook anywhere in the last block (feature extraction) sees every token."""
+    torch.manual_seed(0)
+    model = create_model("eegmamba_single", tasks=[TaskSpec("mi", 22, 600, 2)]).eval()
+    seen = []
+    h = model.blocks[-1].linear_d.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape)))
+    with torch.no_grad():
+        model(torch.randn(2, 22, 600))
+    h.remove()
+    assert seen == [(2, 90, 128)]
