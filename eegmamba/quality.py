@@ -92,15 +92,31 @@ class InputMarks:
         self.n_in += n
 
     def _track(self, reason: str, flags: np.ndarray, shift: int, min_len: int) -> None:
+        """:func:`_runs` on every channel at once (one pass, no per-channel Python loop: the live
+        pipeline calls this for every stream at every hop). Same runs, same order."""
         open_ = self._open[reason]
-        active = np.flatnonzero(flags.any(axis=1) | (open_ >= 0))
-        for c in active:
-            start = open_[c] - shift if open_[c] >= 0 else -1  # stored as sample index
-            runs, still = _runs(flags[c], self.n_in, start)
-            for a, z in runs:
-                if z - (a + shift) + 1 >= min_len:
-                    self.runs.append((a + shift, z, reason))
-            open_[c] = still + shift if still >= 0 else -1
+        C, n = flags.shape
+        is_open = open_ >= 0
+        arr = np.zeros((C, n + 2), np.int8)
+        arr[:, 0] = is_open
+        arr[:, 1:n + 1] = flags
+        d = np.diff(arr, axis=1)  # d[c, j] = arr[c, j + 1] - arr[c, j], j = 0 .. n
+        sc, sj = np.nonzero(d == 1)  # a run starts at element j (sample n_in + j)
+        ec, ej = np.nonzero(d == -1)  # a run ends at element j - 1 (j == n: still open)
+        oc = np.flatnonzero(is_open)  # runs open since an earlier chunk start before this one
+        starts_c = np.concatenate([oc, sc])
+        starts = np.concatenate([open_[oc] - shift, self.n_in + sj])  # stored as sample index
+        order = np.lexsort((np.concatenate([np.full(oc.size, -1), sj]), starts_c))
+        starts_c, starts = starts_c[order], starts[order]
+        # every run is closed by the appended 0: starts and ends pair up channel by channel
+        ends = self.n_in + ej - 1
+        closed = ej < n
+        keep = closed & (ends - (starts + shift) + 1 >= min_len)
+        for a, z in zip((starts[keep] + shift).tolist(), ends[keep].tolist()):
+            self.runs.append((a, z, reason))
+        open_[:] = -1
+        still = ~closed
+        open_[ec[still]] = starts[still] + shift
 
     def _open_runs(self):
         last = self.n_in - 1

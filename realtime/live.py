@@ -10,7 +10,7 @@ is classified in the step that receives its last input sample (the resampler has
 Never falls behind, and degrades gracefully with many streams: each pipeline has at most one window
 waiting (a newer one replaces it, and the older is counted as dropped, ``stale``); each step
 classifies the windows of the pipelines waiting longest that share a checkpoint in one batch, sized
-so that a batch takes about ``batch_budget_s`` (from the measured cost per window), publishes them,
+so that a batch takes at most ``batch_budget_s`` (from the measured cost of a batch), publishes them,
 and takes in new data before the next batch. A window thus waits at most about one hop plus one batch, and every
 window is classified or counted (``shutdown`` for those still waiting at :meth:`close`). A stream
 that stops for longer than the stall limit restarts its smoothing; when it comes back, the windows
@@ -22,6 +22,7 @@ units, declared rate ≠ real rate) are counted as dropped with that reason, nev
 
 from __future__ import annotations
 
+import gc
 import re
 import time
 from collections import Counter, deque
@@ -60,6 +61,58 @@ class StageTimes:
     preprocessed: float
     inferred: float
     pushed: float
+
+
+_gc_frozen = False
+
+
+def freeze_gc() -> None:
+    """Once per process, before the loop first runs: collect, then move every object alive now
+    (torch, numpy, mne, the models: ~290k objects) to the garbage collector's permanent generation.
+
+    Python's cyclic collector stops every thread (the acquisition thread too) while it walks a
+    generation. With those objects in the oldest generation a full collection took 214-337 ms
+    (``tools/bench_latency.py`` process, 5 during its setup); one in a long session is a third of a
+    second of stalled streams. Frozen objects are never walked again, so the rare full collection
+    only walks what the session allocated since. (In a 10-s one-stream run the loop itself
+    triggered a single 0.15 ms young collection, with or without the freeze.)"""
+    global _gc_frozen
+    if not _gc_frozen:
+        gc.collect()
+        gc.freeze()
+        _gc_frozen = True
+
+
+class BatchCost:
+    """Running estimate of one model's inference time for a batch: ``t(n) = a + b n`` seconds
+    (``a``: per-call overhead, ``b``: per window), fitted by exponentially weighted least squares
+    over the batches seen (weight ``decay`` per new batch). With one batch size seen so far,
+    ``a = 0`` and ``b`` is its mean cost per window (pessimistic for bigger batches)."""
+
+    def __init__(self, decay: float = 0.9) -> None:
+        self.decay = decay
+        self._s = np.zeros(5)  # weighted sums of 1, n, t, n², n t
+
+    def add(self, n: int, seconds: float) -> None:
+        self._s = self.decay * self._s + np.array([1.0, n, seconds, n * n, n * seconds])
+
+    def coefficients(self) -> tuple[float, float]:
+        w, sn, st, snn, snt = self._s
+        var = w * snn - sn * sn
+        if w <= 0:
+            return 0.0, 0.0
+        if var <= 1e-9 * max(w * snn, 1e-12):  # one batch size: cost per window only
+            return 0.0, st / sn
+        b = (w * snt - sn * st) / var
+        a = (st - b * sn) / w
+        if a < 0 or b <= 0:  # noise (a busy machine): fall back to the mean cost per window
+            return 0.0, st / sn
+        return a, b
+
+    def fits(self, budget_s: float) -> int:
+        """Largest batch expected to take at most ``budget_s`` seconds (at least 1)."""
+        a, b = self.coefficients()
+        return max(1, int((budget_s - a) / max(b, 1e-6)))
 
 
 def output_name(profile: str, stream_key: str, n_streams: int) -> str:
@@ -106,8 +159,14 @@ class LiveLoop:
         decisions against replayed annotations
     on_decision : callable(Decision), called after each publish
     on_timing : callable(StageTimes), called after each publish with the decision's stage times
-    batch_budget_s : float, seconds one inference batch should take (its size follows the measured
-        cost per window: large batches where they are cheap, e.g. on a GPU; small on a busy CPU)
+    batch_budget_s : float, seconds one inference batch may take (its size follows the measured
+        cost of a batch, :class:`BatchCost`: large batches where they are cheap, e.g. on a GPU;
+        smaller on a busy CPU). Every window waiting when a batch starts and fitting the budget goes
+        into it: a window costs less in a bigger batch (MI on the 2-core VM, one thread: ~4 ms
+        alone, ~2.5 ms each in a batch of 64), so under load the loop catches up instead of
+        classifying a few windows at a time at the single-window cost. The budget bounds how long
+        newly arrived samples wait to be preprocessed.
+    max_batch : int, at most this many windows per batch
     """
 
     def __init__(self, acquisition: Acquisition, engine: InferenceEngine,
@@ -115,11 +174,12 @@ class LiveLoop:
                  ground_truth: dict[int, GroundTruth] | None = None,
                  on_decision: Callable[[Decision], None] | None = None,
                  on_timing: Callable[[StageTimes], None] | None = None,
-                 batch_budget_s: float = 0.02) -> None:
+                 batch_budget_s: float = 0.06, max_batch: int = 64) -> None:
         self.acquisition, self.engine, self.log = acquisition, engine, log
         self.batch_budget_s = float(batch_budget_s)
         self._waiting: dict[int, PendingWindow] = {}  # per pipeline, the newest unclassified window
-        self._cost: dict[str, float] = {}  # per model, running estimate of seconds per window
+        self.max_batch = int(max_batch)
+        self._cost: dict[str, BatchCost] = {}  # per model, the measured cost of a batch
         self.on_decision, self.on_timing = on_decision, on_timing
         streams = {p.stream_key for p in pipelines}
         inlet_keys = {i.key for i in acquisition.inlets}
@@ -180,9 +240,7 @@ class LiveLoop:
         t0 = clock()
         probs = self.engine.infer(key, np.stack([p.window.data for p in items]))
         inferred = clock()
-        per_window = (inferred - t0) / len(items)
-        old = self._cost.get(key)
-        self._cost[key] = per_window if old is None else 0.7 * old + 0.3 * per_window
+        self._cost.setdefault(key, BatchCost()).add(len(items), inferred - t0)
         for p, pr in zip(items, probs):
             del self._waiting[id(p.pipeline)]
             self._publish(self._output_of[id(p.pipeline)], p, pr, woke, inferred, len(items))
@@ -198,13 +256,13 @@ class LiveLoop:
 
     def _next_batch(self) -> list[PendingWindow]:
         """The pipeline waiting longest and the next longest of the same checkpoint, as many as fit
-        the batch budget at the model's measured cost per window (one at first). Under overload the
-        pipelines take turns."""
+        the batch budget by the model's measured batch cost (:class:`BatchCost`; one at first).
+        Under overload the pipelines take turns."""
         waiting = list(self._waiting.values())
         key = waiting[0].pipeline.model_key
         cost = self._cost.get(key)
-        n = 1 if cost is None else max(1, int(self.batch_budget_s / max(cost, 1e-6)))
-        return [p for p in waiting if p.pipeline.model_key == key][:n]
+        n = 1 if cost is None else cost.fits(self.batch_budget_s)
+        return [p for p in waiting if p.pipeline.model_key == key][:min(n, self.max_batch)]
 
     @staticmethod
     def _hold(inlet: Inlet, outputs: list[_Output]) -> str | None:
@@ -264,6 +322,7 @@ class LiveLoop:
             check_every_s: float = 0.05) -> None:
         """Step whenever data arrive, until ``duration_s`` elapsed or ``should_stop()`` (checked at
         least every ``check_every_s`` seconds while no data arrive)."""
+        freeze_gc()
         end = None if duration_s is None else time.monotonic() + duration_s
         while not (should_stop and should_stop()):
             wait = check_every_s

@@ -108,10 +108,14 @@ class CueTimeline:
     """
 
     def __init__(self, markers: MarkerMap, max_cue_s: float | None = None,
-                 duration_channel: int | None = None) -> None:
+                 duration_channel: int | None = None, tolerance_s: float = 0.0) -> None:
         if max_cue_s is not None and not max_cue_s > 0:
             raise UserInputError(f"--cue-s must be > 0 seconds, got {max_cue_s}")
         self.map, self.max_cue_s, self.duration_channel = markers, max_cue_s, duration_channel
+        # window edges and marker stamps are the same EEG samples' times computed by different
+        # float arithmetic (dejittered stamps vs the marker's own): within half a sample period
+        # they are the same sample, as the offline labels (sample indices) see it
+        self.tolerance_s = float(tolerance_s)
         self._lock = threading.Lock()
         self._onsets: list[float] = []
         self._cues: list[Cue] = []
@@ -159,6 +163,8 @@ class CueTimeline:
     def cue_at(self, t_start: float, t_end: float) -> tuple[Cue | None, str | None]:
         """``(cue, None)`` when ``[t_start, t_end]`` lies wholly in one cue of a class, else
         ``(None, reason)``: ``unlabelled``, ``partly_unlabelled``, ``straddles_label_change``."""
+        tol = self.tolerance_s
+        t_start, t_end = t_start + tol, t_end - tol
         with self._lock:
             k = bisect.bisect_right(self._onsets, t_start) - 1
             j = bisect.bisect_right(self._onsets, t_end)
@@ -188,10 +194,12 @@ def duration_channel_of(ch_names: list[str]) -> int | None:
 
 
 def subscribe(acquisition, name: str, profiles: list[Profile], overrides: dict[str, str],
-              run: int | None = None, max_cue_s: float | None = None, timeout: float = 10.0):
+              run: int | None = None, max_cue_s: float | None = None, timeout: float = 10.0,
+              eeg_sfreq: float = 0.0):
     """Acquire the marker stream ``name`` and feed one ``CueTimeline`` per profile from the
     acquisition thread. Returns ``(inlet, timelines)``; a stream that is not a marker stream (a
-    regular rate) is a user error."""
+    regular rate) is a user error. ``eeg_sfreq`` (Hz): the EEG stream's rate; window edges within
+    half of its sample period of a cue's onset/end count as that sample."""
     from realtime.acquisition import StreamQuery
 
     maps = [MarkerMap(p, {k: v for k, v in overrides.items() if v in (*p.classes, IGNORE)}, run)
@@ -214,5 +222,6 @@ def subscribe(acquisition, name: str, profiles: list[Profile], overrides: dict[s
                              "(a signal, not a marker stream); give the stimulus program's "
                              "Markers stream (see eegmamba-live --list)")
     dur = duration_channel_of(inlet.ch_names)
-    timelines.extend(CueTimeline(m, max_cue_s, dur) for m in maps)
+    tol = 0.5 / eeg_sfreq if eeg_sfreq > 0 else 0.0
+    timelines.extend(CueTimeline(m, max_cue_s, dur, tol) for m in maps)
     return inlet, timelines

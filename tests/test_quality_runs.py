@@ -170,3 +170,39 @@ def test_real_recordings(shared_data):
         rec = read_recording(shared_data / rel, p)
         _, drops = window_recording(rec.data, rec.sfreq, None, p)
         assert "flat_run" not in drops and "rail" not in drops, (rel, drops)
+
+
+def test_vectorised_tracking_equals_the_per_channel_reference():
+    """``InputMarks._track`` (all channels at once) finds exactly the runs ``_runs`` finds channel
+    by channel, in the same order, over random chunkings, open runs carried across chunks."""
+    from eegmamba.profiles import load_profile
+    from eegmamba.quality import InputMarks, _runs
+
+    class PerChannel(InputMarks):
+        def _track(self, reason, flags, shift, min_len):
+            open_ = self._open[reason]
+            for c in np.flatnonzero(flags.any(axis=1) | (open_ >= 0)):
+                start = open_[c] - shift if open_[c] >= 0 else -1
+                runs, still = _runs(flags[c], self.n_in, start)
+                self.runs += [(a + shift, z, reason) for a, z in runs if z - (a + shift) + 1 >= min_len]
+                open_[c] = still + shift if still >= 0 else -1
+
+    q = load_profile("motor_imagery").quality
+    rng = np.random.default_rng(1)
+    total = 0
+    for _ in range(60):
+        C = int(rng.integers(1, 6))
+        fast, ref = InputMarks(q, 160.0, C), PerChannel(q, 160.0, C)
+        moving = rng.random((C, 3000)) < rng.random()
+        x = np.cumsum(rng.integers(-1, 2, (C, 3000)) * moving, axis=1).astype(float)
+        x[rng.random((C, 3000)) < 0.002] = 6000.0  # rail
+        pos = 0
+        while pos < x.shape[1]:
+            k = int(rng.integers(0, 90))
+            fast.push(x[:, pos:pos + k])
+            ref.push(x[:, pos:pos + k])
+            pos += k
+            assert fast.runs == ref.runs
+            assert all((fast._open[r] == ref._open[r]).all() for r in fast._open)
+        total += len(fast.runs)
+    assert total > 100

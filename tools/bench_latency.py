@@ -108,7 +108,7 @@ def _pct(values) -> dict:
             "p99": round(float(p[2]), 2), "max": round(float(v.max()), 2)}
 
 
-def _measure(names: list[str], checkpoint: Path, args) -> dict:
+def _measure(names: list[str], checkpoint: Path, args, stagger: float) -> dict:
     from realtime.acquisition import Acquisition, AcquisitionConfig, StreamQuery
     from realtime.inference import InferenceEngine
     from realtime.live import LiveLoop
@@ -117,14 +117,15 @@ def _measure(names: list[str], checkpoint: Path, args) -> dict:
     profile = _profile(args.window_s)
     acq = Acquisition(AcquisitionConfig(**({"poll_interval_s": args.poll_interval}
                                            if args.poll_interval else {})))
-    engine = InferenceEngine(args.device, threads=args.threads)
+    engine = InferenceEngine(args.device, threads=args.threads,
+                             **({"batch_threads": args.batch_threads} if args.batch_threads else {}))
     model = engine.load(checkpoint)
     pipelines = []
     t_open = time.monotonic()
     for i, n in enumerate(names):
         # a stream's windows are cut from the first sample its inlet receives: spreading the opens
         # over --stagger seconds spreads the streams' window phases (independent headsets)
-        time.sleep(max(0.0, t_open + args.stagger * i / len(names) - time.monotonic()))
+        time.sleep(max(0.0, t_open + stagger * i / len(names) - time.monotonic()))
         inlet = acq.add(StreamQuery(name=n), timeout=20.0)
         pipelines.append(ProfilePipeline(profile, inlet.key, inlet.ch_names, inlet.sfreq, model.key))
     engine.warm_up()
@@ -182,7 +183,7 @@ def _measure(names: list[str], checkpoint: Path, args) -> dict:
     # emitted ones are published, replaced while waiting (stale), or still waiting at the end
     unclassified = drops["stale"] + drops["shutdown"]
     return {
-        "streams": len(names), "windows": windows + sum(drops.values()) - unclassified,
+        "streams": len(names), "stagger_s": stagger, "windows": windows + sum(drops.values()) - unclassified,
         "decisions": published, "markers_received": stages["push_to_received"]["n"],
         "dropped": dict(drops), "waiting_at_end": waiting,
         "uncounted": windows - published - unclassified - waiting,
@@ -205,26 +206,27 @@ def _peers(args) -> list | None:
 
 
 def _table(results: list, peers: list | None) -> str:
-    lines = ["| pipeline | streams | push→recv p50 | p95 | p99 | push→pushed p99 | dec/s/stream | "
-             "dropped | CPU % |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| pipeline | streams | stagger s | push→recv p50 | p95 | p99 | push→pushed p99 | "
+             "dec/s/stream | dropped | CPU % |", "|---|---|---|---|---|---|---|---|---|---|"]
     for p in peers or []:
-        lines.append(f"| {p['peer']} (peer) | {p['streams']} | {p['recv_p50_ms']:.1f} | "
+        lines.append(f"| {p['peer']} (peer) | {p['streams']} | – | {p['recv_p50_ms']:.1f} | "
                      f"{p['recv_p95_ms']:.1f} | {p['recv_p99_ms']:.1f} | {p['p99_ms']:.1f} | "
                      f"{p['decisions'] / p.get('duration_s', 1) / p['streams']:.2f} | "
                      f"skipped {p['skipped']} | {p['process_cpu_pct']:.0f} |")
     for r in results:
         s = r["stages_ms"]
-        lines.append(f"| eegmamba-live | {r['streams']} | {s['push_to_received']['p50']} | "
+        lines.append(f"| eegmamba-live | {r['streams']} | {r['stagger_s']:g} | {s['push_to_received']['p50']} | "
                      f"{s['push_to_received']['p95']} | {s['push_to_received']['p99']} | "
                      f"{s['push_to_pushed']['p99']} | {r['decisions_per_s_per_stream']:.2f} | "
                      f"{r['dropped'] or 0} (uncounted {r['uncounted']}) | {r['process_cpu_pct']:.0f} |")
-    lines += ["", "| streams | stage | p50 ms | p95 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
+    lines += ["", "| streams | stagger s | stage | p50 ms | p95 ms | p99 ms | max ms |",
+              "|---|---|---|---|---|---|---|"]
     for r in results:
         for name, _, _ in STAGES[:5]:
             v = r["stages_ms"][name]
-            lines.append(f"| {r['streams']} | {name.replace('_', ' ')} | {v['p50']} | {v['p95']} | "
+            lines.append(f"| {r['streams']} | {r['stagger_s']:g} | {name.replace('_', ' ')} | {v['p50']} | {v['p95']} | "
                          f"{v['p99']} | {v['max']} |")
-        lines.append(f"| {r['streams']} | batch size | {r['batch']['p50']} | {r['batch']['p95']} | "
+        lines.append(f"| {r['streams']} | {r['stagger_s']:g} | batch size | {r['batch']['p50']} | {r['batch']['p95']} | "
                      f"{r['batch']['p99']} | {r['batch']['max']} |")
     return "\n".join(lines)
 
@@ -239,14 +241,18 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", default=None, help="checkpoint (default: bundled demo)")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (as eegmamba-live)")
+    ap.add_argument("--batch-threads", type=int, default=None,
+                    help="torch threads for batches of >= 8 windows (InferenceEngine batch_threads; "
+                    "default: --threads)")
     ap.add_argument("--poll-interval", type=float, default=None,
                     help="acquisition poll interval, seconds (default: AcquisitionConfig's)")
     ap.add_argument("--window-s", type=float, default=None,
                     help="window length, seconds (default: the motor_imagery profile's); another length "
                     "runs a random-weight model of that shape")
-    ap.add_argument("--stagger", type=float, default=0.0,
-                    help="spread the streams' window phases over this many seconds (0: all streams' "
-                    "windows complete together, the worst case; 0.5 = one hop: evenly spread)")
+    ap.add_argument("--stagger", default="0",
+                    help="comma-separated: spread the streams' window phases over this many seconds "
+                    "(0: all streams' windows complete together, the worst case; 0.5 = one hop: "
+                    "evenly spread, as independent headsets); each stream count runs with each")
     ap.add_argument("--batch-budget", type=float, default=None,
                     help="LiveLoop batch_budget_s, seconds (default: LiveLoop's)")
     ap.add_argument("--peers", default="floor,csp,cnn", help="peers of bench_latency_peers.py run "
@@ -254,6 +260,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args(argv)
     counts = [int(x) for x in args.streams.split(",")]
+    staggers = [float(x) for x in args.stagger.split(",")]
     prefix = f"latbench-{uuid.uuid4().hex[:6]}"
     load0 = os.getloadavg()
     results = []
@@ -261,33 +268,38 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp, \
             replay_server(args.file, prefix, max(counts), "eegmamba", 10):
         ckpt = _checkpoint(args.checkpoint, Path(tmp), args.window_s)
-        for n in counts:
-            res = _measure([f"{prefix}-{i}" for i in range(n)], ckpt, args)
+        for n, stagger in [(n, g) for n in counts for g in (staggers if n > 1 else staggers[:1])]:
+            res = _measure([f"{prefix}-{i}" for i in range(n)], ckpt, args, stagger)
             results.append(res)
             s = res["stages_ms"]
-            print(f"eegmamba-live {n:>3} stream(s): push→received p50 {s['push_to_received']['p50']} "
+            print(f"eegmamba-live {n:>3} stream(s), stagger {stagger:g} s: push→received p50 {s['push_to_received']['p50']} "
                   f"p99 {s['push_to_received']['p99']} ms; {res['decisions_per_s_per_stream']:.2f} "
                   f"decisions/s/stream; dropped {res['dropped']}; uncounted {res['uncounted']}; "
                   f"CPU {res['process_cpu_pct']:.0f}%", flush=True)
-    ok = [r["streams"] for r in results
+    ok = [(r["streams"], r["stagger_s"]) for r in results
           if r["stages_ms"]["push_to_received"]["p99"] is not None
           and r["stages_ms"]["push_to_received"]["p99"] <= 100 and r["uncounted"] == 0]
     for p in peers or []:
         p["duration_s"] = args.duration
     print()
     print(_table(results, peers))
-    print(f"\nlargest stream count with p99 <= 100 ms and every window counted: {max(ok) if ok else 0}")
+    for g in staggers:
+        n_ok = max([n for n, sg in ok if sg == g or n == 1], default=0)
+        print(f"largest stream count with p99 <= 100 ms and every window counted, stagger {g:g} s: "
+              f"{n_ok}")
     load1 = os.getloadavg()
     print(f"load average before/after: {load0[0]:.2f} / {load1[0]:.2f}")
     report = {
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs",
         "load_avg_1min_before_after": [round(load0[0], 2), round(load1[0], 2)],
-        "device": args.device, "torch_threads": args.threads, "file": args.file.name,
+        "device": args.device, "torch_threads": args.threads, "batch_threads": args.batch_threads, "file": args.file.name,
         "poll_interval_s": args.poll_interval, "duration_s": args.duration,
-        "stagger_s": args.stagger, "batch_budget_s": args.batch_budget,
+        "stagger_s": staggers, "batch_budget_s": args.batch_budget,
         "profile": _profile_text(args.window_s),
         "latency_from": "timestamp (= due/push time) of the window's last input sample",
-        "results": results, "max_streams_p99_le_100ms": max(ok) if ok else 0, "peers": peers,
+        "results": results, "peers": peers,
+        "max_streams_p99_le_100ms": {f"{g:g}": max([n for n, sg in ok if sg == g or n == 1], default=0)
+                                     for g in staggers},
     }
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

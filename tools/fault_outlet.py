@@ -10,7 +10,9 @@ The outlet pushes ``data`` in chunks at the real pace from a thread. Faults:
   the description (``desc/replay/speed``) as ``eegmamba-replay`` does;
 - stamping: ``"exact"`` stamps sample k at its true time; ``"push"`` is a naive driver: each chunk is
   pushed after a random latency in ``[0, push_jitter_s]`` and stamped with the push time, the
-  samples back-dated by one period each;
+  samples back-dated by one period each. The stamp is the scheduled push time (due + the latency
+  drawn), so the stamps carry exactly the scripted jitter even when a loaded machine runs the
+  pusher thread late (that delay is in the arrival only, as a network's would be);
 - timeline ``events`` (by sample index, applied in order): :class:`Jump` (the stamps jump by
   ``dt`` s, samples keep coming on time), :class:`Gap` (``n`` samples are lost: real time passes),
   :class:`Burst` (nothing is pushed for ``pause_s``, then the backlog at once, stamps exact),
@@ -100,10 +102,14 @@ class FaultyOutlet:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop pushing; the outlet stays (what it sent still reaches its consumers)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5.0)
+
+    def stop(self) -> None:
+        self.halt()
         self.outlet = None
         if self.error is not None:
             raise RuntimeError(f"fault outlet {self.name!r} failed: {self.error}") from self.error
@@ -137,11 +143,12 @@ class FaultyOutlet:
                 rows = self.data[idx % n]
                 if self.stamping == "exact":
                     self.outlet.push_chunk(rows, (true + offset).tolist())
-                else:
-                    if self.push_jitter_s > 0 and self._stop.wait(self._rng.uniform(0, self.push_jitter_s)):
+                else:  # stamped with the scheduled push time (see module docstring)
+                    push_at = true[-1] + (self._rng.uniform(0, self.push_jitter_s)
+                                          if self.push_jitter_s > 0 else 0.0)
+                    if self._sleep_until(push_at):
                         return
-                    now = pylsl.local_clock()
-                    self.outlet.push_chunk(rows, (now + offset - (idx[-1] - idx) * period).tolist())
+                    self.outlet.push_chunk(rows, (push_at + offset - (idx[-1] - idx) * period).tolist())
                 self.times.update(zip(idx.tolist(), true.tolist()))
                 self.n_pushed += idx.size
                 self.k = k_end

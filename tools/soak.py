@@ -114,6 +114,8 @@ def main(argv=None) -> int:
                 "drops": dict(out.pipeline.all_drops()), "queues": q,
                 "samples_received": session.acquisition.health()[0].n_samples,
                 "samples_pushed": session.replay.n_samples_pushed,
+                # the machine is shared: the 1-min load average tells a loaded interval from drift
+                "load1": round(os.getloadavg()[0], 2),
             }
             samples.append(row)
             drops = ",".join(f"{k}={n}" for k, n in sorted(row["drops"].items())) or "-"

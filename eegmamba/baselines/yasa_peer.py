@@ -8,6 +8,12 @@ neighbouring epochs, so it is given the whole raw recording (the channel the pro
 file's own rate and in volts), not our windows. Epoch k covers [30 k, 30 k + 30) s from the first
 sample, which is exactly our 30 s window k (hop 30 s from the file start); probabilities are matched
 to windows by that index. YASA's stages WAKE/N1/N2/N3/REM map to the profile's W/N1/N2/N3/REM.
+
+YASA refuses recordings below 80 Hz (DREAMS excerpt 3 is 50 Hz). Such a recording is resampled to
+YASA's own working rate, 100 Hz (MNE's FFT resampling, what YASA itself applies to other rates),
+before staging, as our pipeline resamples it to the profile's rate: the file then has no content
+above its original Nyquist frequency (25 Hz), so YASA's 20–30 Hz band-power features see less beta
+than in its training data — a handicap for YASA on such files, reported with the results.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from eegmamba.channels import match_channels
 from eegmamba.profiles import Profile
 
 EPOCH_S = 30.0
+YASA_SFREQ = 100.0  # Hz, the rate YASA resamples to and computes its features at
 _YASA = {"W": "WAKE", "N1": "N1", "N2": "N2", "N3": "N3", "REM": "REM"}
 
 
@@ -39,6 +46,8 @@ def yasa_proba(path: str | Path, profile: Profile) -> np.ndarray:
                              f"{profile.n_channels}")
     raw = mne.io.read_raw(path, preload=True, verbose="error")
     pick = match_channels(raw.ch_names, profile.channels.names, profile.channels.aliases)[0]
+    if raw.info["sfreq"] < YASA_SFREQ:
+        raw.resample(YASA_SFREQ, verbose="error")  # YASA asserts >= 80 Hz (module docstring)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn/joblib persistence and resampling notices
         hyp = yasa.SleepStaging(raw, eeg_name=raw.ch_names[pick]).predict()

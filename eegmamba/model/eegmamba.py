@@ -130,7 +130,15 @@ class EEGMamba(nn.Module):
             task_token = self.task_tokens(idx)
         aux = x.new_zeros((), dtype=torch.float32)
         parts = {"balance": x.new_zeros((), dtype=torch.float32), "z": x.new_zeros((), dtype=torch.float32)}
+        last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
+            if i == last and not self.moes and not torch.is_grad_enabled() and isinstance(
+                    block, BiMambaBlock) and not any(
+                    m._forward_hooks or m._forward_pre_hooks for m in block.modules()):
+                # inference reads only the class token of the last block: compute just that (not
+                # when a block was swapped out, e.g. calibration's cached frozen prefix)
+                self.last_aux_loss, self.last_aux_parts = aux, parts
+                return block.forward_at(t, cls_index)
             t = block(t)
             if self.moes:
                 t = self.moes[i](t, task_token)

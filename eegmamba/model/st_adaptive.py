@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from eegmamba.channels import normalize_name
+from eegmamba.model import _st_inference
 from eegmamba.model.config import CLS_POSITIONS, TaskSpec
 from eegmamba.model.tokenizer import DualPathTokenizer, TaskBatchNorm, upgrade_shared_norm
 
@@ -92,6 +93,8 @@ class STAdaptive(nn.Module):
         self.cls_position = cls_position
 
     def forward(self, x: torch.Tensor, task: str) -> tuple[torch.Tensor, int]:
+        if _st_inference.applicable(self, x, task):  # CPU inference: same function, fewer passes
+            return _st_inference.forward(self, x, task)
         y = self.spatial(x, task)
         small, wide = self.tokenizer.small(y, task), self.tokenizer.wide(y, task)
         cls = self.cls_token.expand(x.shape[0], -1, -1)

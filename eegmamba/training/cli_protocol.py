@@ -40,7 +40,8 @@ def subject_range(items: list[str]) -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eegmamba-protocol", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--protocol", required=True, choices=("cross-subject", "within-subject", "calibrated"))
+    p.add_argument("--protocol", required=True, choices=("cross-subject", "within-subject", "calibrated",
+                                                         "leave-one-recording-out"))
     p.add_argument("--profile", default="motor_imagery", help="task profile name or YAML path")
     p.add_argument("--data", nargs="+", help="recording files/folders (not for calibrated: it reads "
                    "the cross-subject run's)")

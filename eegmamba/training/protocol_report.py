@@ -65,7 +65,8 @@ def write_protocol_report(out: str | Path, results: dict) -> Path:
     out = Path(out)
     cfg, prov = results["config"], results.get("provenance", {})
     arms = results["arms"]
-    unit_word = "folds" if results["protocol"] == "cross-subject" else "subjects"
+    unit_word = {"cross-subject": "folds", "leave-one-recording-out": "recordings"}.get(
+        results["protocol"], "subjects")
     lines = [f"# {results['protocol']} protocol: {results['profile']} ({', '.join(results['classes'])})",
              "", f"- first command: `{prov.get('command', '?')}`", f"- machine: {prov.get('machine', '?')}",
              f"- settings: {cfg['settings']}", f"- seed {cfg['seed']}; validation fraction {cfg['val_frac']}",

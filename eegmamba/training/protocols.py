@@ -6,6 +6,11 @@
 2. ``within-subject`` — per subject: train on its ``train_runs`` (EEGMMIDB 4 + 8), test on its
    ``test_runs`` (12): a chronological split. Networks early-stop on the last 20 % in time of each
    training run (``cv.time_split_per_file``). Mean ± std over subjects.
+4. ``leave-one-recording-out`` — per subject with at least 3 recordings, per recording: train on the
+   subject's other recordings, test on this one (``recording_key``: for the CHB-MIT segment files,
+   one recording = one seizure and the background just before it, so this is the patient-specific
+   leave-one-seizure-out of Shoeb 2009). Networks early-stop on whole held-out training recordings.
+   Mean ± std over recordings.
 3. ``calibrated`` — per subject: the cross-subject fold model that never saw the subject, fine-tuned
    on the subject's ``train_runs``, tested on its ``test_runs``; compared on the same subjects and
    windows with (1) without calibration and (2) from scratch (``eegmamba.training.calibrated``).
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -37,7 +43,8 @@ from eegmamba.training.cv import subject_folds, time_split_per_file, validation_
 from eegmamba.training.metrics import (compute_metrics, per_class_metrics, per_group_metrics,
                                        summarize_folds)
 
-PROTOCOLS = ("cross-subject", "within-subject", "calibrated")
+PROTOCOLS = ("cross-subject", "within-subject", "calibrated", "leave-one-recording-out")
+_RUNNABLE = ("cross-subject", "within-subject", "leave-one-recording-out")  # calibrated: its own class
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,50 @@ def subject_run_units(d: ProtocolData, cfg: ProtocolConfig) -> list[Unit]:
     return units
 
 
+# A segment cut from a longer recording (CHB-MIT files of SOURCES.md: ``chb01_03_ictal10s``,
+# ``chb01_03_preictal10s``, ``chb01_03_Seizure_41s`` are all cut from recording ``chb01_03``)
+_SEGMENT_TAG = re.compile(r"_((pre)?ictal\d+s|(non)?seizure_\d+s)$", re.IGNORECASE)
+
+
+def recording_key(path: str | Path) -> str:
+    """The recording a file was cut from: the file name without suffix and segment tag
+    (``chb01_03_ictal10s.edf`` → ``chb01_03``); any other file is its own recording."""
+    stem = Path(path).name
+    stem = stem[: -len(Path(stem).suffix)] if Path(stem).suffix else stem
+    return _SEGMENT_TAG.sub("", stem)
+
+
+def recording_out_units(d: ProtocolData, cfg: ProtocolConfig) -> list[Unit]:
+    """Per subject with >= 3 recordings (one to test, one to validate, one to train), per
+    recording: train on the subject's other recordings, test on this one. Segments of one
+    recording overlap in time (``chb01_03_ictal10s`` lies inside ``chb01_03_Seizure_41s``), so
+    test, validation and training are split by recording, never by file."""
+    rec_tr = np.array([recording_key(f) for f in d.train.files])
+    rec_te = np.array([recording_key(f) for f in d.test.files])
+    units = []
+    for s in sorted(set(d.train.subjects.tolist())):
+        recs = sorted(set(rec_tr[d.train.subjects == s].tolist()))
+        if len(recs) < 3:
+            continue
+        for r in recs:
+            tr = np.flatnonzero((d.train.subjects == s) & (rec_tr != r))
+            te = np.flatnonzero((d.test.subjects == s) & (rec_te == r))
+            if len(te) == 0:
+                continue
+            sp = validation_split(tr, d.train.subjects, rec_tr, d.train.t_start,
+                                  d.profile.window.length_s, cfg.val_frac, cfg.seed)
+            units.append(Unit(r, (s,), sp.train_idx, sp.val_idx, te,
+                              sp.describe().replace("file(s)", "recording(s)")))
+    if not units:
+        raise UserInputError("leave-one-recording-out needs a subject with at least 3 recordings "
+                             "in the selected files")
+    return units
+
+
+UNIT_BUILDERS = {"cross-subject": cross_subject_units, "within-subject": subject_run_units,
+                 "leave-one-recording-out": recording_out_units}
+
+
 # --- running -----------------------------------------------------------------------------------
 def evaluate(d: ProtocolData, test_idx: np.ndarray, proba: np.ndarray) -> dict:
     """Metrics of one unit, with per-subject metrics and the predictions (for later protocols)."""
@@ -179,7 +230,7 @@ class ProtocolRun:
     """Run one protocol's units for the configured arms (see module docstring)."""
 
     def __init__(self, cfg: ProtocolConfig, resume: bool = False, console=None, argv=None) -> None:
-        if cfg.protocol not in PROTOCOLS[:2]:
+        if cfg.protocol not in _RUNNABLE:
             raise UserInputError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {cfg.protocol!r}")
         unknown = sorted(set(cfg.arms) - set(ARMS))
         if unknown:
@@ -217,8 +268,7 @@ class ProtocolRun:
         d = load_data(self.cfg, files)
         self._say(f"{d.profile.name}: {len(d.train)} training-grid windows, {len(d.test)} test-grid "
                   f"windows from {len(d.files)} files")
-        units = (cross_subject_units if self.cfg.protocol == "cross-subject" else subject_run_units)(
-            d, self.cfg)
+        units = UNIT_BUILDERS[self.cfg.protocol](d, self.cfg)
         for arm in self.cfg.arms:
             for u in units:
                 self._unit(d, arm, u)

@@ -34,3 +34,13 @@ def test_yasa_stages_a_dreams_excerpt_on_our_windows(shared_data):
 def test_yasa_needs_30_s_single_channel_windows():
     with pytest.raises(UserInputError, match="scores 30 s epochs"):
         YasaPeer(load_profile("seizure"))
+
+
+def test_yasa_stages_a_50_hz_excerpt_after_resampling(shared_data):
+    # YASA asserts >= 80 Hz; DREAMS excerpt 3 is 50 Hz: the peer resamples it to 100 Hz first
+    prof = load_profile("sleep")
+    path = shared_data / "sleep" / "dreams_excerpt3.edf"
+    ws = build_windows(path, prof)
+    proba = YasaPeer(prof).proba(ws.files, ws.t_start)
+    assert proba.shape == (len(ws), 5)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)

@@ -53,6 +53,20 @@ def _wait(cond, timeout: float = 10.0) -> bool:
     return False
 
 
+def _delivered(inlet, n: int, timeout: float = 10.0) -> list:
+    """Drain ``inlet`` until ``n`` samples were handed on, not only received (a block that ends ahead
+    of the timestamp line is held back up to ``defer_s`` before the model decides it: breaks and
+    their counts exist from then on); the chunks."""
+    chunks = []
+
+    def got() -> bool:
+        chunks.extend(inlet.drain())
+        return sum(c.samples.shape[1] for c in chunks) >= n
+
+    assert _wait(got, timeout), f"{sum(c.samples.shape[1] for c in chunks)} of {n} samples handed on"
+    return chunks
+
+
 def test_replayed_recording_arrives_whole_with_health(player, mi_recording):
     replay = player(mi_recording, speed=10.0, index_channel=True, wait_for_consumer_s=5.0,
                     wait_for_markers=True).start()
@@ -127,8 +141,10 @@ def test_loss_then_reconnect_detected(unique_name, same_source_id):
 
 
 def test_clock_jumps_forward_and_back_are_breaks_at_their_samples(unique_name):
-    """Stamps jump 0.5 s ahead, then back into the past, while the samples come at once (no real
-    time passes): two jumps, reported with the chunk at the samples where they happen."""
+    """Stamps jump 5 s ahead (the issue's +5 s), then back into the past, while the samples come at
+    once: two jumps, reported with the chunk at the samples where they happen. (A forward step is a
+    jump, not a gap, while the arrival advanced by less than half of it: 2.5 s, which no scheduling
+    delay on a loaded machine reaches; with a 0.5-s step a 0.25-s delay between pulls made a gap.)"""
     outlet = _outlet(unique_name, f"{unique_name}-sid")
     with Acquisition() as acq:
         inlet = acq.add(StreamQuery(source_id=f"{unique_name}-sid"))
@@ -137,18 +153,17 @@ def test_clock_jumps_forward_and_back_are_breaks_at_their_samples(unique_name):
         x = np.ones((100, N_CH), dtype=np.float32)
         ts = t0 + np.arange(100) / FS
         outlet.push_chunk(x, ts.tolist())  # 1 s clean
-        outlet.push_chunk(x, (ts + 1.5).tolist())  # starts 0.51 s after the previous end
-        outlet.push_chunk(x[:10], (ts[:10] + 2.2).tolist())  # jumps back into the past chunk
-        assert _wait(lambda: inlet.health().n_samples == 210, 5)
+        outlet.push_chunk(x, (ts + 6.0).tolist())  # starts 5.01 s after the previous end
+        outlet.push_chunk(x[:10], (ts[:10] + 6.5).tolist())  # jumps back into the past chunk
+        chunks = _delivered(inlet, 210)
         health = inlet.health()
     assert (health.n_jumps, health.n_gaps) == (2, 0)
     assert health.n_backwards == 1
-    chunks = inlet.drain()
     starts = np.cumsum([0] + [c.samples.shape[1] for c in chunks])
     breaks = [(int(a + i), r) for c, a in zip(chunks, starts) for i, r in c.breaks]
     assert breaks == [(100, "jump"), (200, "jump")]
     ts_in = np.concatenate([c.timestamps for c in chunks])
-    np.testing.assert_allclose(ts_in[:200], np.concatenate([ts, ts + 1.5]), atol=1e-9)  # same host
+    np.testing.assert_allclose(ts_in[:200], np.concatenate([ts, ts + 6.0]), atol=1e-9)  # same host
 
 
 def test_missing_samples_are_a_gap(unique_name):
@@ -166,7 +181,7 @@ def test_missing_samples_are_a_gap(unique_name):
                 time.sleep(0.002)
             outlet.push_chunk(np.ones((5, N_CH), np.float32), (t0 + np.arange(k, k + 5) / FS).tolist())
             k += 5
-        assert _wait(lambda: inlet.health().n_samples == 300, 5)
+        _delivered(inlet, 300)
         health = inlet.health()
     assert (health.n_gaps, health.n_jumps) == (1, 0) and health.gap_s == pytest.approx(0.5, abs=0.02)
 

@@ -6,6 +6,7 @@ reasons and counts, messages — and that a clean µV stream is unaffected."""
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 PROFILE = "motor_imagery"
 FS = 160.0
+SETTLE_S = 30.0  # after the outlet stops: time the loop gets to take in what was pushed
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,12 @@ def recording(shared_data):
 
 
 class Run:
-    """One outlet + one live session; decisions and the final state after ``seconds`` of stream."""
+    """One outlet + one live session; decisions and the final state after ``seconds`` of stream.
+
+    The outlet pushes for ``seconds`` of stream time; then it stops and the session runs on until
+    every sample pushed has reached the pipeline and no window waits (``settled``; at most
+    ``SETTLE_S``): the counts asserted are those of the samples pushed, however far a loaded
+    machine let the loop fall behind."""
 
     def __init__(self, name, checkpoint, recording, seconds, data=None, options=None, **outlet):
         x, ch = recording
@@ -51,18 +58,35 @@ class Run:
                               device="cpu", resolve_timeout_s=10.0, **(options or {}))
         self.session = Session(opts)
         self.decisions = []
-        self.session.loop.on_decision = self.decisions.append
+        self.n_delivered = 0  # samples handed to the pipelines (held or not)
+        loop = self.session.loop
+        loop.on_decision = self.decisions.append
+        loop.taps.setdefault(self.session.acquisition.inlets[0].key, []).append(self._count)
         try:
             self.outlet.start()
             speed = outlet.get("speed", 1.0)
-            self.session.loop.run(seconds / speed + 0.5)
+            loop.run(seconds / speed + 0.5)
+            self.outlet.halt()
+            self.settled = self._settle()
             self.health = self.session.acquisition.health()[0]
-            self.output = self.session.loop.outputs[0]
+            self.output = loop.outputs[0]
         finally:
             self.outlet.stop()
             self.session.close()
         self.drops = dict(self.output.pipeline.all_drops())
         self.window_s = load_profile(PROFILE).window.length_s / speed
+
+    def _count(self, chunks, hold) -> None:
+        self.n_delivered += sum(c[0].shape[1] for c in chunks)
+
+    def _settle(self) -> bool:
+        """Run the loop until every pushed sample was delivered and no window waits."""
+        loop = self.session.loop
+        done = lambda: self.n_delivered >= self.outlet.n_pushed and not loop.n_waiting  # noqa: E731
+        deadline = time.monotonic() + SETTLE_S
+        while not done() and time.monotonic() < deadline:
+            loop.run(0.1, should_stop=done)
+        return done()
 
     @property
     def n_windows(self) -> int:
@@ -123,9 +147,10 @@ def test_push_stamped_jitter_40ms_is_regularized(checkpoint, recording, unique_n
     assert len(r.decisions) >= 18 and set(r.drops) <= {"stale", "shutdown", "unverified"}
     assert r.drops.get("unverified", 0) <= 4
     assert np.allclose(r.spans(), r.window_s - 1 / FS, atol=0.02)  # regular stamps: window = 3 s
-    # the raw jitter shows on the health panel (more than the 40 ms scripted: the pusher thread shares
-    # a loaded machine with the loop), and the raw chunks overlap
-    assert r.health.jitter_p95_ms > 8 and r.health.n_backwards > 0
+    # the raw jitter shows on the health panel (stamps late by U(0, 40 ms) per chunk, centered: p95
+    # about 19 ms; the outlet stamps the scheduled push time, so load does not add to it), and the
+    # raw chunks overlap
+    assert 15 < r.health.jitter_p95_ms < 25 and r.health.n_backwards > 0
 
 
 def test_declared_rate_not_real_rate(checkpoint, recording, unique_name):
@@ -184,9 +209,10 @@ def test_windows_are_all_accounted_for(checkpoint, recording, unique_name):
     r = Run(unique_name, checkpoint, recording, 16.0, data=x, speed=2.0,
             events=[Jump(int(5 * FS), 2.0)], options={"inference_delay_s": 0.4})
     assert r.drops["stale"] > 0 and r.drops["jump"] > 0 and r.drops["flat_run"] > 0
+    assert r.settled  # every sample pushed reached the pipeline
     pushed_out = math.ceil(r.outlet.n_pushed * 200 / FS)  # output samples the stream allowed
     expected = (pushed_out - 600) // 100 + 1
-    assert abs(r.n_windows - expected) <= 2  # the last chunks may still be in flight
+    assert r.n_windows == expected
     assert r.output.pipeline.n_windows == r.output.seq + r.drops["stale"] + r.drops.get("shutdown", 0)
 
 

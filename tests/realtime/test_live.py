@@ -363,3 +363,38 @@ def test_checkpoint_from_before_the_causal_resampler_is_flagged(tmp_path, caplog
         assert not caplog.records
         engine.load(old)
     assert len(caplog.records) == 1 and "before the causal resampler" in caplog.records[0].message
+
+
+def test_batch_cost_fits_overhead_and_per_window_cost():
+    from realtime.live import BatchCost
+
+    c = BatchCost()
+    assert c.coefficients() == (0.0, 0.0)  # nothing measured yet (the loop starts with batches of 1)
+    c.add(1, 0.005)  # one batch size seen: cost per window only
+    assert c.coefficients() == (0.0, 0.005) and c.fits(0.06) == 12
+    for n in (1, 4, 16, 32, 8, 2):
+        c.add(n, 0.003 + 0.002 * n)
+    a, b = c.coefficients()
+    assert 0.002 < a < 0.0045 and 0.0018 < b < 0.0022
+    assert 27 <= c.fits(0.06) <= 29  # (0.06 - a) / b
+    noisy = BatchCost()
+    for n, t in ((1, 0.010), (8, 0.012), (2, 0.011)):  # a busy machine: slope ~0, mean per window
+        noisy.add(n, t)
+    a, b = noisy.coefficients()
+    assert b > 0 and noisy.fits(0.06) >= 1
+
+
+def test_split_batches_give_the_same_probabilities(tmp_path):
+    """``batch_threads=2``: a big batch classified in two parts at once equals one batch."""
+    prof = _profile_file(tmp_path, "motor_imagery")
+    ck = _checkpoint(tmp_path, prof)
+    one, two = InferenceEngine("cpu"), InferenceEngine("cpu", batch_threads=2)
+    try:
+        key = one.load(ck).key
+        two.load(ck)
+        m = one.models[key]
+        x = np.random.default_rng(0).standard_normal((9, m.n_chans, m.n_times)).astype(np.float32)
+        np.testing.assert_allclose(two.infer(key, x), one.infer(key, x), rtol=1e-6, atol=1e-7)
+        assert two.infer(key, x[:3]).shape == (3, len(m.class_names))  # small: not split
+    finally:
+        two.close()

@@ -70,6 +70,21 @@ def test_timeline_durations_open_cues_and_the_whole_window_rule():
     assert late.truth(5.1, 7.1) is None
 
 
+def test_window_edges_within_half_a_sample_of_a_cue_edge_are_that_sample():
+    # a window starting on a cue's onset sample, its time computed by other float arithmetic
+    exact = CueTimeline(MarkerMap(_profile()))
+    tol = CueTimeline(MarkerMap(_profile()), tolerance_s=0.5 / 160)
+    for tl in (exact, tol):
+        tl.add("T1", 1000.0, 4.0)
+        tl.add("T0", 1004.0, 4.0)
+    early = 1000.0 - 1e-9
+    assert exact.truth(early, 1002.0) is None
+    assert tol.truth(early, 1002.0) == "left"
+    assert tol.truth(1002.0, 1004.0 + 1e-9) == "left"  # ends on the next cue's onset sample - tiny
+    assert tol.truth(1000.0 - 1 / 160, 1002.0) is None  # a whole sample before: partly unlabelled
+    assert tol.truth(1002.0, 1004.0 + 1 / 160) is None  # a whole sample into the rest cue
+
+
 def _after_replay(replay, extra_s: float):
     """A ``should_stop`` that turns True ``extra_s`` seconds after the replay finished."""
     end = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pylsl
@@ -23,11 +24,22 @@ def _decision(profile: str, seq: int) -> Decision:
     return Decision(profile, CLASSES[int(np.argmax(p))], probs, t_end - 4.0, t_end, 3.0 + seq, seq)
 
 
+def _pull(inlet: pylsl.StreamInlet, n: int, timeout: float = 15.0, **kwargs) -> tuple[list, list]:
+    """Pull until ``n`` samples came (one pull_chunk may return part of them on a loaded machine)."""
+    samples, stamps = [], []
+    deadline = time.monotonic() + timeout
+    while len(stamps) < n and time.monotonic() < deadline:
+        x, ts = inlet.pull_chunk(timeout=0.5, max_samples=n - len(stamps), **kwargs)
+        samples += list(x)
+        stamps += list(ts)
+    return samples, stamps
+
+
 def test_marker_and_probability_streams_read_back(unique_name, find_stream, tmp_path):
     profile = unique_name.replace("t-", "p")
     log = DecisionLog(tmp_path / "decisions.jsonl")
     with DecisionOutlets(profile, CLASSES, log=log) as outlets:
-        minfo, pinfo = find_stream(f"eegmamba-{profile}"), find_stream(f"eegmamba-{profile}-probs")
+        minfo, pinfo = find_stream(f"eegmamba-{profile}", 15), find_stream(f"eegmamba-{profile}-probs", 15)
         assert (minfo.type(), minfo.channel_count(), minfo.nominal_srate()) == ("Markers", 1, 0.0)
         assert minfo.channel_format() == pylsl.cf_string
         assert (pinfo.channel_count(), pinfo.channel_format()) == (3, pylsl.cf_float32)
@@ -38,8 +50,8 @@ def test_marker_and_probability_streams_read_back(unique_name, find_stream, tmp_
         sent = [_decision(profile, k) for k in range(5)]
         for d in sent:
             outlets.push(d)
-        m, mts = markers.pull_chunk(timeout=2.0, max_samples=5)
-        p, pts = probs.pull_chunk(timeout=2.0, max_samples=5, as_numpy=True)
+        m, mts = _pull(markers, 5)
+        p, pts = _pull(probs, 5, as_numpy=True)
     log.close()
     got = [json.loads(s[0]) for s in m]
     assert [set(g) for g in got] == [{"profile", "label", "probs", "t_start", "t_end", "latency_ms", "seq",
