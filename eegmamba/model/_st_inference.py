@@ -97,19 +97,19 @@ def _folded(st, task: str) -> dict:
     return out
 
 
-def forward(st, x: torch.Tensor, task: str) -> tuple[torch.Tensor, int]:
-    """``STAdaptive.forward`` (``(tokens (B, N + 1, D), cls_index)``) when :func:`applicable`."""
+def tokens(st, x: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dual-path tokenizer's ``(small (B, N_s, D), wide (B, N_w, D))`` tokens of ``x`` as
+    ``STAdaptive.forward`` computes them, when :func:`applicable` (it places the class token)."""
     f = _folded(st, task)
     B, C, L = x.shape
     D = f["sa_w"].shape[1]
-    pads = [f[n][4] for n in ("small", "wide")]
-    P = max(pads)
-    ends = []
+    P = max(f[n][4] for n in ("small", "wide"))
+    geo = {}  # path -> (tokens, segments)
     for n in ("small", "wide"):
-        wt, _, m, s, p, k = f[n]
+        _, _, m, s, p, k = f[n]
         n_tok = (L + 2 * p - k) // s + 1
-        ends.append(P - p + (n_tok + m - 1) * s)
-    T = max(P + L, *ends)
+        geo[n] = (n_tok, n_tok + m - 1)
+    T = max(P + L, *(P - f[n][4] + geo[n][1] * f[n][3] for n in geo))
     xp = x.new_zeros(B, T, C)  # time-major, zero-padded input
     xp[:, P:P + L] = x.transpose(1, 2)
     y = torch.addmm(f["sa_b"], xp.view(B * T, C), f["sa_w"]).view(B, T, D)
@@ -118,9 +118,8 @@ def forward(st, x: torch.Tensor, task: str) -> tuple[torch.Tensor, int]:
     y[:, P + L:].zero_()
     parts = []
     for n in ("small", "wide"):
-        wt, sh, m, s, p, k = f[n]
-        n_tok = (L + 2 * p - k) // s + 1
-        nseg = n_tok + m - 1
+        wt, sh, m, s, p, _ = f[n]
+        n_tok, nseg = geo[n]
         seg = y.as_strided((B, nseg, s * D), (T * D, s * D, 1), y.storage_offset() + (P - p) * D)
         z = torch.matmul(seg, wt)  # (B, nseg, m D_out); one GEMM when the view folds (wide path)
         d_out = z.shape[2] // m
@@ -128,10 +127,4 @@ def forward(st, x: torch.Tensor, task: str) -> tuple[torch.Tensor, int]:
         for j in range(1, m):
             t += z[:, j:j + n_tok, j * d_out:(j + 1) * d_out]
         parts.append(torch.ops.aten.gelu_(t))
-    small, wide = parts
-    cls = st.cls_token.expand(B, -1, -1)
-    if st.cls_position == "start":
-        return torch.cat([cls, small, wide], dim=1), 0
-    if st.cls_position == "middle":
-        return torch.cat([small, cls, wide], dim=1), small.shape[1]
-    return torch.cat([small, wide, cls], dim=1), small.shape[1] + wide.shape[1]
+    return parts[0], parts[1]

@@ -94,9 +94,10 @@ class STAdaptive(nn.Module):
 
     def forward(self, x: torch.Tensor, task: str) -> tuple[torch.Tensor, int]:
         if _st_inference.applicable(self, x, task):  # CPU inference: same function, fewer passes
-            return _st_inference.forward(self, x, task)
-        y = self.spatial(x, task)
-        small, wide = self.tokenizer.small(y, task), self.tokenizer.wide(y, task)
+            small, wide = _st_inference.tokens(self, x, task)
+        else:
+            y = self.spatial(x, task)
+            small, wide = self.tokenizer.small(y, task), self.tokenizer.wide(y, task)
         cls = self.cls_token.expand(x.shape[0], -1, -1)
         if self.cls_position == "start":
             return torch.cat([cls, small, wide], dim=1), 0
