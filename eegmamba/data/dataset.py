@@ -90,7 +90,12 @@ def window_label(w: Window, labels: np.ndarray, sfreq: float,
     else:
         a = max(int(np.searchsorted(timestamps, w.t_start + 1e-9, side="right")) - 1, 0)
         b = min(int(np.searchsorted(timestamps, w.t_end + 1e-9, side="right")) - 1, len(labels) - 1)
-    seg = labels[a:b + 1]
+    return segment_label(labels[a:b + 1])
+
+
+def segment_label(seg: np.ndarray) -> tuple[int, str | None]:
+    """The labelling rule for one window's input samples' labels ``seg``: ``(class index, None)``
+    if all share one class, else ``(-1, drop reason)`` (training, evaluation and live scoring)."""
     classes = np.unique(seg[seg != UNLABELLED])
     if len(classes) == 0:
         return UNLABELLED, "unlabelled"
