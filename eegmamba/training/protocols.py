@@ -6,14 +6,14 @@
 2. ``within-subject`` — per subject: train on its ``train_runs`` (EEGMMIDB 4 + 8), test on its
    ``test_runs`` (12): a chronological split. Networks early-stop on the last 20 % in time of each
    training run (``cv.time_split_per_file``). Mean ± std over subjects.
+3. ``calibrated`` — per subject: the cross-subject fold model that never saw the subject, fine-tuned
+   on the subject's ``train_runs``, tested on its ``test_runs``; compared on the same subjects and
+   windows with (1) without calibration and (2) from scratch (``eegmamba.training.calibrated``).
 4. ``leave-one-recording-out`` — per subject with at least 3 recordings, per recording: train on the
    subject's other recordings, test on this one (``recording_key``: for the CHB-MIT segment files,
    one recording = one seizure and the background just before it, so this is the patient-specific
    leave-one-seizure-out of Shoeb 2009). Networks early-stop on whole held-out training recordings.
    Mean ± std over recordings.
-3. ``calibrated`` — per subject: the cross-subject fold model that never saw the subject, fine-tuned
-   on the subject's ``train_runs``, tested on its ``test_runs``; compared on the same subjects and
-   windows with (1) without calibration and (2) from scratch (``eegmamba.training.calibrated``).
 
 Windows: training windows on the profile's ``train_hop_s`` grid, test windows on the live
 ``hop_s`` grid (the windows the live loop decides on). Each unit (a fold or a subject) of each arm
@@ -44,7 +44,6 @@ from eegmamba.training.metrics import (compute_metrics, per_class_metrics, per_g
                                        summarize_folds)
 
 PROTOCOLS = ("cross-subject", "within-subject", "calibrated", "leave-one-recording-out")
-_RUNNABLE = ("cross-subject", "within-subject", "leave-one-recording-out")  # calibrated: its own class
 
 
 @dataclass(frozen=True)
@@ -230,7 +229,7 @@ class ProtocolRun:
     """Run one protocol's units for the configured arms (see module docstring)."""
 
     def __init__(self, cfg: ProtocolConfig, resume: bool = False, console=None, argv=None) -> None:
-        if cfg.protocol not in _RUNNABLE:
+        if cfg.protocol not in UNIT_BUILDERS:  # calibrated: its own class
             raise UserInputError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {cfg.protocol!r}")
         unknown = sorted(set(cfg.arms) - set(ARMS))
         if unknown:
