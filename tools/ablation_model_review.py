@@ -27,9 +27,7 @@ every unit). Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import functools
 import json
 import time
 from pathlib import Path
@@ -39,19 +37,6 @@ import numpy as np
 import yaml
 
 METRICS = ("acc", "balanced_acc", "auroc", "f1_weighted", "kappa")
-
-
-@contextlib.contextmanager
-def cls_position(position: str):
-    """Every EEGMamba built inside (``fit_arm`` calls ``eegmamba.create_model``) gets ``position``."""
-    import eegmamba
-
-    orig = eegmamba.create_model
-    eegmamba.create_model = functools.partial(orig, cls_position=position)
-    try:
-        yield
-    finally:
-        eegmamba.create_model = orig
 
 
 def arm_profile(a, arm: str, out: Path) -> str:
@@ -76,6 +61,7 @@ def protocol_config(a, arm: str, out: Path, models: tuple[str, ...]):
 
     settings = ArmSettings(eegmamba_epochs=a.epochs, eegmamba_patience=a.patience,
                            eegmamba_batch=a.batch_size, eegmamba_variant=a.variant,
+                           eegmamba_cls_position=arm if a.ablation == "cls" else "start",
                            eegnet_epochs=100, eegnet_patience=10)
     return ProtocolConfig(
         protocol=a.protocol, profile=arm_profile(a, arm, out), data=tuple(a.data),
@@ -177,9 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs[arms[0]]._unit(d0, peer, u)
     for u in units:
         for arm in arms:
-            ctx = cls_position(arm) if a.ablation == "cls" else contextlib.nullcontext()
-            with ctx:
-                runs[arm]._unit(data[arm], "eegmamba", u)
+            runs[arm]._unit(data[arm], "eegmamba", u)
     arm_units = {}
     for arm in arms:
         results = collect(Path(runs[arm].cfg.out), data[arm].profile, records[arm], time.time() - t0)

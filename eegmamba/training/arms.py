@@ -59,6 +59,7 @@ class ArmSettings:
     eegmamba_patience: int = 10
     eegmamba_batch: int = 128
     eegmamba_variant: str = "eegmamba_single"
+    eegmamba_cls_position: str = "start"  # EEGMambaConfig.cls_position (Eq. 7; ablation tool)
     eegnet_epochs: int = 100
     eegnet_patience: int = 10
     eegnet_batch: int = 64
@@ -173,7 +174,8 @@ def fit_arm(arm: str, profile: Profile, train: Windows, val: Windows | None, set
 
         seed_everything(seed)
         model = init.model if init is not None else create_model(
-            settings.eegmamba_variant, tasks=[_task_spec(profile)])
+            settings.eegmamba_variant, tasks=[_task_spec(profile)],
+            cls_position=settings.eegmamba_cls_position)
         cfg = TrainConfig(epochs=settings.eegmamba_epochs, batch_size=settings.eegmamba_batch,
                           patience=settings.eegmamba_patience, seed=seed,
                           **({"lr": lr} if lr else {}))

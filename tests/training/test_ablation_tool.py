@@ -19,17 +19,27 @@ def tool():
     return mod
 
 
-def test_cls_position_context_sets_and_restores(tool):
-    import eegmamba
-    from eegmamba import TaskSpec
+def test_cls_arm_builds_that_model(tool, tmp_path):
+    import argparse
 
-    spec = TaskSpec("t", 2, 400, 2, sfreq=200.0)
-    with tool.cls_position("middle"):
-        from eegmamba import create_model  # what fit_arm does at call time
+    import numpy as np
 
-        m = create_model("eegmamba_single", tasks=[spec])
-    assert m.config.cls_position == "middle"
-    assert eegmamba.create_model("eegmamba_single", tasks=[spec]).config.cls_position == "start"
+    from eegmamba.profiles import load_profile
+    from eegmamba.training.arms import Windows, fit_arm
+
+    a = argparse.Namespace(ablation="cls", profile="motor_imagery", protocol="within-subject",
+                           data=["x"], subjects=None, runs=None, train_runs=[4, 8], test_runs=[12],
+                           folds=5, seed=0, epochs=1, patience=1, batch_size=8,
+                           variant="eegmamba_single")
+    cfg = tool.protocol_config(a, "middle", tmp_path, ("eegmamba",))
+    assert cfg.settings.eegmamba_cls_position == "middle"
+    assert tool.protocol_config(a, "start", tmp_path, ("eegmamba",)).settings.eegmamba_cls_position == "start"
+    profile = load_profile("motor_imagery")
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((8, profile.n_channels, profile.window_samples)).astype(np.float32)
+    w = Windows(z, z, np.array([0, 1] * 4))
+    fitted = fit_arm("eegmamba", profile, w, None, cfg.settings, seed=0)
+    assert fitted.model.config.cls_position == "middle"
 
 
 def _unit(subject, acc):
