@@ -49,18 +49,23 @@ def calibrated_per_subject(res: dict, metric: str = "auroc") -> list[str]:
     return lines
 
 
+def _fits(folder: str, arm: str):
+    """``(unit record, epoch history, history row of the best epoch)`` of each unit of ``arm`` that
+    logged a history."""
+    for p in sorted((Path(folder) / "units" / arm).glob("*.json")):
+        u = json.loads(p.read_text())
+        h = u["fit"].get("history") or []
+        if h:
+            yield u, h, h[max(u["fit"]["best_epoch"], 1) - 1]
+
+
 def curves(folder: str, arms=("eegmamba", "eegnet")) -> list[str]:
     """Per fold of the neural arms: epochs run, best epoch, train / validation loss at epoch 1, at
     the best epoch and at the last epoch, and the best validation accuracy when logged."""
     lines = ["| model | unit | epochs run | best epoch | train loss 1 → best → last | "
              "val loss 1 → best → last | val acc at best |", "|---|---|---|---|---|---|---|"]
     for arm in arms:
-        for p in sorted((Path(folder) / "units" / arm).glob("*.json")):
-            u = json.loads(p.read_text())
-            h = u["fit"].get("history") or []
-            if not h:
-                continue
-            b = h[max(u["fit"]["best_epoch"], 1) - 1]
+        for u, h, b in _fits(folder, arm):
             tr = " → ".join(f"{r['train_loss']:.3f}" for r in (h[0], b, h[-1]))
             va = " → ".join(f"{r.get('val_loss', float('nan')):.3f}" for r in (h[0], b, h[-1]))
             acc = fmt(b.get("val_acc"))
@@ -75,14 +80,9 @@ def epochs_summary(folder: str, arms=("eegmamba", "eegnet")) -> list[str]:
              "train loss at best (mean) | val loss at best (mean) |", "|---|---|---|---|---|---|"]
     for arm in arms:
         runs, bests, trs, vas = [], [], [], []
-        for p in sorted((Path(folder) / "units" / arm).glob("*.json")):
-            u = json.loads(p.read_text())
-            h = u["fit"].get("history") or []
-            if not h:
-                continue
+        for u, h, b in _fits(folder, arm):
             runs.append(len(h))
             bests.append(u["fit"]["best_epoch"])
-            b = h[max(u["fit"]["best_epoch"], 1) - 1]
             trs.append(b["train_loss"])
             vas.append(b.get("val_loss", float("nan")))
         if runs:
