@@ -102,6 +102,8 @@ class ProfilePipeline:
         # picked raw chunks held back until the next window's last input sample is among them
         self._held: list[tuple[np.ndarray, np.ndarray, tuple]] = []
         self._n_held = 0
+        self._last_chunk_size = 1
+        self._period = 1.0 / stream_sfreq  # seconds per sample, as the timestamps pace them
         self._max_held = max(1, int(stream_sfreq))  # process at least every second of input
 
     def set_input_rate(self, sfreq: float) -> None:
@@ -155,12 +157,35 @@ class ProfilePipeline:
             breaks = tuple(c[3]) if len(c) > 3 else ()
             if any(r == "jump" for _, r in breaks):
                 self._arrivals.clear()  # the clock jumped: older records no longer order by time
+            if self._arrivals and not breaks and ts[-1] > self._arrivals[-1][1]:
+                self._period = (float(ts[-1]) - self._arrivals[-1][1]) / ts.size
             self._arrivals.append((float(ts[0]), float(ts[-1]), arrival))
             self._held.append((samples[self.picks], ts, breaks))
             self._n_held += ts.size
+            self._last_chunk_size = ts.size
         needed = self.pre.inputs_needed(self.windower.samples_needed)
         if self.pre.n_in + self._n_held < needed and self._n_held < self._max_held:
             return []
+        return self._process_held(clock, hold)
+
+    def flush(self, clock=None, hold: str | None = None) -> list[PendingWindow]:
+        """Preprocess the held chunks now rather than with the chunk completing the next window
+        (same windows and samples: the step is chunk-invariant), so that chunk has only its own
+        samples left to process. ``clock``, ``hold``: as in :meth:`push_many`."""
+        return self._process_held(clock, hold) if self._held else []
+
+    def due(self) -> float | None:
+        """Estimated local time (``pylsl.local_clock``) at which the input sample completing the next
+        window arrives, if chunks keep the newest chunk's size and pace: its arrival plus the chunks
+        until the one holding that sample, at the pace of the timestamps (the nominal rate, or
+        faster for a replay at ``--speed``). ``None`` before any chunk."""
+        if not self._arrivals:
+            return None
+        missing = self.pre.inputs_needed(self.windower.samples_needed) - self.pre.n_in - self._n_held
+        per_chunk = self._last_chunk_size
+        return self._arrivals[-1][2] + -(-max(missing, 0) // per_chunk) * per_chunk * self._period
+
+    def _process_held(self, clock, hold: str | None) -> list[PendingWindow]:
         held, self._held, self._n_held = self._held, [], 0
         breaks, offset = [], 0
         for _, ts, b in held:
@@ -183,7 +208,7 @@ class ProfilePipeline:
             self._chunk_of(ty[-1])
             return []
         done = clock() if clock is not None and windows else float("nan")
-        last_arrival = chunks[-1][2]
+        last_arrival = self._arrivals[-1][2]
         out = []
         for w in windows:
             arrival = self._chunk_of(w.t_end)[2]

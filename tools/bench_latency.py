@@ -137,8 +137,12 @@ def _measure(names: list[str], checkpoint: Path, args, stagger: float) -> dict:
             timings.append(t)
 
     try:
-        loop = LiveLoop(acq, engine, pipelines, on_timing=record, **(
-            {"batch_budget_s": args.batch_budget} if args.batch_budget is not None else {}))
+        extra = {"batch_budget_s": args.batch_budget} if args.batch_budget is not None else {}
+        if args.no_prime:
+            extra["prime_lead_s"] = None
+        if args.switch_interval is not None:
+            extra["switch_interval_s"] = args.switch_interval or None
+        loop = LiveLoop(acq, engine, pipelines, on_timing=record, **extra)
     except TypeError:  # an older LiveLoop (before/after runs): decisions only, no stage times
         def record_decision(d) -> None:
             import pylsl
@@ -253,6 +257,12 @@ def main(argv=None) -> int:
                     help="comma-separated: spread the streams' window phases over this many seconds "
                     "(0: all streams' windows complete together, the worst case; 0.5 = one hop: "
                     "evenly spread, as independent headsets); each stream count runs with each")
+    ap.add_argument("--no-prime", action="store_true",
+                    help="LiveLoop without priming (prime_lead_s=None): no warm-up of an idle model "
+                         "and its pipelines just before their next window is due")
+    ap.add_argument("--switch-interval", type=float, default=None,
+                    help="LiveLoop switch_interval_s, seconds (0: leave Python's 5 ms; default: "
+                         "LiveLoop's)")
     ap.add_argument("--batch-budget", type=float, default=None,
                     help="LiveLoop batch_budget_s, seconds (default: LiveLoop's)")
     ap.add_argument("--peers", default="floor,csp,cnn", help="peers of bench_latency_peers.py run "

@@ -87,7 +87,7 @@ class Reader:
             self.prob_rows.extend(rows)
 
 
-def _build(replay, profile_paths, checkpoints, delay_s=0.0, stall_s=2.0, on_timing=None):
+def _build(replay, profile_paths, checkpoints, delay_s=0.0, stall_s=2.0, on_timing=None, **loop_args):
     acq = Acquisition(AcquisitionConfig(stall_s=stall_s))
     inlet = acq.add(StreamQuery(name=replay.name), timeout=10.0)
     engine = InferenceEngine("cpu", delay_s=delay_s)
@@ -96,7 +96,7 @@ def _build(replay, profile_paths, checkpoints, delay_s=0.0, stall_s=2.0, on_timi
         m = engine.load(ck)
         pipelines.append(ProfilePipeline(load_profile(pp), inlet.key, inlet.ch_names, inlet.sfreq, m.key))
     engine.warm_up(1)
-    return acq, engine, LiveLoop(acq, engine, pipelines, on_timing=on_timing)
+    return acq, engine, LiveLoop(acq, engine, pipelines, on_timing=on_timing, **loop_args)
 
 
 def _run_until_done(loop, replay, readers, extra_s=1.5, limit_s=90):
@@ -398,3 +398,62 @@ def test_split_batches_give_the_same_probabilities(tmp_path):
         assert two.infer(key, x[:3]).shape == (3, len(m.class_names))  # small: not split
     finally:
         two.close()
+
+
+def test_flush_gives_the_same_windows_and_due_predicts_the_completing_chunk(mi_recording):
+    """``flush`` (preprocess the held chunks early, as priming does) changes no window; with chunks
+    of a steady size and pace, ``due`` is the arrival of the chunk that completes the next window."""
+    profile = load_profile("motor_imagery")
+    rec = read_recording(mi_recording, profile)
+    x = rec.data[:, : int(20 * rec.sfreq)]
+    t = 3.0 + np.arange(x.shape[1]) / rec.sfreq
+    plain = ProfilePipeline(profile, "s", list(profile.channels.names), rec.sfreq, "m")
+    flushed = ProfilePipeline(profile, "s", list(profile.channels.names), rec.sfreq, "m")
+    rng = np.random.default_rng(1)
+    n = 10
+    windows = {id(plain): [], id(flushed): []}
+    predicted, completing, n_flushed = None, [], 0
+    for i, a in enumerate(range(0, x.shape[1] - n + 1, n)):
+        chunk = (x[:, a:a + n], t[a:a + n], t[a + n - 1] + 0.002)  # arrives 2 ms after its last sample
+        out = plain.push_many([chunk])
+        windows[id(plain)] += out
+        if out:
+            completing.append((predicted, chunk[2]))
+        predicted = plain.due()
+        windows[id(flushed)] += flushed.push_many([chunk])
+        if rng.random() < 0.5:
+            n_flushed += bool(flushed._held)
+            assert flushed.flush() == []  # never completes a window: that chunk has not come
+        assert flushed.due() == pytest.approx(predicted, abs=1e-9)
+    assert n_flushed > 10 and len(windows[id(plain)]) == 1 + round((20 - 3.0) / 0.5)
+    for p, q in zip(windows[id(plain)], windows[id(flushed)], strict=True):
+        assert p.window.t_start == q.window.t_start and p.arrival == q.arrival
+        np.testing.assert_array_equal(p.window.data, q.window.data)
+    assert len(completing) == len(windows[id(plain)])
+    for want, got in completing[1:]:
+        assert want == pytest.approx(got, abs=1e-9)
+
+
+def test_priming_runs_while_idle_and_switch_interval_is_restored(tmp_path, player, mi_recording):
+    """With one slow stream the model is idle between windows: the loop primes it before each is
+    due, and publishes as usual; Python's switch interval is the loop's while it runs, then back."""
+    import sys
+
+    prof = _profile_file(tmp_path, "motor_imagery")
+    ck = _checkpoint(tmp_path, prof)
+    before = sys.getswitchinterval()
+    counts = {}
+    for prime in (0.003, None):
+        replay = player(mi_recording, speed=2.0, wait_for_consumer_s=10.0, markers=False)
+        replay.start()
+        intervals = []
+        acq, engine, loop = _build(replay, [prof], [ck], prime_lead_s=prime,
+                                   on_decision=lambda d: intervals.append(sys.getswitchinterval()))
+        with acq:
+            loop.run(5.0)
+        loop.close()
+        replay.stop()
+        assert loop.outputs[0].seq >= 4 and set(intervals) == {0.0005}
+        assert sys.getswitchinterval() == before
+        counts[prime] = loop.n_primed
+    assert counts[0.003] >= 3 and counts[None] == 0
