@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from eegmamba.units import UV_PER, canonical_unit, check_amplitude
-from realtime.timestamps import TimestampConfig, TimestampModel
+from realtime.timestamps import TimestampConfig, TimestampModel, steps_after
 
 logger = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ class StreamCounters:
         self.last_error: str | None = None
 
     def update(self, raw: np.ndarray, now: float) -> None:
-        steps = np.diff(raw, prepend=self.last_raw) if self.last_raw is not None else np.diff(raw)
+        steps = steps_after(raw, self.last_raw) if self.last_raw is not None else np.diff(raw)
         # equal stamps are legitimate on irregular streams (two markers at one instant)
         backwards = steps <= 0 if self.nominal > 0 else steps < 0
         self.n_backwards += int(backwards.sum())

@@ -41,6 +41,26 @@ import numpy as np
 from eegmamba._checks import check_positive
 
 
+def percentile_linear(a: np.ndarray, q: float) -> float:
+    """``np.percentile(a, q)`` (its default linear method, same value) by a partial sort: called for
+    every pulled block of every stream, where ``np.percentile``'s generality cost ~70 µs of ~175."""
+    pos = q / 100.0 * (a.size - 1)
+    lo = int(pos)
+    hi = min(lo + 1, a.size - 1)
+    part = np.partition(a, (lo, hi))
+    x0, x1, t = float(part[lo]), float(part[hi]), pos - lo
+    d = x1 - x0
+    return x1 - d * (1.0 - t) if t >= 0.5 else x0 + d * t  # numpy's _lerp
+
+
+def steps_after(raw: np.ndarray, last: float) -> np.ndarray:
+    """``np.diff(raw, prepend=last)`` without its concatenation (per pulled block, ~4x faster)."""
+    steps = np.empty(raw.size)
+    steps[0] = raw[0] - last
+    np.subtract(raw[1:], raw[:-1], out=steps[1:])
+    return steps
+
+
 @dataclass(frozen=True)
 class TimestampConfig:
     """Timestamp model settings (seconds unless said otherwise; see the module docstring)."""
@@ -97,7 +117,8 @@ class TimestampModel:
         self._last_raw: float | None = None
         self._last_out: float | None = None
         self._last_arrival: float | None = None
-        self._steps: deque[float] = deque(maxlen=256)
+        self._steps = np.zeros(256)  # ring of the last blocks' largest |step error|, seconds
+        self._n_steps = 0
         self._rates: deque[tuple[int, float]] = deque()  # (span, fitted rate) after each block
         self._n_res = 0
         self.n_gaps = self.n_jumps = 0
@@ -137,9 +158,10 @@ class TimestampModel:
     def threshold(self) -> float:
         """Step error (seconds) above which a raw step can be a break."""
         c = self.config
-        jit = float(np.percentile(np.abs(self._steps), 95)) if self._steps else 0.0
+        n = min(self._n_steps, self._steps.size)
+        jit = percentile_linear(self._steps[:n], 95.0) if n else 0.0
         thr = 0.5 * self.period + c.tolerance_s + c.jitter_factor * jit
-        if len(self._steps) < c.warmup_blocks:
+        if n < c.warmup_blocks:
             thr = max(thr, c.warmup_floor_s)
         return thr
 
@@ -189,7 +211,7 @@ class TimestampModel:
         idx = self.n + np.arange(n)
         breaks: list[tuple[int, str]] = []
         thr = self.threshold()
-        step_err = np.diff(np.concatenate([[self._last_raw], raw])) - self.period
+        step_err = steps_after(raw, self._last_raw) - self.period
         cand = np.abs(step_err) > thr
         line = self._line(idx)
         shifts = np.zeros(n)  # line shift in force at each sample of the block
@@ -218,7 +240,8 @@ class TimestampModel:
         resid = raw - line - shifts
         fit = np.ones(n, dtype=bool)
         if not breaks:
-            self._steps.append(float(np.max(np.abs(step_err))))
+            self._steps[self._n_steps % self._steps.size] = np.abs(step_err).max()
+            self._n_steps += 1
             if cand.any():  # late-stamped samples that caught up: keep them out of the fit
                 fit = np.abs(resid) <= thr
         out = self._outputs(line + shifts, [b[0] for b in breaks])

@@ -219,3 +219,16 @@ def test_deferred_decision_keeps_its_counters_clean():
     assert (model.n, model.n_gaps, model.n_jumps) == (50, 0, 0)
     out, breaks = model.push(np.concatenate([ts[100:110], ts[110:120]]), 1.1)
     assert breaks == [(0, "gap")] and model.n_gaps == 1 and model.n == 70
+
+
+def test_fast_percentile_and_steps_equal_numpys():
+    """The per-block helpers give exactly numpy's values (the break threshold is unchanged)."""
+    from realtime.timestamps import percentile_linear, steps_after
+
+    rng = np.random.default_rng(0)
+    for n in [1, 2, 3, 19, 20, 21, 255, 256]:
+        for _ in range(20):
+            a = np.abs(rng.standard_t(3, size=n)) * 1e-3
+            assert percentile_linear(a, 95.0) == float(np.percentile(a, 95))
+            raw = 100.0 + np.cumsum(rng.uniform(0.001, 0.01, n))
+            np.testing.assert_array_equal(steps_after(raw, 99.99), np.diff(raw, prepend=99.99))
