@@ -6,6 +6,8 @@ The loop sleeps until the acquisition thread signals that a chunk was queued
 (:meth:`Acquisition.wait_for_data`), then in one step preprocesses every stream's new samples,
 classifies the windows they completed (one batched inference per checkpoint) and publishes: a window
 is classified in the step that receives its last input sample (the resampler has no look-ahead).
+While a model is idle, shortly before its next window is due the loop primes it (``prime_lead_s``):
+an idle model's code and weights leave the caches, and a cold window costs ~3x a warm one.
 
 Never falls behind, and degrades gracefully with many streams: each pipeline has at most one window
 waiting (a newer one replaces it, and the older is counted as dropped, ``stale``); each step
