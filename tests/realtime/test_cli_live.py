@@ -89,7 +89,7 @@ def test_replay_run_prints_decisions_log_and_summary(seizure_checkpoint, shared_
 def test_dashboard_run_shows_panels_and_live_accuracy(seizure_checkpoint, shared_data):
     r = _live("--profile", "seizure", "--checkpoint", str(seizure_checkpoint), "--replay",
               str(shared_data / "seizure" / "chb01_03_Seizure_41s.edf"), "--speed", "8",
-              "--device", "cpu")
+              "--device", "cpu", "--no-prime")
     assert r.returncode == 0, r.stderr
     for panel in ("Streams", "Profile seizure", "Latency", "Drops"):
         assert panel in r.stdout
@@ -143,3 +143,21 @@ def test_stream_selected_by_source_id_and_by_type(seizure_checkpoint, player, sh
     assert f"stream '{replay.name}'" in r.stdout
     r = _live(*base, "--source-id", replay.source_id, "--type", "Markers")
     assert r.returncode == 2 and "no LSL stream with type='Markers' and source_id=" in r.stderr
+
+
+@pytest.mark.parametrize("prime", [True, False])
+def test_priming_follows_the_session_option(seizure_checkpoint, short_recording, prime):
+    """``--no-prime`` (``SessionOptions.prime``) turns the loop's priming off; by default a slow
+    stream's idle model is primed before its windows."""
+    from realtime.session import Session, SessionOptions
+
+    session = Session(SessionOptions(profiles=["seizure"], checkpoints=[str(seizure_checkpoint)],
+                                     replay=str(short_recording), speed=1.0, device="cpu",
+                                     prime=prime))
+    try:
+        session.loop.run(6.0)
+        assert session.loop.outputs[0].seq >= 3
+        assert (session.loop.prime_lead_s is not None) == prime
+        assert (session.loop.n_primed > 0) == prime
+    finally:
+        session.close()

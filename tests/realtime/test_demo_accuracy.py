@@ -48,6 +48,7 @@ def test_demo_live_accuracy_equals_offline_evaluation(unique_name):
     finally:
         session.close()
     assert session.loop.drops().get("stale", 0) == 0
+    assert session.loop.n_primed > 0  # windows every 0.1 s: the idle model was primed (exactness kept)
     stats = snap.profiles[0]
 
     # the same windows: the live decisions scored are those at the offline windows' start times
