@@ -181,9 +181,10 @@ class LiveLoop:
     switch_interval_s : float | None, Python's thread switch interval while :meth:`run` runs
         (``sys.setswitchinterval``, restored after; default 0.5 ms instead of Python's 5 ms). The
         acquisition thread's Python work and this loop take turns holding the GIL, and every torch
-        operation of an inference gives it up and takes it back: with 64 streams a loop waiting up
-        to 5 ms for each hand-back made p50 latency 78 ms; 0.5 ms gave 36 ms (p99 241 → 121 ms,
-        same machine and minutes). ``None``: leave Python's.
+        operation of an inference gives it up and takes it back, so with Python's 5 ms the loop can
+        wait that long at a hand-back. Measured with 64 streams: one pair of runs gave p50 78 → 36
+        ms, three alternating rounds a difference within this VM's run-to-run spread
+        (docs/benchmarks.md); kept because it bounds that wait. ``None``: leave Python's.
     """
 
     def __init__(self, acquisition: Acquisition, engine: InferenceEngine,
