@@ -396,8 +396,9 @@ class LiveLoop:
             t0 = clock()
             for d, o in dues:
                 if d - lead <= now:
-                    inlet = self._inlet_of[o.pipeline.stream_key]
-                    for w in o.pipeline.flush(clock, hold=inlet.hold):
+                    key_s = o.pipeline.stream_key
+                    hold = self._hold(self._inlet_of[key_s], self._by_stream[key_s])
+                    for w in o.pipeline.flush(clock, hold=hold):
                         self._wait(w)
             m = self.engine.models[key]
             self.engine.infer(key, np.zeros((1, m.n_chans, m.n_times), np.float32))

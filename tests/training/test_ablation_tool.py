@@ -33,7 +33,8 @@ def test_cls_arm_builds_that_model(tool, tmp_path):
                            variant="eegmamba_single")
     cfg = tool.protocol_config(a, "middle", tmp_path, ("eegmamba",))
     assert cfg.settings.eegmamba_cls_position == "middle"
-    assert tool.protocol_config(a, "start", tmp_path, ("eegmamba",)).settings.eegmamba_cls_position == "start"
+    settings = tool.protocol_config(a, "start", tmp_path, ("eegmamba",)).settings
+    assert settings.eegmamba_cls_position == "start"
     profile = load_profile("motor_imagery")
     rng = np.random.default_rng(0)
     z = rng.standard_normal((8, profile.n_channels, profile.window_samples)).astype(np.float32)
