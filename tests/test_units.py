@@ -81,7 +81,7 @@ def test_real_recordings_are_plausible(shared_data):
 
 def test_recording_in_volts_declared_as_uv_is_a_clear_error(tmp_path):
     """An EDF whose values are volts but whose header says uV: one line naming the file."""
-    from tools.make_synthetic_edf import make_synthetic_edf
+    from eegmamba.testing.synthetic_edf import make_synthetic_edf
 
     import edfio
 

@@ -1,4 +1,4 @@
-"""Faults from the outside: a scripted pylsl outlet (``tools/fault_outlet.py``) streams EEGMMIDB
+"""Faults from the outside: a scripted pylsl outlet (``eegmamba/testing/fault_outlet.py``) streams EEGMMIDB
 S001R04 with one fault per scenario into ``eegmamba-live`` run as a subprocess from ``--repo`` (any
 version of this project: the one checked out, or an older export), and a pylsl client reads its
 decision markers. Per scenario: decisions, drops by reason (from the summary), decisions on windows
@@ -29,7 +29,7 @@ import pylsl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tools.fault_outlet import Burst, FaultyOutlet, Gap, Jump, Recreate  # noqa: E402
+from eegmamba.testing.fault_outlet import Burst, FaultyOutlet, Gap, Jump, Recreate  # noqa: E402
 
 FS = 160.0
 T_FAULT = 8.0  # seconds into the stream

@@ -20,7 +20,7 @@ What is taken from a file:
   annotations — one per marker at its (synchronised) timestamp (put on a sample when within 1 % of
   a sample period of one: ``snap_onsets``), lasting the value of a
   ``duration_s`` channel when the stream has one (as ``eegmamba-replay`` and
-  ``tools/xdf_writer.py`` write), else until the next marker, the last one until the end of the EEG.
+  ``eegmamba/testing/xdf_writer.py`` write), else until the next marker, the last one until the end of the EEG.
 """
 
 from __future__ import annotations

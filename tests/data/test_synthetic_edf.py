@@ -3,7 +3,6 @@ with a custom profile (any channel count/rate)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import mne
@@ -14,10 +13,7 @@ from scipy import signal
 
 from eegmamba.data.dataset import build_windows
 
-_TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_synthetic_edf.py"
-_spec = importlib.util.spec_from_file_location("make_synthetic_edf", _TOOL)
-syn = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(syn)
+from eegmamba.testing import synthetic_edf as syn
 
 
 def test_round_trip_with_sample_index(tmp_path):

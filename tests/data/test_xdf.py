@@ -1,5 +1,5 @@
 """XDF recordings (LabRecorder): a real EEGMMIDB recording and its annotations written as a real
-XDF file (``tools/xdf_writer.py``, per the XDF 1.0 specification) read back through the readers,
+XDF file (``eegmamba/testing/xdf_writer.py``, per the XDF 1.0 specification) read back through the readers,
 the dataset, the evaluation command and the replay."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from eegmamba.data import xdf
 from eegmamba.data.dataset import build_windows
 from eegmamba.data.readers import read_recording
 from eegmamba.profiles import load_profile
-from tools.xdf_writer import XdfStream, recording_to_xdf, write_xdf
+from eegmamba.testing.xdf_writer import XdfStream, recording_to_xdf, write_xdf
 
 pytestmark = pytest.mark.timeout(180)
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from eegmamba.data.readers import read_recording
 
 
 def test_common_channels_normalises_names(shared_data, tmp_path):
-    from tools.make_synthetic_edf import make_synthetic_edf
+    from eegmamba.testing.synthetic_edf import make_synthetic_edf
 
     mi = shared_data / "motor_imagery"
     names = common_channels([mi / "S001R03.edf", mi / "S088R10.edf"])
@@ -53,7 +53,7 @@ def test_short_file_counted_and_too_few_windows(shared_data):
 
 
 def test_flat_windows_dropped_and_counted(tmp_path):
-    from tools.make_synthetic_edf import make_synthetic_edf
+    from eegmamba.testing.synthetic_edf import make_synthetic_edf
 
     path = make_synthetic_edf(tmp_path / "s.edf", 2, 200.0, 20, ["x"], ch_names=["C3", "C4"],
                               amplitude_uv=0.0, noise_uv=0.0)  # (0.01 µV would be implausible units)

@@ -99,7 +99,7 @@ def test_dashboard_run_shows_panels_and_live_accuracy(seizure_checkpoint, shared
 
 def test_channel_map_renames_a_stream_channel(tmp_path, shared_data):
     """A stream whose FP1-F7 is called 'Fp1 bipolar' fits the seizure profile only with the map."""
-    from tools.make_synthetic_edf import make_synthetic_edf
+    from eegmamba.testing.synthetic_edf import make_synthetic_edf
 
     p = load_profile("seizure")
     names = list(p.channels.names)

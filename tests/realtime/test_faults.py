@@ -1,5 +1,5 @@
 """Streams that are not what they claim, end to end on loopback: a scripted pylsl outlet
-(``tools/fault_outlet.py``) streams EEGMMIDB S001R04 with one fault, and the live session that
+(``eegmamba/testing/fault_outlet.py``) streams EEGMMIDB S001R04 with one fault, and the live session that
 ``eegmamba-live`` builds classifies it with a small random checkpoint. Asserted: decisions, drop
 reasons and counts, messages — and that a clean µV stream is unaffected."""
 
@@ -18,7 +18,7 @@ from eegmamba.checkpoint import save_checkpoint
 from eegmamba.profiles import load_profile
 from realtime.replay import load_recording
 from realtime.session import Session, SessionOptions
-from tools.fault_outlet import FaultyOutlet, Jump
+from eegmamba.testing.fault_outlet import FaultyOutlet, Jump
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
@@ -219,7 +219,7 @@ def test_windows_are_all_accounted_for(checkpoint, recording, unique_name):
 def test_stall_drops_the_windows_spanning_it_and_resumes(checkpoint, recording, unique_name):
     """No sample for 3 s (more than the stall limit; the samples are lost): the stream is lost; when
     it comes back the hole is a gap break, the windows spanning it are counted, decisions resume."""
-    from tools.fault_outlet import Gap
+    from eegmamba.testing.fault_outlet import Gap
 
     r = Run(unique_name, checkpoint, recording, 20.0, speed=2.0, events=[Gap(int(6 * FS), int(6 * FS))],
             options={"stall_s": 1.0})
@@ -232,7 +232,7 @@ def test_stall_drops_the_windows_spanning_it_and_resumes(checkpoint, recording, 
 def test_burst_after_a_pause_loses_no_window(checkpoint, recording, unique_name):
     """The outlet pauses 3 s (the stream is marked lost), then pushes the backlog with its exact
     stamps: nothing was missing, so no window is dropped for it and decisions catch up."""
-    from tools.fault_outlet import Burst
+    from eegmamba.testing.fault_outlet import Burst
 
     r = Run(unique_name, checkpoint, recording, 16.0, speed=2.0, events=[Burst(int(6 * FS), 1.5)],
             options={"stall_s": 1.0})

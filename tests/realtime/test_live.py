@@ -243,7 +243,7 @@ def test_streams_sharing_a_checkpoint_are_batched(tmp_path, player, mi_recording
 
 
 def test_nan_injection_drops_windows_as_nonfinite(tmp_path, player):
-    from tools.make_synthetic_edf import make_synthetic_edf
+    from eegmamba.testing.synthetic_edf import make_synthetic_edf
 
     prof = _profile_file(tmp_path, "seizure", smoothing={"method": "none", "k": 1})
     profile = load_profile(prof)

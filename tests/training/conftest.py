@@ -1,9 +1,8 @@
-"""Synthetic recordings (tools/make_synthetic_edf.py: class-dependent rhythms, NOT real EEG) and a
+"""Synthetic recordings (eegmamba/testing/synthetic_edf.py: class-dependent rhythms, NOT real EEG) and a
 small profile for fast training tests with the tiny model variant."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -28,10 +27,8 @@ TRAIN_ARGS = ["--variant", "eegmamba_tiny", "--epochs", "2", "--batch-size", "16
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("make_synthetic_edf", REPO / "tools" / "make_synthetic_edf.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from eegmamba.testing import synthetic_edf
+    return synthetic_edf
 
 
 def write_edf(path: Path, seed: int, ch_names=("C1", "C2"), duration_s: float = 12.0,

@@ -7,7 +7,7 @@ Optionally a sample-index channel (``SAMPLE_IDX``) holds ``i mod 32768`` exactly
 integers; use ``unwrap_sample_index`` to recover the running index), so windows and markers computed
 downstream can be traced back to the samples they came from.
 
-Usage: ``python tools/make_synthetic_edf.py out.edf --channels 8 --sfreq 160 --duration 60
+Usage: ``python -m eegmamba.testing.synthetic_edf out.edf --channels 8 --sfreq 160 --duration 60
 --classes rest,left,right --sample-index``
 """
 
@@ -99,7 +99,7 @@ def make_synthetic_edf(path: str | Path, n_channels: int, sfreq: float, duration
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    ap = argparse.ArgumentParser(prog="make_synthetic_edf", description=__doc__.splitlines()[0],
+    ap = argparse.ArgumentParser(prog="python -m eegmamba.testing.synthetic_edf", description=__doc__.splitlines()[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("path", help="output .edf file")
     ap.add_argument("--channels", type=int, default=8, help="number of EEG channels")

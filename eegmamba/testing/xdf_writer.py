@@ -5,7 +5,7 @@ It writes the chunks LabRecorder writes: FileHeader, StreamHeader per stream, Sa
 StreamFooter. Numeric streams are written as ``float32`` or ``double64``, string streams (markers)
 as ``string``; every sample carries its timestamp.
 
-    python tools/xdf_writer.py S001R04.edf out.xdf [--offset-s 0.5 --jitter-s 0.0005]
+    python -m eegmamba.testing.xdf_writer S001R04.edf out.xdf [--offset-s 0.5 --jitter-s 0.0005]
 
 writes the recording's channels (µV) as an EEG stream and its annotations as a ``Markers`` stream
 (``description``, ``duration_s``). ``--offset-s`` simulates a recording from another host: the
