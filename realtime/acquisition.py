@@ -7,10 +7,10 @@ Design, from measurements on this 2-core machine (64-channel float64 streams at 
   (issue 5). One Python thread polling pylsl inlets with ``pull_chunk(timeout=0)`` then sleeping
   ``poll_interval_s`` costs ~5 % of a core for 1 stream and ~29 % for 64 streams at 2 ms
   (43 % at 1 ms, 14 % at 5 ms); it adds at most one poll interval of latency. End to end
-  (``tools/bench_latency_peers.py``, 16 replayed streams, 4-s windows every 0.5 s, no processing,
+  (``benchmarks/bench_latency_peers.py``, 16 replayed streams, 4-s windows every 0.5 s, no processing,
   machine shared with other jobs, load ~6): a ``StreamLSL`` per stream gave p50 44 / p99 138 ms at
   97 % process CPU; this loop p50 2.3 / p99 5.1 ms at 24 %.
-- Polling, measured again with ``tools/bench_latency.py``'s replay (64 ch @ 160 Hz, chunks of 10,
+- Polling, measured again with ``benchmarks/bench_latency.py``'s replay (64 ch @ 160 Hz, chunks of 10,
   machine loaded ~4-8): an empty ``pull_chunk(timeout=0)`` costs ~24 µs, ``samples_available()``
   ~1.5 µs, so an inlet is only pulled when it holds samples: acquisition CPU at a 2 ms interval
   drops from ~6 to ~4 % (1 stream) and from ~50 to ~32 % (64 streams). With fewer than 8 streams the

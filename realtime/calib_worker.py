@@ -1,7 +1,7 @@
 """The calibration worker: ``python -m realtime.calib_worker JOB_DIR``, started by
 ``realtime.calibration`` as a separate, lower-priority process so that fine-tuning never takes the
 live loop's CPU or GIL (on 2 cores a training thread inside the live process more than doubles the
-decision latency; see ``tools/bench_calibration.py``).
+decision latency; see ``benchmarks/bench_calibration.py``).
 
 ``JOB_DIR`` holds ``job.json`` (base checkpoint, task, ``CalibConfig`` fields, torch threads,
 metadata for the new checkpoint) and ``windows.npz`` (``X (N, C, T)`` float32, ``y (N,)``, trial id

@@ -75,7 +75,7 @@ def freeze_gc() -> None:
 
     Python's cyclic collector stops every thread (the acquisition thread too) while it walks a
     generation. With those objects in the oldest generation a full collection took 214-337 ms
-    (``tools/bench_latency.py`` process, 5 during its setup); one in a long session is a third of a
+    (``benchmarks/bench_latency.py`` process, 5 during its setup); one in a long session is a third of a
     second of stalled streams. Frozen objects are never walked again, so the rare full collection
     only walks what the session allocated since. (In a 10-s one-stream run the loop itself
     triggered a single 0.15 ms young collection, with or without the freeze.)"""

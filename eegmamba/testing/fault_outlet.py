@@ -1,6 +1,6 @@
 """A scripted pylsl outlet that streams a recording with faults, as real streams and drivers have them.
 
-Used by the loopback fault tests (``tests/realtime/test_faults.py``) and ``tools/fault_matrix.py``.
+Used by the loopback fault tests (``tests/realtime/test_faults.py``) and ``benchmarks/fault_matrix.py``.
 The outlet pushes ``data`` in chunks at the real pace from a thread. Faults:
 
 - units: ``scale`` multiplies the µV data (1e-6: volts), ``unit`` is what the description declares

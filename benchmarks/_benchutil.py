@@ -1,4 +1,4 @@
-"""Small helpers shared by the benchmark scripts in ``tools/``."""
+"""Small helpers shared by the benchmark scripts in ``benchmarks/``."""
 
 from __future__ import annotations
 

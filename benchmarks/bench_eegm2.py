@@ -19,8 +19,8 @@ The default CPU lists are short (2/10/30 s); ``--full`` runs 2/10/30/60/100 s.
 
 Examples::
 
-    python tools/bench_eegm2.py --out bench_eegm2_cpu.json          # CPU, short lists, 1 thread
-    python tools/bench_eegm2.py --device cuda --full --batch-size 8 --out bench_eegm2_gpu.json
+    python benchmarks/bench_eegm2.py --out bench_eegm2_cpu.json          # CPU, short lists, 1 thread
+    python benchmarks/bench_eegm2.py --device cuda --full --batch-size 8 --out bench_eegm2_gpu.json
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-if __package__ in (None, ""):  # run as `python tools/bench_eegm2.py` without an editable install
+if __package__ in (None, ""):  # run as `python benchmarks/bench_eegm2.py` without an editable install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools._benchutil import rss_now_kib  # noqa: E402
+from benchmarks._benchutil import rss_now_kib  # noqa: E402
 
 SFREQ = 200
 CPU_SECONDS = (2, 10, 30)

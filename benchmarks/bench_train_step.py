@@ -13,7 +13,7 @@ change of machine load hits all of them:
 Prints median wall and process-CPU ms per step and the ratio ref / cpu_fused; ``--profile`` adds a
 ``torch.profiler`` table of the new step; ``--out`` writes JSON.
 
-    python tools/bench_train_step.py --threads 1 --steps 10 --out train_step.json
+    python benchmarks/bench_train_step.py --threads 1 --steps 10 --out train_step.json
 """
 
 from __future__ import annotations

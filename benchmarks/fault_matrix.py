@@ -4,8 +4,8 @@ version of this project: the one checked out, or an older export), and a pylsl c
 decision markers. Per scenario: decisions, drops by reason (from the summary), decisions on windows
 that hold the fault, and the resume time (fault over -> first marker of a window entirely after it).
 
-    python tools/fault_matrix.py --out after.json
-    git archive 72501cd | tar -x -C /tmp/before && python tools/fault_matrix.py --repo /tmp/before --out before.json
+    python benchmarks/fault_matrix.py --out after.json
+    git archive 72501cd | tar -x -C /tmp/before && python benchmarks/fault_matrix.py --repo /tmp/before --out before.json
 
 Prints a table and writes JSON.
 """

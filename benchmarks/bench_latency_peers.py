@@ -19,7 +19,7 @@ skipped every other window without saying so).
 Latency = local time when the decision is made minus the time the window's last sample was
 pushed (``p50_ms`` …), and when the decision's marker (pushed on one LSL marker outlet per stream,
 as ``eegmamba-live`` does) is received by an outside pylsl client process (``recv_p50_ms`` …,
-``tools/_marker_client.py``). Source ``eegmamba`` (default, ``realtime.replay.Replay``) stamps a chunk's last sample with
+``benchmarks/_marker_client.py``). Source ``eegmamba`` (default, ``realtime.replay.Replay``) stamps a chunk's last sample with
 its scheduled push time and pushes it right after, so that timestamp *is* the push time (actual
 pushes can only be later: the figure is conservative by the pusher's wake-up jitter). Source
 ``mne-lsl`` (``PlayerLSL``) stamps the last sample one chunk period in the future, so the push time
@@ -27,8 +27,8 @@ is taken as that timestamp minus ``chunk_size / sfreq`` (the correction the issu
 
 The replayed streams run in a child process so that pushing does not share this process's GIL.
 
-    python tools/bench_latency_peers.py                       # 1 stream, 20 s per peer
-    python tools/bench_latency_peers.py --streams 16 --duration 30 --json peers.json
+    python benchmarks/bench_latency_peers.py                       # 1 stream, 20 s per peer
+    python benchmarks/bench_latency_peers.py --streams 16 --duration 30 --json peers.json
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tools._marker_client import marker_client  # noqa: E402
+from benchmarks._marker_client import marker_client  # noqa: E402
 
 DEFAULT_FILE = REPO.parent / "shared" / "data" / "motor_imagery" / "S001R04.edf"
 

@@ -16,7 +16,7 @@ see where a missed target goes.
 
 Example::
 
-    python tools/bench_inference_latency.py --threads 2 --runs 200 --out latency.json --profile
+    python benchmarks/bench_inference_latency.py --threads 2 --runs 200 --out latency.json --profile
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-if __package__ in (None, ""):  # run as `python tools/bench_inference_latency.py` without install
+if __package__ in (None, ""):  # run as `python benchmarks/bench_inference_latency.py` without install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 N_CHANS, N_TIMES, N_CLASSES, SFREQ = 22, 800, 4, 200.0

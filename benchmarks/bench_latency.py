@@ -5,14 +5,14 @@ For each stream count N: N replayed EEGMMIDB streams (``S001R04``, 64 ch @ 160 H
 served by a child process so pushing does not share our GIL) are acquired by ONE acquisition thread
 and classified by ONE live loop (the real ``realtime.live.LiveLoop``: shared preprocessing, the
 ``motor_imagery`` profile's windows (3 s every 0.5 s), newest-only scheduling, single-task EEGMamba batched across streams, marker and
-probability outlets). An outside pylsl client (another child process, ``tools/_marker_client.py``)
+probability outlets). An outside pylsl client (another child process, ``benchmarks/_marker_client.py``)
 receives every marker. Latency is taken from the **push of the window's last sample** (the replay
 stamps each sample with the time it is due and pushes a chunk when its last sample is due; an MI
 window of whole 0.5-s hops at 160 Hz ends on the last sample of a 10-sample chunk, so the reference
 is that chunk's push, as for the peers) to:
 
 - ``recv``: the marker received by the outside client (the headline figure);
-- ``pushed``: the marker pushed by the loop (what ``tools/bench_latency_peers.py`` reports as the
+- ``pushed``: the marker pushed by the loop (what ``benchmarks/bench_latency_peers.py`` reports as the
   peers' decision time; their markers are also timed at an outside client: ``recv``).
 
 Per stage (``LiveLoop(on_timing=...)``): push → arrival (LSL transport + the acquisition thread's
@@ -28,7 +28,7 @@ Every window is accounted for: produced = published + dropped (by reason: in the
 ``uncounted`` must be 0.
 The largest N with p99(recv) ≤ 100 ms and nothing uncounted is reported.
 
-    python tools/bench_latency.py --streams 1,16,64 --duration 20 --peers floor,csp,cnn --json out.json
+    python benchmarks/bench_latency.py --streams 1,16,64 --duration 20 --peers floor,csp,cnn --json out.json
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tools._marker_client import marker_client  # noqa: E402
-from tools.bench_latency_peers import replay_server  # noqa: E402
+from benchmarks._marker_client import marker_client  # noqa: E402
+from benchmarks.bench_latency_peers import replay_server  # noqa: E402
 
 DEFAULT_FILE = REPO.parent / "shared" / "data" / "motor_imagery" / "S001R04.edf"
 STAGES = (("push_to_arrival", "source", "arrival"), ("arrival_to_preprocessed", "arrival", "preprocessed"),
@@ -202,7 +202,7 @@ def _peers(args) -> list | None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "peers.json"
-        subprocess.run([sys.executable, str(REPO / "tools" / "bench_latency_peers.py"),
+        subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_latency_peers.py"),
                         "--file", str(args.file), "--streams", "1", "--duration", str(args.duration), "--peers", args.peers,
                         "--threads", str(args.threads), "--json", str(out)]
                        + (["--window-s", str(args.window_s)] if args.window_s else []), check=True, cwd=REPO)

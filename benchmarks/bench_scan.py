@@ -7,7 +7,7 @@ BiMamba gives it) and are first checked to agree. Reports forward and forward+ba
 milliseconds per call (wall; process CPU in brackets), and the ratios other / cpu_fused and
 mambapy / ref (>1 means ours is faster); writes everything as JSON to ``--out``.
 
-    python tools/bench_scan.py --threads 1 --lengths 250 1000 4000 --out scan.json
+    python benchmarks/bench_scan.py --threads 1 --lengths 250 1000 4000 --out scan.json
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 ``--interval`` seconds: RSS, open file descriptors, threads, latency percentiles of the interval,
 queue and buffer sizes, decisions and drops — a table on stdout and JSON (``--out``).
 
-    python tools/soak.py --minutes 60 --out soak.json
+    python benchmarks/soak.py --minutes 60 --out soak.json
 
 By default it runs the bundled demo (recording looped forever, bundled checkpoint), exactly what
 ``eegmamba-live --demo`` runs, in this process (so every queue can be read). Targets (issue 10):

@@ -23,8 +23,8 @@ The paper does not state its batch size; the default here is 8 on CUDA and 1 on 
 
 Examples::
 
-    python tools/bench_model.py --device cuda --out bench_gpu.json
-    python tools/bench_model.py --cpu-short --out bench_cpu.json     # CPU: lengths 2000-10000
+    python benchmarks/bench_model.py --device cuda --out bench_gpu.json
+    python benchmarks/bench_model.py --cpu-short --out bench_cpu.json     # CPU: lengths 2000-10000
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-if __package__ in (None, ""):  # run as `python tools/bench_model.py` without `pip install -e .`
+if __package__ in (None, ""):  # run as `python benchmarks/bench_model.py` without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools._benchutil import rss_now_kib  # noqa: E402
+from benchmarks._benchutil import rss_now_kib  # noqa: E402
 
 LENGTHS = (2000, 3000, 5000, 10000, 20000, 40000)
 CPU_SHORT_LENGTHS = (2000, 3000, 5000, 10000)

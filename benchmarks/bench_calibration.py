@@ -18,7 +18,7 @@ training grid, ``--layers`` (default ``last``), epochs without end (the phase st
 the published ``latency_ms`` (arrival of the window's last sample → marker pushed). Printed as a
 table with ratios to ``none``; ``--json`` writes the figures.
 
-    python tools/bench_calibration.py --phase-s 40 --json calib_latency.json
+    python benchmarks/bench_calibration.py --phase-s 40 --json calib_latency.json
 """
 
 from __future__ import annotations
