@@ -41,7 +41,7 @@ CONDITIONS = ("uncalibrated", "scratch", "calibrated")
 
 def _config(record: dict) -> ProtocolConfig:
     c = dict(record["config"])
-    c["settings"] = ArmSettings(**c["settings"])
+    c["settings"] = ArmSettings.from_dict(c["settings"])
     for k in ("data", "subjects", "runs", "train_runs", "test_runs"):
         if c.get(k) is not None:
             c[k] = tuple(c[k])

@@ -38,8 +38,9 @@ from eegmamba.training.baseline import run_baseline
 from eegmamba.training.cv import n_folds_for, subject_folds, validation_split
 from eegmamba.training.distributed import DistInfo, barrier, cleanup, init_from_env
 from eegmamba.training.metrics import compute_metrics, confusion, per_group_metrics
-from eegmamba.training.trainer import (TaskData, TrainConfig, Trainer, predict_proba, resolve_device,
-                                       seed_everything)
+from eegmamba.training.engine.loop import steps_per_epoch
+from eegmamba.training.engine.predict import predict_proba
+from eegmamba.training.trainer import TaskData, TrainConfig, Trainer, resolve_device, seed_everything
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class RunConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["tasks"] = [{"profile": t.profile, "data": list(t.data)} for t in self.tasks]
+        d["train"] = self.train.to_dict()  # the recipe, recorded in run.json and results.json
         d["variant"] = self.resolved_variant
         return d
 
@@ -231,10 +233,9 @@ class Experiment:
                                     "encoder": cfg.encoder.replace(n_times=p.window_samples)})
         return model
 
-    def _trainer(self, model, train, val, epochs: int, state: Path, label: str) -> Trainer:
-        tcfg = TrainConfig(**{**asdict(self.cfg.train), "epochs": epochs})
-        tr = Trainer(model, train, val, tcfg, self.device, self.dist, state, self.console, label,
-                     self.on_epoch_end)
+    def _trainer(self, model, train, val, state: Path, label: str, stop_at_step: int = 0) -> Trainer:
+        tr = Trainer(model, train, val, self.cfg.train, self.device, self.dist, state, self.console,
+                     label, self.on_epoch_end, stop_at_step=stop_at_step)
         if self.resume and state.is_file():
             tr.load_state(state)
             _say(self.console, f"{label}: resuming at epoch {tr.epoch + 1}, step {tr.step}")
@@ -261,12 +262,12 @@ class Experiment:
                                f"{', '.join(fold.test_subjects)} ({len(fold.test_idx)} windows); "
                                f"{sp.describe()}")
         model = self._model(self.cfg.train.seed + k)
-        tr = self._trainer(model, train, val, self.cfg.train.epochs, fdir / "state.pt",
-                           f"fold {k + 1}/{self.n_folds}")
+        tr = self._trainer(model, train, val, fdir / "state.pt", f"fold {k + 1}/{self.n_folds}")
         fit = tr.fit()
         model.load_state_dict(fit.best_state)
-        result = {"fold": k + 1, "best_epoch": fit.best_epoch, "stopped_early": fit.stopped_early,
-                  "history": fit.history, "tasks": {}}
+        result = {"fold": k + 1, "best_epoch": fit.best_epoch, "best_step": fit.best_step,
+                  "steps_per_epoch": fit.steps_per_epoch, "stopped_early": fit.stopped_early,
+                  "fit": fit.summary(), "history": fit.history, "evals": fit.evals, "tasks": {}}
         if self.dist.is_main:
             for p in self.profiles:
                 result["tasks"][p.name] = self._evaluate_fold(p, k, model, splits[p.name])
@@ -306,18 +307,24 @@ class Experiment:
     # --- final model ---------------------------------------------------------------------------
     def _final(self, fold_results: list[dict]) -> dict:
         fdir = self.out / "final"
-        epochs = max(1, int(round(float(np.median([r["best_epoch"] for r in fold_results])))))
+        # the selected length in epochs (fractional: validation runs several times per epoch)
+        frac = float(np.median([r.get("best_step", r["best_epoch"] * r.get("steps_per_epoch", 1))
+                                / r.get("steps_per_epoch", 1) for r in fold_results]))
+        epochs = max(1, math.ceil(frac - 1e-9))
         if (fdir / "model.json").is_file():
             _say(self.console, "final model: done already (resumed run), skipped")
-            return {"path": "final", "epochs": epochs}
-        _say(self.console, f"final model: all subjects, {epochs} epoch(s) (median best epoch over folds)")
+            return {"path": "final", "epochs": epochs, "epochs_selected": round(frac, 4)}
+        _say(self.console, f"final model: all subjects, {frac:.2f} epoch(s) (median selected length "
+                           "over folds; the schedule as planned for the folds)")
         state_dir = self.out / "final_state"
         if self.dist.is_main:
             state_dir.mkdir(parents=True, exist_ok=True)
         barrier(self.dist)
         train = {n: TaskData(ws.X, ws.y) for n, ws in self.sets.items()}
         model = self._model(self.cfg.train.seed + 1000)
-        fit = self._trainer(model, train, None, epochs, state_dir / "state.pt", "final").fit()
+        spe = steps_per_epoch(self.cfg.train, {n: len(d.y) for n, d in train.items()})
+        steps = max(1, int(round(frac * spe)))
+        fit = self._trainer(model, train, None, state_dir / "state.pt", "final", steps).fit()
         model.load_state_dict(fit.best_state)
         if self.dist.is_main:
             subjects = sorted({s for ws in self.sets.values() for s in ws.subjects.tolist()})
@@ -326,7 +333,8 @@ class Experiment:
             save_checkpoint(fdir, model, prov.checkpoint_metadata(self.profiles, training))
             shutil.rmtree(state_dir, ignore_errors=True)
         barrier(self.dist)
-        return {"path": "final", "epochs": epochs, "history": fit.history}
+        return {"path": "final", "epochs": epochs, "epochs_selected": round(frac, 4), "steps": steps,
+                "history": fit.history}
 
     def _results(self, folds: list[dict], final: dict | None, notes: list[str], seconds: float) -> dict:
         from eegmamba.training.report import summarize_task
