@@ -32,6 +32,7 @@ import numpy as np
 from eegmamba._checks import UserInputError
 from eegmamba.training import provenance as prov
 from eegmamba.training.arms import CLASSICAL, NEURAL, ArmSettings, fit_arm, load_fitted
+from eegmamba.training.engine.runfolder import RunFolder
 from eegmamba.training.metrics import compute_metrics, summarize_folds
 from eegmamba.training.protocols import (ProtocolConfig, ProtocolData, cross_subject_units, load_data,
                                          subject_run_units)
@@ -87,21 +88,8 @@ class CalibratedRun:
         record = {"cross_subject_run": str(self.xs), "within_subject_run": str(self.ws),
                   "train_runs": ws_rec["config"]["train_runs"], "test_runs": ws_rec["config"]["test_runs"],
                   "xs_data_sha256": xs_rec["data_sha256"], "ws_data_sha256": ws_rec["data_sha256"]}
-        path = self.out / "run.json"
-        if path.is_file():
-            old = json.loads(path.read_text())
-            if not self.resume:
-                raise UserInputError(f"{self.out} already holds a run; use --resume to continue it "
-                                     "or choose another --out")
-            if {k: old.get(k) for k in record} != record:
-                raise UserInputError(f"--resume: the input runs differ from those of {self.out} (see "
-                                     "its run.json); resume with the same options")
-            return old
-        self.out.mkdir(parents=True, exist_ok=True)
-        record["provenance"] = {"command": prov.command_line(self.argv), "started": prov.now(),
-                                "machine": prov.machine(), "versions": prov.versions()}
-        path.write_text(json.dumps(record, indent=1) + "\n")
-        return record
+        return RunFolder(self.out).open(record, self.resume, argv=self.argv, resume_creates=True,
+                                        what="the input runs")
 
     def run(self) -> dict:
         t0 = time.time()

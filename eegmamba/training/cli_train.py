@@ -12,9 +12,9 @@ from typing import Sequence
 from eegmamba.cli_common import run_cli
 from eegmamba.data.xdf import add_xdf_options, apply_xdf_options
 
-DEFAULTS = {"folds": 5, "epochs": 100, "batch_size": 128, "patience": 10, "device": "auto",
+DEFAULTS = {"folds": 5, "epochs": 100, "batch_size": None, "patience": 10, "device": "auto",
             "variant": None, "seed": 0, "out": None, "final": True, "baseline": True,
-            "pretrained": None, "freeze": "full", "unfreeze_last": 2}
+            "pretrained": None, "freeze": "full", "unfreeze_last": 2, "recipe": None}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, help=f"cross-validation folds (default {DEFAULTS['folds']})")
     p.add_argument("--epochs", type=int, help=f"max epochs per fold (default {DEFAULTS['epochs']})")
     p.add_argument("--batch-size", dest="batch_size", type=int,
-                   help=f"windows per step (default {DEFAULTS['batch_size']})")
+                   help="windows per step (default: the recipe's, 64; clipped to the training set)")
+    p.add_argument("--recipe", metavar="FILE.yaml", help="training recipe (eegmamba.training.engine."
+                   "recipe: preset modern|paper and any of its options, e.g. lr, weight_decay, "
+                   "label_smoothing, ema, evals_per_epoch, select, balance); the options here win")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs on the validation "
                    f"loss (default {DEFAULTS['patience']})")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto")
@@ -60,7 +63,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from eegmamba._checks import UserInputError
     from eegmamba.training.experiment import Experiment, RunConfig, TaskInput
     from eegmamba.training.runfile import load_run_file
-    from eegmamba.training.trainer import TrainConfig
+    from eegmamba.training.engine.recipe import Recipe, load_recipe
 
     args = build_parser().parse_args(argv)
     apply_xdf_options(args)
@@ -81,8 +84,8 @@ def _main(argv: Sequence[str] | None) -> int:
         raise UserInputError("nothing to train: give --profile P --data PATH (or --run FILE.yaml)")
     if not opts["out"]:
         raise UserInputError("--out is required (the output folder)")
-    train = TrainConfig(epochs=opts["epochs"], batch_size=opts["batch_size"], patience=opts["patience"],
-                        seed=opts["seed"])
+    sizes = {k: opts[k] for k in ("epochs", "patience", "seed", "batch_size") if opts[k] is not None}
+    train = load_recipe(opts["recipe"], **sizes) if opts["recipe"] else Recipe(**sizes)
     cfg = RunConfig(tasks=tuple(TaskInput(p, tuple(d)) for p, d in tasks), out=opts["out"],
                     folds=opts["folds"], variant=opts["variant"], device=opts["device"], train=train,
                     final=opts["final"], baseline=opts["baseline"], pretrained=opts["pretrained"],

@@ -40,6 +40,7 @@ from eegmamba.training.distributed import DistInfo, barrier, cleanup, init_from_
 from eegmamba.training.metrics import compute_metrics, confusion, per_group_metrics
 from eegmamba.training.engine.loop import steps_per_epoch
 from eegmamba.training.engine.predict import predict_proba
+from eegmamba.training.engine.runfolder import RunFolder, write_json
 from eegmamba.training.trainer import TaskData, TrainConfig, Trainer, resolve_device, seed_everything
 
 
@@ -105,12 +106,6 @@ def _task_spec(profile: Profile):
                     sfreq=profile.sfreq, ch_names=profile.channels.names, class_names=profile.classes)
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, allow_nan=True) + "\n")
-    tmp.replace(path)
-
-
 class Experiment:
     """One ``eegmamba-train`` run (module docstring). ``run()`` returns the results dict."""
 
@@ -127,22 +122,12 @@ class Experiment:
 
     # --- setup ---------------------------------------------------------------------------------
     def _prepare_out(self, run_record: dict) -> None:
-        run_json = self.out / "run.json"
-        if self.resume:
-            if not run_json.is_file():
-                raise UserInputError(f"--resume: {run_json} not found; nothing to resume in {self.out}")
-            old = json.loads(run_json.read_text())
-            if old["config"] != run_record["config"] or old["data_sha256"] != run_record["data_sha256"]:
-                raise UserInputError(f"--resume: options or data differ from the run in {self.out} "
-                                     "(see its run.json); resume with the same options")
-        elif run_json.exists():
-            raise UserInputError(f"{self.out} already holds a run; use --resume to continue it or "
-                                 "choose another --out")
+        folder = RunFolder(self.out)
+        resumed = folder.check(run_record, self.resume, compare=("config", "data_sha256"))
         barrier(self.dist)  # every rank has checked before rank 0 writes run.json
-        if self.dist.is_main:
+        if self.dist.is_main and not resumed:
             self.out.mkdir(parents=True, exist_ok=True)
-            if not self.resume:
-                _write_json(run_json, run_record)
+            write_json(folder.path, run_record)
         barrier(self.dist)
 
     def run(self) -> dict:
@@ -200,7 +185,7 @@ class Experiment:
             from eegmamba.training.report import write_report
 
             results = self._results(fold_results, final, notes, time.time() - t_start)
-            _write_json(self.out / "results.json", results)
+            write_json(self.out / "results.json", results)
             write_report(self.out, results)
             _say(self.console, f"results: {self.out / 'results.json'}, report: {self.out / 'report.md'}")
         barrier(self.dist)
@@ -276,7 +261,7 @@ class Experiment:
             training = {**self.provenance, "fold": k + 1, "trained_on_subjects": subjects,
                         "best_epoch": fit.best_epoch, "finished": prov.now()}
             save_checkpoint(fdir / "checkpoint", model, prov.checkpoint_metadata(self.profiles, training))
-            _write_json(fdir / "result.json", result)
+            write_json(fdir / "result.json", result)
             (fdir / "state.pt").unlink(missing_ok=True)
         barrier(self.dist)
         return result

@@ -429,7 +429,7 @@ class Engine:
         return True
 
     def _run(self, stop, prog) -> None:
-        if self.initial_eval and not self.result.history and self.val is not None:
+        if self.initial_eval and not self.result.history and (self.val is not None or self.validate_fn):
             v = self.validate()
             self.result.history.append({"epoch": 0, "step": 0, "lr": self.lr, "seconds": 0.0, **v})
         self.train_mode(self.core)

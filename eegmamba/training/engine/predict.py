@@ -34,7 +34,7 @@ def map_batches(model: nn.Module, X, fn: Callable[[nn.Module, torch.Tensor], tor
                 device: torch.device | str | None = None, batch_size: int = 256,
                 amp: bool = False) -> list[torch.Tensor]:
     """``fn(model, xb)`` for consecutive batches ``xb`` of ``X (N, ...)`` in eval mode (the model's
-    mode is restored after); outputs moved to the CPU as float32. ``device`` default: the model's."""
+    mode is restored after); outputs moved to the CPU (half precision raised to float32). ``device`` default: the model's."""
     core = _core(model)
     device = model_device(core) if device is None else torch.device(device)
     was = core.training
@@ -44,7 +44,8 @@ def map_batches(model: nn.Module, X, fn: Callable[[nn.Module, torch.Tensor], tor
         for i in range(0, len(X), batch_size):
             xb = to_batch(X, slice(i, i + batch_size), device)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-                out.append(fn(core, xb).float().cpu())
+                o = fn(core, xb)
+                out.append((o.float() if o.dtype in (torch.float16, torch.bfloat16) else o).cpu())
     finally:
         core.train(was)
     return out
@@ -62,7 +63,7 @@ def predict_logits(model: nn.Module, X, task: str | None = None, device=None, ba
     """Logits ``(N, n_classes)`` float32 on the CPU for windows ``X (N, C, T)``."""
     out = map_batches(model, X, forward_task(task), device, batch_size, amp)
     if out:
-        return torch.cat(out)
+        return torch.cat(out).float()
     return torch.zeros((0, n_classes if n_classes is not None else _n_classes(model, task)))
 
 
