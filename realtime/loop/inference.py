@@ -32,7 +32,7 @@ class LoadedModel:
     n_chans: int
     n_times: int
     class_names: tuple[str, ...]
-    version: int = 0  # +1 each time a calibrated model replaces this one (realtime.calibration)
+    version: int = 0  # +1 each time a calibrated model replaces this one (realtime.calibration.calibrator)
 
 
 def _check_resampler(checkpoint, metadata: dict) -> None:
