@@ -26,8 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from eegmamba.model import _kernels
-from eegmamba.model.selective_scan import selective_scan
+from eegmamba.ops import dispatch
+from eegmamba.ops.dispatch import selective_scan
 
 
 class MambaBranch(nn.Module):
@@ -77,8 +77,8 @@ class MambaBranch(nn.Module):
 
         ``reverse=True`` computes ``flip(forward(flip(x)))`` (anti-causal), without flipping.
         """
-        from eegmamba.model._conv_cpu import conv_silu
-        from eegmamba.model.selective_scan_cpu import selective_scan_bld
+        from eegmamba.ops._conv_cpu import conv_silu
+        from eegmamba.ops.selective_scan_cpu import selective_scan_bld
 
         x = conv_silu(x, self.conv1d.weight, self.conv1d.bias, reverse)
         dbc = self.x_proj(x)  # (B, L, dt_rank + 2N): B and C are read from it in place
@@ -147,7 +147,7 @@ class BiMambaBlock(nn.Module):
     def _fused(self, t: torch.Tensor) -> bool:
         """Whether this call takes the fused CPU path (backend resolves to ``cpu_fused``)."""
         return (t.dtype in (torch.float32, torch.float64)
-                and _kernels.resolve_backend(self.forward_branch.backend, t.device) == "cpu_fused")
+                and dispatch.resolve_backend(self.forward_branch.backend, t.device) == "cpu_fused")
 
     def forward_at(self, t: torch.Tensor, i: int) -> torch.Tensor:
         """``forward(t)[:, i]`` (``(B, D)``) for a last block whose other outputs nobody reads

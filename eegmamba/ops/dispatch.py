@@ -1,22 +1,29 @@
-"""Scan kernels: the chunked pure-PyTorch linear recurrence, and the one place that imports the
-optional fused kernels (numba's CPU scan, ``mamba-ssm``'s CUDA kernels).
+"""The one place that chooses a scan backend: it imports the optional fused kernels (numba's CPU
+scan, ``mamba-ssm``'s CUDA kernels), resolves ``backend`` for the tensors at hand
+(:func:`resolve_backend`) and routes each call to the reference or a fused implementation.
 
-Everything else asks this module which backend to use (:func:`resolve_backend`) and gets the
-fused functions from the accessors below, so the optional imports, their error messages and the
-install commands live in one place (pattern of state-spaces/mamba's ``selective_scan_fn`` /
-``selective_scan_ref`` pair).
+Callers (BiMamba, the Mamba-2 scan, benchmarks) use the entry points below with a ``backend``
+argument and never import an implementation directly, so the optional imports, their error
+messages and the install commands live here (pattern of state-spaces/mamba's
+``selective_scan_fn`` / ``selective_scan_ref`` pair). The implementations never import this module.
 
 Backends
 --------
-``"ref"``       pure-PyTorch reference (any device, autograd through it); the ground truth.
-``"cpu_fused"`` the fused numba kernel of :mod:`eegmamba.model.selective_scan_cpu` (CPU tensors).
+``"ref"``       pure-PyTorch reference (any device, autograd through it); the ground truth
+                (:mod:`eegmamba.ops.scan_ref`).
+``"cpu_fused"`` the fused numba kernel of :mod:`eegmamba.ops.selective_scan_cpu` (CPU tensors).
 ``"mamba_ssm"`` the fused CUDA kernels of the ``mamba-ssm`` package (CUDA tensors only).
 ``"auto"``      ``"mamba_ssm"`` for CUDA tensors when ``mamba-ssm`` imports; ``"cpu_fused"`` for
                 CPU tensors when numba imports (else ``"ref"``, with one warning line); ``"ref"``
                 on other devices.
 
-The Mamba-1 selective scan uses all four; the Mamba-2 (SSD) scan of :mod:`eegmamba.eegm2` has no
-CPU kernel of its own and runs its reference wherever ``resolve_backend`` does not say
+Entry points
+------------
+:func:`selective_scan` — mamba-ssm's signature and layouts, every backend.
+:func:`warmup` — compile the fused CPU kernels up front.
+
+The Mamba-1 selective scan uses all four backends; the Mamba-2 (SSD) scan of :mod:`eegmamba.eegm2`
+has no CPU kernel of its own and runs its reference wherever ``resolve_backend`` does not say
 ``"mamba_ssm"``.
 """
 
@@ -24,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 from types import ModuleType
 from typing import Any, Callable
 
@@ -32,6 +38,7 @@ import torch
 from torch import Tensor
 
 from eegmamba._checks import check_option, check_type
+from eegmamba.ops.scan_ref import _validate, selective_scan_ref
 
 BACKENDS: tuple[str, ...] = ("auto", "ref", "cpu_fused", "mamba_ssm")
 
@@ -65,7 +72,7 @@ _log = logging.getLogger("eegmamba")
 def _cpu_import_error() -> str | None:
     """Why the fused CPU scan (numba) cannot be imported (``None`` if it can)."""
     try:
-        from eegmamba.model import _scan_cpu  # noqa: F401
+        from eegmamba.ops import _scan_cpu  # noqa: F401
     except Exception as err:  # ImportError, or a numba/llvmlite that fails to load or compile
         return f"{type(err).__name__}: {err}".splitlines()[0]
     return None
@@ -83,30 +90,16 @@ def _warn_cpu_fallback() -> None:
 
 
 def cpu_fused_kernels() -> ModuleType:
-    """The numba kernel module :mod:`eegmamba.model._scan_cpu`.
+    """The numba kernel module :mod:`eegmamba.ops._scan_cpu`.
 
     Raises ``RuntimeError`` saying why and how to install numba where it does not import.
     """
     if not has_cpu_fused():
         raise RuntimeError(f"the fused CPU scan needs numba, which does not import "
                            f"({_cpu_import_error()}); {NUMBA_HINT}, or use backend='ref'")
-    from eegmamba.model import _scan_cpu
+    from eegmamba.ops import _scan_cpu
 
     return _scan_cpu
-
-
-def warmup(backend: str = "auto", device: torch.device | str = "cpu",
-           backward: bool = True) -> float:
-    """Compile (or load from numba's on-disk cache) the fused CPU kernels now, so that the first
-    window or training step does not pay it; returns the seconds taken (0 where the resolved
-    backend has nothing to compile). The live loop's model warm-up and the trainer call it.
-    ``backward=False`` compiles the inference kernels only.
-    """
-    if resolve_backend(backend, device) != "cpu_fused":
-        return 0.0
-    from eegmamba.model import selective_scan_cpu
-
-    return selective_scan_cpu.warmup(backward=backward)
 
 
 def _device_of(device: Any) -> torch.device:
@@ -201,75 +194,58 @@ def mamba_chunk_scan_combined() -> Callable[..., Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Pure-PyTorch two-level scan of the linear recurrence h_p = a_p * h_{p-1} + x_p
+# Entry points
 # ---------------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def chunk_scan(a: Tensor, x: Tensor, h0: Tensor | None = None, reverse: bool = False,
-               a_chunk: Tensor | None = None) -> Tensor:
-    """Solve a diagonal linear recurrence over ``S = nc * T`` steps laid out as (nc, T, ...).
+def selective_scan(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    backend: str = "auto",
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Selective scan through the backend resolved by :func:`resolve_backend`.
 
-    ``reverse=False``: ``h_p = a_p h_{p-1} + x_p`` with ``h_{-1} = h0``;
-    ``reverse=True``:  ``h_p = a_p h_{p+1} + x_p`` with ``h_S = h0`` (zero if ``h0`` is None).
-    Step ``p = c * T + t`` sits at ``[c, t]``.
-
-    Two levels instead of ``S`` Python steps: (1) a local scan from a zero state runs in all
-    ``nc`` chunks at once (``T`` vectorised steps), keeping only each chunk's final state;
-    (2) the state entering each chunk is carried across chunks (``nc`` small steps) with the
-    chunk decay products; (3) the scan runs again in all chunks at once, now from the right
-    entering states, writing every ``h``. This reads ``a`` and ``x`` twice and writes ``h`` once
-    (memory traffic dominates on CPU). Only products of the given decays are formed (never the
-    exponential of a positive cumulative sum), so the result is as finite as the recurrence.
-    No autograd; callers write their own backward.
-
-    a, x : Tensor, shape (nc, T, ...), same shape; h0 : Tensor, shape (...), optional.
-    a_chunk : Tensor, shape (nc, ...), optional
-        Product of ``a`` over each chunk when the caller has it in closed form (for
-        ``a = exp(Δ A)``: ``exp(A * sum Δ)``); else ``a.prod(1)``.
-    Returns h : Tensor, shape (nc, T, ...), dtype of x.
+    Same arguments and results as :func:`~eegmamba.ops.scan_ref.selective_scan_ref` (and
+    mamba-ssm's ``selective_scan_fn``). ``backend="auto"`` uses the fused mamba-ssm kernel for CUDA
+    tensors where it imports, else the reference; ``"mamba_ssm"`` forced on CPU or without the
+    kernel raises ``RuntimeError`` with the install command. The fused kernel does not propagate
+    gradients through the returned last state (the reference does).
     """
-    nc, T = x.shape[0], x.shape[1]
-    steps = range(T - 1, -1, -1) if reverse else range(T)
-    H = x.new_empty((nc,) + tuple(x.shape[2:]))  # H[k]: state entering chunk k
-    H[nc - 1 if reverse else 0] = 0 if h0 is None else h0
-    if nc > 1:
-        end = x[:, steps[0]].clone()  # (1) local final states
-        for t in steps[1:]:
-            torch.addcmul(x[:, t], a[:, t], end, out=end)
-        if a_chunk is None:
-            a_chunk = a.prod(1)
-        order = range(nc - 2, -1, -1) if reverse else range(1, nc)
-        for k in order:  # (2) carry
-            src = k + 1 if reverse else k - 1
-            torch.addcmul(end[src], a_chunk[src], H[src], out=H[k])
-    h = torch.empty_like(x)  # (3) full scan from the entering states
-    prev = steps[0]
-    torch.addcmul(x[:, prev], a[:, prev], H, out=h[:, prev])
-    for t in steps[1:]:
-        torch.addcmul(x[:, t], a[:, t], h[:, prev], out=h[:, t])
-        prev = t
-    return h
+    if not isinstance(u, Tensor):
+        raise TypeError(f"selective_scan: u must be a torch.Tensor, got {type(u).__name__}")
+    resolved = resolve_backend(backend, u.device)
+    if resolved == "mamba_ssm":
+        fn = selective_scan_fn()
+        return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    if resolved == "cpu_fused":
+        from eegmamba.ops import selective_scan_cpu as fused
+
+        _validate(u, delta, A, B, C, D, z, delta_bias)
+        if fused.supports_layout(B, C) or backend == "cpu_fused":  # forced: a clear error
+            return fused.selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                            return_last_state)
+    return selective_scan_ref(
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
+    )
 
 
-def plan_chunks(L: int, step_elements: int, chunk_size: int | None = None,
-                segment_len: int | None = None, budget: int = 1 << 22) -> tuple[int, int]:
-    """Choose ``(T, nc)``: chunk length and chunks per segment, for ``L`` steps.
-
-    A segment (``nc * T`` steps) is what one pass of :func:`chunk_scan` holds in memory; its
-    temporaries have ``nc * T * step_elements`` elements. The default keeps that near ``budget``
-    (16 MiB of float32): below glibc's 32 MiB mmap threshold, so the allocator reuses memory
-    instead of page-faulting fresh 100 MB buffers (that, not arithmetic, dominated on CPU),
-    while segments stay long enough that the op count (each op a thread-pool round trip,
-    costly on a loaded 2-core machine) stays low. ``T ~ sqrt(segment)`` minimises the
-    ``2 T + nc`` Python steps per segment.
+def warmup(backend: str = "auto", device: torch.device | str = "cpu",
+           backward: bool = True) -> float:
+    """Compile (or load from numba's on-disk cache) the fused CPU kernels now, so that the first
+    window or training step does not pay it; returns the seconds taken (0 where the resolved
+    backend has nothing to compile). The live loop's model warm-up and the trainer call it.
+    ``backward=False`` compiles the inference kernels only.
     """
-    if segment_len is None:
-        segment_len = max(1, min(L, budget // max(1, step_elements)))
-    if chunk_size is None:
-        chunk_size = max(1, int(round(math.sqrt(segment_len))))
-    L = max(L, 1)
-    chunk_size = min(chunk_size, L)
-    if segment_len >= L:  # one segment covers the sequence
-        return chunk_size, -(-L // chunk_size)
-    return chunk_size, max(1, segment_len // chunk_size)
+    if resolve_backend(backend, device) != "cpu_fused":
+        return 0.0
+    from eegmamba.ops import selective_scan_cpu
+
+    return selective_scan_cpu.warmup(backward=backward)
