@@ -2,7 +2,8 @@
 
 * :mod:`~eegmamba.ops.dispatch` — the one place that chooses a backend (``"auto" | "ref" |
   "cpu_fused" | "mamba_ssm"``), imports the optional kernels (numba, mamba-ssm) with their install
-  hints, and routes each call (:func:`selective_scan`).
+  hints, and routes each call: :func:`selective_scan`, and BiMamba's (b, L, d) entry points
+  :func:`selective_scan_bld` / :func:`conv1d_silu` (fused CPU only, see :func:`uses_fused_cpu`).
 * Reference: :mod:`~eegmamba.ops.scan_ref` (pure-PyTorch selective scan, any device, the ground
   truth) on :mod:`~eegmamba.ops.chunk` (chunked linear-recurrence scan and its planning).
 * Fused CPU (numba): :mod:`~eegmamba.ops.selective_scan_cpu` (torch side) over the kernels
@@ -15,13 +16,17 @@ Implementations never import the dispatcher; only it imports them (the fused one
 
 from eegmamba.ops.dispatch import (
     BACKENDS,
+    conv1d_silu,
     has_cpu_fused,
     has_mamba_ssm,
     resolve_backend,
     selective_scan,
+    selective_scan_bld,
+    uses_fused_cpu,
     warmup,
 )
 from eegmamba.ops.scan_ref import selective_scan_ref, selective_scan_sequential
 
-__all__ = ["BACKENDS", "has_cpu_fused", "has_mamba_ssm", "resolve_backend", "selective_scan",
-           "selective_scan_ref", "selective_scan_sequential", "warmup"]
+__all__ = ["BACKENDS", "conv1d_silu", "has_cpu_fused", "has_mamba_ssm", "resolve_backend",
+           "selective_scan", "selective_scan_bld", "selective_scan_ref",
+           "selective_scan_sequential", "uses_fused_cpu", "warmup"]

@@ -20,6 +20,8 @@ Backends
 Entry points
 ------------
 :func:`selective_scan` — mamba-ssm's signature and layouts, every backend.
+:func:`selective_scan_bld`, :func:`conv1d_silu` — BiMamba's (b, L, d) layout, computed by the fused
+CPU backend only; :func:`uses_fused_cpu` says whether it applies to a tensor.
 :func:`warmup` — compile the fused CPU kernels up front.
 
 The Mamba-1 selective scan uses all four backends; the Mamba-2 (SSD) scan of :mod:`eegmamba.eegm2`
@@ -235,6 +237,61 @@ def selective_scan(
     return selective_scan_ref(
         u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
     )
+
+
+def uses_fused_cpu(backend: str, x: Tensor) -> bool:
+    """Whether ``backend`` resolves to the fused CPU kernels for ``x``: a float32/float64 tensor
+    on the CPU, with numba importing (:func:`resolve_backend` gives ``"cpu_fused"``). Then
+    :func:`selective_scan_bld` and :func:`conv1d_silu` take it."""
+    return (x.dtype in (torch.float32, torch.float64)
+            and resolve_backend(backend, x.device) == "cpu_fused")
+
+
+def _require_fused_cpu(name: str, backend: str, x: Tensor) -> None:
+    if not uses_fused_cpu(backend, x):
+        raise ValueError(
+            f"{name}: the (b, L, d) layout is computed by the fused CPU backend only (float32 or "
+            f"float64 CPU tensors, numba); got backend={backend!r} for {x.dtype} tensors on "
+            f"{x.device}; check uses_fused_cpu() first, or use selective_scan (any backend)"
+        )
+
+
+def selective_scan_bld(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    bc: Tensor,
+    b_off: int,
+    c_off: int,
+    groups: int | tuple[int, int] = 1,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    reverse: bool = False,
+    backend: str = "auto",
+) -> tuple[Tensor, Tensor]:
+    """The selective scan in BiMamba's layout, ``u, delta, z (b, L, d)``, B and C as column ranges
+    of ``bc (b, L, cols)``; returns ``(y (b, L, d), last state (b, d, n))``. Arguments as
+    :func:`eegmamba.ops.selective_scan_cpu.selective_scan_bld`; only where
+    :func:`uses_fused_cpu` (else ``ValueError``)."""
+    _require_fused_cpu("selective_scan_bld", backend, u)
+    from eegmamba.ops import selective_scan_cpu as fused
+
+    return fused.selective_scan_bld(u, delta, A, bc, b_off, c_off, groups, D, z, delta_bias,
+                                    delta_softplus, reverse)
+
+
+def conv1d_silu(x: Tensor, weight: Tensor, bias: Tensor, reverse: bool = False,
+                backend: str = "auto") -> Tensor:
+    """``silu(causal depthwise conv(x))`` in BiMamba's layout: ``x (b, L, d)`` -> ``(b, L, d)``,
+    ``weight (d, 1, K)`` and ``bias (d,)`` as ``nn.Conv1d``'s (see :mod:`eegmamba.ops._conv_cpu`);
+    ``reverse=True`` is the anti-causal conv. Only where :func:`uses_fused_cpu` (else
+    ``ValueError``)."""
+    _require_fused_cpu("conv1d_silu", backend, x)
+    from eegmamba.ops._conv_cpu import conv_silu
+
+    return conv_silu(x, weight, bias, reverse)
 
 
 def warmup(backend: str = "auto", device: torch.device | str = "cpu",
