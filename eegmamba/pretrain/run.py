@@ -17,7 +17,6 @@ settings, training summary, input files with SHA-256, command, machine, versions
 from __future__ import annotations
 
 import dataclasses
-import json
 import subprocess
 import time
 from dataclasses import dataclass, field

@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from eegmamba._checks import UserInputError
-from eegmamba.training import provenance as prov
 from eegmamba.training.arms import CLASSICAL, NEURAL, ArmSettings, fit_arm, load_fitted
 from eegmamba.training.engine.runfolder import RunFolder
 from eegmamba.training.metrics import compute_metrics, summarize_folds

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -33,76 +32,18 @@ import torch.nn.functional as F
 
 from eegmamba._interrupt import StopFlag
 from eegmamba.training.distributed import DistInfo, all_reduce_sum, any_flag, broadcast_buffers, shard
+from eegmamba.training.engine.classify import validate_classification
+from eegmamba.training.engine.data import (FitResult, TaskData, class_weights, effective_batch,
+                                           steps_per_epoch)
 from eegmamba.training.engine.ema import EMA
 from eegmamba.training.engine.optim import build_optimizer, set_lr
-from eegmamba.training.engine.predict import map_batches, to_batch
+from eegmamba.training.engine.predict import to_batch
 from eegmamba.training.engine.recipe import Recipe
 from eegmamba.training.sampling import DynamicSampler
 
+__all__ = ["Engine", "FitResult", "TaskData", "effective_batch", "steps_per_epoch", "class_weights"]
+
 Augment = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
-
-
-@dataclass
-class TaskData:
-    """Windows of one task: ``X (N, C, T)`` float32 (ndarray, or a tensor of cached features),
-    ``y (N,)`` int64 (None for self-supervised training)."""
-
-    X: np.ndarray
-    y: np.ndarray | None
-
-
-@dataclass
-class FitResult:
-    """history: one record per epoch (train means, lr, seconds, the epoch's last validation);
-    evals: one record per validation; best_*: the selected validation (1-based epoch, global
-    step); best_state: its weights (EMA weights when the recipe has an EMA), on the CPU."""
-
-    history: list[dict] = field(default_factory=list)
-    evals: list[dict] = field(default_factory=list)
-    best_epoch: int = 0
-    best_step: int = 0
-    best_score: float | None = None
-    best_loss: float = math.inf  # validation loss of the selected evaluation (tie-break)
-    best_state: dict | None = None
-    stopped_early: bool = False
-    interrupted: bool = False
-    notes: list[str] = field(default_factory=list)
-    batch_size: int = 0
-    steps_per_epoch: int = 0
-    total_steps: int = 0
-
-    def summary(self) -> dict:
-        """JSON-able facts for a result file (no weights, no per-epoch history)."""
-        return {"best_epoch": self.best_epoch, "best_step": self.best_step,
-                "best_score": self.best_score, "stopped_early": self.stopped_early,
-                "interrupted": self.interrupted, "epochs_run": len(self.history),
-                "batch_size": self.batch_size, "steps_per_epoch": self.steps_per_epoch,
-                "total_steps": self.total_steps, "notes": list(self.notes)}
-
-
-def effective_batch(recipe: Recipe, sizes: dict) -> tuple[int, str | None]:
-    """The batch actually used: at most the largest training set, and small enough for
-    ``min_steps_per_epoch`` steps per epoch on it; with the note saying so (None if unchanged)."""
-    n = max(sizes.values())
-    bs = min(recipe.batch_size, n, max(1, math.ceil(n / recipe.min_steps_per_epoch)))
-    if bs == recipe.batch_size:
-        return bs, None
-    return bs, (f"batch_size {recipe.batch_size} on {n} training windows: using {bs} "
-                f"({math.ceil(n / bs)} steps per epoch; at least {recipe.min_steps_per_epoch} wanted)")
-
-
-def steps_per_epoch(recipe: Recipe, sizes: dict) -> int:
-    """Optimiser steps in one epoch over training sets of ``sizes`` (task → windows)."""
-    return DynamicSampler(sizes, effective_batch(recipe, sizes)[0], recipe.seed).steps_per_epoch()
-
-
-def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
-    """Cross-entropy weights ``n / (K * count_k)`` over the classes present (absent: 1)."""
-    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-    present = counts > 0
-    w = np.ones(n_classes)
-    w[present] = counts[present].sum() / (present.sum() * counts[present])
-    return torch.tensor(w, dtype=torch.float32)
 
 
 def _core(model: nn.Module) -> nn.Module:
@@ -305,35 +246,10 @@ class Engine:
             if self.validate_fn is not None:
                 rec = self.validate_fn(self)
             else:
-                rec = self._validate_classification()
+                rec = validate_classification(self.core, self.val, self.forward, self.device,
+                                              max(self.batch_size, 64), self.amp)
         self.train_mode(core)
         return rec
-
-    def _validate_classification(self) -> dict:
-        from eegmamba.training.metrics import auroc
-        from sklearn.metrics import balanced_accuracy_score
-
-        sums = {"val_loss": 0.0, "val_acc": 0.0, "val_balanced_acc": 0.0, "val_auroc": 0.0}
-        n_all = 0
-        for task, d in self.val.items():
-            out = map_batches(self.core, d.X, lambda m, xb, t=task: self.forward(m, xb, t),
-                              self.device, max(self.batch_size, 64), self.amp)
-            logits = torch.cat(out)
-            y = np.asarray(d.y)
-            yt = torch.from_numpy(y)
-            pred = logits.argmax(1).numpy()
-            proba = torch.softmax(logits, 1).double().numpy()
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                bal = float(balanced_accuracy_score(y, pred))
-            m = {"val_loss": float(F.cross_entropy(logits, yt)), "val_acc": float((pred == y).mean()),
-                 "val_balanced_acc": bal, "val_auroc": auroc(y, proba)}
-            for k in sums:
-                sums[k] += m[k] * len(y)
-            n_all += len(y)
-        return {k: v / max(n_all, 1) for k, v in sums.items()}
 
     def _evaluate(self) -> None:
         rec = {"epoch": round(self.epoch + self.step / self.steps_per_epoch, 4),
