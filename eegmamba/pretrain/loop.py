@@ -155,6 +155,16 @@ class Pretrainer:
     done = property(lambda self: self.engine.done)
 
     @property
+    def best(self) -> dict:
+        """``{"epoch", "val_total", "parts"}`` of the selected validation (as before the engine)."""
+        r = self.engine.result
+        e = next((e for e in r.evals if e["step"] == r.best_step), None)
+        if e is None:
+            return {"epoch": 0, "val_total": math.inf, "parts": {}}
+        return {"epoch": r.best_epoch, "val_total": e["val_total"],
+                "parts": {k: e[f"val_{k}"] for k in PARTS}}
+
+    @property
     def initial_val(self) -> dict | None:
         h = self.history
         return {k: h[0][f"val_{k}"] for k in PARTS} if h and h[0]["epoch"] == 0 else None
@@ -184,11 +194,10 @@ class Pretrainer:
     def summary(self) -> dict:
         """Training summary for the metadata: epochs, steps, split, initial/best/last validation."""
         last = self.history[-1] if self.history else {}
-        r = self.engine.result
-        best = next((e for e in r.evals if e["step"] == r.best_step), {})
+        best = self.best
         return {"epochs_run": self.epoch, "steps": self.global_step, "total_steps": self.total_steps,
-                "steps_per_epoch": self.steps_per_epoch, "best_epoch": r.best_epoch,
-                "best_val": {k: best.get(f"val_{k}") for k in PARTS}, "initial_val": self.initial_val,
+                "steps_per_epoch": self.steps_per_epoch, "best_epoch": best["epoch"],
+                "best_val": best["parts"], "initial_val": self.initial_val,
                 "last_val": {k: last.get(f"val_{k}") for k in PARTS},
                 "train_windows": int(len(self.split.train_idx)),
                 "val_windows": int(len(self.split.val_idx)), "validation": self.split.describe(),

@@ -10,8 +10,9 @@ Per subject ``s`` that has the within-subject run's ``train_runs`` (EEGMMIDB 4 +
 2. ``scratch`` — the within-subject model of ``s`` (trained from scratch on runs 4 + 8; read from
    the within-subject run).
 3. ``calibrated`` — neural arms: the fold model of (1), every layer fine-tuned on ``s``'s runs 4 + 8
-   with the within-subject protocol's split (early stopping on the last 20 % in time of each run)
-   and the same optimiser settings as its training (EEGMamba AdamW 2e-4 / 1e-6, EEGNet Adam 1e-3);
+   with the within-subject protocol's split (selection on the last 20 % in time of each run)
+   and the same recipe as its training (the cross-subject run's ``settings.recipe``; a run written
+   before the recipe existed: EEGMamba AdamW 2e-4 / 1e-6, EEGNet Adam 1e-3);
    (2) and (3) differ only in where the weights start. Classical arms (no fine-tuning exists for
    them): refitted on the fold's training subjects' windows pooled with ``s``'s runs 4 + 8 (our
    choice; they are the peers, not the subject of this protocol).

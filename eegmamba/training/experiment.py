@@ -38,6 +38,7 @@ from eegmamba.training.baseline import run_baseline
 from eegmamba.training.cv import n_folds_for, subject_folds, validation_split
 from eegmamba.training.distributed import DistInfo, barrier, cleanup, init_from_env
 from eegmamba.training.metrics import compute_metrics, confusion, per_group_metrics
+from eegmamba.training.engine.hooks import augmentation_for
 from eegmamba.training.engine.loop import steps_per_epoch
 from eegmamba.training.engine.predict import predict_proba
 from eegmamba.training.engine.runfolder import RunFolder, write_json
@@ -219,8 +220,9 @@ class Experiment:
         return model
 
     def _trainer(self, model, train, val, state: Path, label: str, stop_at_step: int = 0) -> Trainer:
+        augment = {p.name: augmentation_for(p) for p in self.profiles}
         tr = Trainer(model, train, val, self.cfg.train, self.device, self.dist, state, self.console,
-                     label, self.on_epoch_end, stop_at_step=stop_at_step)
+                     label, self.on_epoch_end, stop_at_step=stop_at_step, augment=augment)
         if self.resume and state.is_file():
             tr.load_state(state)
             _say(self.console, f"{label}: resuming at epoch {tr.epoch + 1}, step {tr.step}")

@@ -3,6 +3,7 @@ schedule, clipping, EMA, batch clipping, selection, validation cadence, resume, 
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -202,3 +203,51 @@ def test_recipe_file_and_errors(tmp_path):
         Recipe(select="f1")
     with pytest.raises(UserInputError, match="label_smoothing"):
         Recipe(label_smoothing=1.0)
+
+
+def test_eegmamba_train_recipe_file_is_used_and_recorded(syn, tmp_path):
+    import json
+
+    from eegmamba.training import cli_train
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("lr: 0.0005\nweight_decay: 0.02\nepochs: 3\nevals_per_epoch: 2\n")
+    out = tmp_path / "run"
+    assert cli_train.main(["--profile", syn["profile"], "--data", syn["data"], "--out", str(out),
+                           "--recipe", str(recipe), "--epochs", "1", "--folds", "2", "--variant",
+                           "eegmamba_tiny", "--no-final", "--no-baseline", "--device", "cpu"]) == 0
+    train = json.loads((out / "run.json").read_text())["config"]["train"]
+    assert (train["lr"], train["weight_decay"], train["evals_per_epoch"]) == (5e-4, 0.02, 2)
+    assert train["epochs"] == 1  # the command line wins over the file
+    res = json.loads((out / "results.json").read_text())
+    assert res["run"]["config"]["train"] == train
+    fold = res["folds"][0]
+    assert len(fold["evals"]) == 2 and fold["fit"]["steps_per_epoch"] >= 4  # batch clipped
+    assert fold["best_step"] in [e["step"] for e in fold["evals"]]
+
+
+def test_pre_engine_protocol_settings_read_as_the_old_recipes():
+    from eegmamba.training.arms import ArmSettings
+
+    old = ArmSettings.from_dict({"eegmamba_epochs": 5, "eegnet_epochs": 7})  # no "recipe" key
+    r = old.recipe_for("eegmamba", seed=3)
+    assert r == Recipe.paper(epochs=5, seed=3)
+    e = old.recipe_for("eegnet", seed=3)
+    assert (e.lr, e.weight_decay, e.ema, e.epochs, e.batch_size) == (1e-3, 0.0, 0.0, 7, 64)
+    new = ArmSettings()
+    assert ArmSettings.from_dict(json.loads(json.dumps(__import__("dataclasses").asdict(new)))) == new
+
+
+def test_a_pre_engine_trainer_state_resumes(tmp_path):
+    model = _model(2)
+    old = {"model": model.state_dict(), "optimizer": torch.optim.AdamW(model.parameters()).state_dict(),
+           "epoch": 1, "step": 0, "partial": [0.0, 0.0], "bad_epochs": 0, "best_loss": 0.7,
+           "history": [{"epoch": 1, "train_loss": 0.7, "val_loss": 0.7}], "best_epoch": 1,
+           "best_state": model.state_dict(), "rng": torch.get_rng_state()}
+    torch.save(old, tmp_path / "state.pt")
+    eng = Engine(_model(3), {"t": _data()}, {"t": _data(8, seed=1)}, Recipe.paper(epochs=2, batch_size=8),
+                 CPU)
+    eng.load_state(tmp_path / "state.pt")
+    assert eng.global_step == eng.steps_per_epoch and "optimiser moments restarted" in eng.notes[-1]
+    fit = eng.fit()
+    assert [h["epoch"] for h in fit.history] == [1, 2] and eng.global_step == 2 * eng.steps_per_epoch

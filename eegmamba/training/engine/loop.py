@@ -61,7 +61,8 @@ class Engine:
     Hooks (all optional): ``forward(model, x, task) -> logits`` (default ``model(x, task=task)``);
     ``loss_step(model, x, y, task, gen) -> (loss, {part: float})`` replaces forward + the default
     loss (self-supervised training); ``validate(engine) -> {"val_…": float}`` replaces the default
-    classification validation; ``augment(x (B,C,T), y (B,), gen) -> (x, y)``; ``after_step(core)``;
+    classification validation; ``augment(x (B,C,T), y (B,), gen) -> (x, y)`` (or a dict task →
+    such a callable or None); ``after_step(core)``;
     ``train_mode(core)`` (default ``core.train()``); ``on_epoch_end(epoch, record) -> bool`` and
     ``should_stop() -> bool`` request a stop; ``on_step(step, parts)`` sees each step's loss parts;
     ``progress`` an object with ``start_epoch``,
@@ -289,8 +290,9 @@ class Engine:
         xb = to_batch(data.X, idx, self.device)
         yb = None if data.y is None else torch.from_numpy(np.asarray(data.y)[idx]).to(self.device)
         gen = torch.Generator().manual_seed(self.recipe.seed * 1_000_003 + self.global_step)
-        if self.augment is not None:
-            xb, yb = self.augment(xb, yb, gen)
+        augment = self.augment.get(task) if isinstance(self.augment, dict) else self.augment
+        if augment is not None:
+            xb, yb = augment(xb, yb, gen)
         self.lr = set_lr(self.opt, self.recipe, self.global_step, self.total_steps)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
             loss, parts = self.loss_step(self.model, xb, yb, task, gen)
