@@ -7,8 +7,9 @@ Output folder::
     folds/fold_K/checkpoint/    best-validation weights of fold K (safetensors + JSON metadata)
     folds/fold_K/result.json    fold K's metrics, history, test predictions
     folds/fold_K/state.pt       resumable training state (deleted when the fold is done)
-    final/                      checkpoint trained on ALL subjects for the CV-chosen number of epochs
-                                (median over folds of the best validation epoch); use this one
+    final/                      checkpoint trained on ALL subjects for the CV-chosen length (median
+                                over folds of the selected validation's position in epochs, as
+                                steps on all subjects; the schedule as planned); use this one
     results.json, report.md, *.png
 
 Windows are built once per task; each fold trains on the other folds' subjects, early-stops on a
