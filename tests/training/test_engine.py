@@ -163,6 +163,9 @@ def test_resume_continues_at_the_same_step_with_the_same_batches(tmp_path):
     assert first_steps + again_steps == ref_steps  # same steps, same losses (same batches)
     assert [e["val_loss"] for e in fit.evals] == [e["val_loss"] for e in ref_fit.evals]
     assert all(torch.equal(v, ref_fit.best_state[k]) for k, v in fit.best_state.items())
+    other = Engine(_model(7), {"t": _data()}, None, recipe.replace(lr=5e-4), CPU)
+    with pytest.raises(UserInputError, match=r"another training recipe \(lr differ"):
+        other.load_state(tmp_path / "state.pt")
 
 
 def test_class_balanced_loss_and_sampler():

@@ -20,6 +20,7 @@ best weights so far (calibration in a worker thread).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from eegmamba._checks import UserInputError
 from eegmamba._interrupt import StopFlag
 from eegmamba.training.distributed import DistInfo, all_reduce_sum, any_flag, broadcast_buffers, shard
 from eegmamba.training.engine.classify import validate_classification
@@ -161,8 +163,6 @@ class Engine:
 
     def eval_weights(self):
         """Context: the model holds the weights that are validated (the EMA's) inside the block."""
-        import contextlib
-
         return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
 
     def _batches(self, epoch: int):
@@ -186,8 +186,9 @@ class Engine:
                 "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
                 "partial": dict(self.partial), "skipped": self.skipped, "history": r.history,
                 "evals": r.evals, "best_epoch": r.best_epoch, "best_step": r.best_step,
-                "best_score": r.best_score, "best_loss": r.best_loss, "best_state": r.best_state, "last_eval": self.last_eval,
-                "recipe": self.recipe.to_dict(), "rng": torch.get_rng_state()}
+                "best_score": r.best_score, "best_loss": r.best_loss, "best_state": r.best_state,
+                "last_eval": self.last_eval, "recipe": self.recipe.to_dict(),
+                "rng": torch.get_rng_state()}
 
     def save_state(self) -> None:
         if self.state_path is not None and self.dist.is_main:
@@ -202,6 +203,10 @@ class Engine:
         self.core.load_state_dict(s["model"])
         if "engine" not in s:
             return self._load_legacy(s)
+        diff = sorted(k for k, v in self.recipe.to_dict().items() if s["recipe"].get(k) != v)
+        if diff:
+            raise UserInputError(f"{path} was written with another training recipe ({', '.join(diff)} "
+                                 "differ); resume with the same recipe or start a new run")
         self.opt.load_state_dict(s["optimizer"])
         if self.ema is not None and s.get("ema"):
             self.ema.load_state_dict(s["ema"])
