@@ -34,7 +34,8 @@ def map_batches(model: nn.Module, X, fn: Callable[[nn.Module, torch.Tensor], tor
                 device: torch.device | str | None = None, batch_size: int = 256,
                 amp: bool = False) -> list[torch.Tensor]:
     """``fn(model, xb)`` for consecutive batches ``xb`` of ``X (N, ...)`` in eval mode (the model's
-    mode is restored after); outputs moved to the CPU (half precision raised to float32). ``device`` default: the model's."""
+    mode is restored after); outputs moved to the CPU (half precision raised to float32).
+    ``device`` default: the model's."""
     core = _core(model)
     device = model_device(core) if device is None else torch.device(device)
     was = core.training
