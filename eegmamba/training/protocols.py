@@ -69,6 +69,8 @@ class ProtocolConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("arms")  # arms may be added to a run folder later
+        if d["settings"]["recipe"] is None:  # legacy settings: recorded as a pre-engine run was
+            d["settings"].pop("recipe")
         return d
 
 

@@ -237,6 +237,11 @@ def test_pre_engine_protocol_settings_read_as_the_old_recipes():
     assert r == Recipe.paper(epochs=5, seed=3)
     e = old.recipe_for("eegnet", seed=3)
     assert (e.lr, e.weight_decay, e.ema, e.epochs, e.batch_size) == (1e-3, 0.0, 0.0, 7, 64)
+    from eegmamba.training.protocols import ProtocolConfig
+
+    legacy = ProtocolConfig("cross-subject", "motor_imagery", ("d",), "o",
+                            settings=ArmSettings(recipe=None)).to_dict()
+    assert "recipe" not in legacy["settings"]  # = the run.json of a pre-engine run: it resumes
     new = ArmSettings()
     assert ArmSettings.from_dict(json.loads(json.dumps(__import__("dataclasses").asdict(new)))) == new
 
