@@ -27,8 +27,10 @@ class StreamHealth:
     where samples were missing (and their total length in seconds), ``n_jumps`` those where the
     source clock jumped (either way), ``n_backwards`` raw timestamps not after the previous one
     (overlapping push-stamped chunks make many), ``jitter_p95_ms`` the 95th percentile of
-    |raw - regularized timestamp|; ``n_losses`` stalls beyond the limit, ``n_reconnects``
-    resumptions after a loss, ``n_recreated`` inlets re-opened on a new outlet of the same source.
+    |raw - regularized timestamp|; ``n_duplicates`` samples received a second time (same
+    timestamp, same values: a driver re-sending a chunk), dropped; ``n_losses`` stalls beyond the
+    limit, ``n_reconnects`` resumptions after a loss, ``n_recreated`` inlets re-opened on a new
+    outlet of the same source.
     ``units``: the EEG channels' unit as declared or assumed; ``hold``: why no decision may be
     taken on the stream now (``unverified``, ``units``, ``rate_mismatch``) with ``message``, one
     line saying what to do. ``n_errors``/``last_error``: failures of the acquisition thread for
@@ -62,6 +64,7 @@ class StreamHealth:
     hold: str | None = None
     message: str | None = None
     rate_settled: bool = False
+    n_duplicates: int = 0
 
     @property
     def drift(self) -> float | None:

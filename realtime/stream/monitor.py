@@ -231,6 +231,7 @@ class StreamCounters:
         self.last_arrival: float | None = None
         self.n_samples = self.n_chunks = self.n_backwards = 0
         self.n_losses = self.n_reconnects = self.n_recreated = self.n_errors = 0
+        self.n_duplicates = 0  # re-sent samples dropped (realtime.stream.duplicates)
         self.last_error: str | None = None
 
     def update(self, raw: np.ndarray, now: float) -> None:
@@ -244,6 +245,14 @@ class StreamCounters:
         self.n_samples += len(raw)
         self.n_chunks += 1
         self.last_raw, self.last_arrival = float(raw[-1]), now
+
+    def duplicates(self, n: int, now: float) -> None:
+        """``n`` re-sent samples arrived (and were dropped): counted; the stream is alive."""
+        self.n_duplicates += n
+        if self.state == "lost":
+            self.n_reconnects += 1
+        if self.last_arrival is not None:
+            self.state, self.last_arrival = "ok", now
 
     def check_stall(self, now: float) -> bool:
         """Mark the stream lost after ``stall_s`` without samples; True while lost.
