@@ -77,9 +77,16 @@ class DuplicateFilter:
         return samples, raw, n_dup
 
     def _remember(self, samples: np.ndarray, raw: np.ndarray) -> None:
+        """Keep the newest ``keep`` of these samples in the ring (two slice copies, no indexing)."""
         m = min(raw.size, self.keep)
-        idx = (self._n + np.arange(raw.size - m, raw.size)) % self.keep
-        self._stamps[idx] = raw[-m:]
-        self._values[idx] = samples[:, -m:].T
+        pos = self._n % self.keep
+        first = min(m, self.keep - pos)
+        self._stamps[pos:pos + first] = raw[raw.size - m:raw.size - m + first]
+        self._values[pos:pos + first] = samples[:, raw.size - m:raw.size - m + first].T
+        if first < m:
+            self._stamps[:m - first] = raw[raw.size - m + first:]
+            self._values[:m - first] = samples[:, raw.size - m + first:].T
         self._n += raw.size
-        self._newest = max(self._newest, float(raw.max()))
+        newest = raw[-1] if raw.size == 1 else raw.max()
+        if newest > self._newest:
+            self._newest = float(newest)
