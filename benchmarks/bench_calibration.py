@@ -7,7 +7,7 @@ seconds each; decisions are tagged with the phase they were published in:
 
 - ``none``: no fine-tuning (the reference);
 - ``worker``: the calibration worker as ``eegmamba-live --calibrate`` starts it
-  (``python -m realtime.calib_worker``, nice +10, 1 torch thread);
+  (``python -m realtime.calibration.worker``, nice +10, 1 torch thread);
 - ``worker-2t-nice0``: the same worker with 2 torch threads and no nice (what a default torch
   process would take on a 2-core machine);
 - ``thread``: the same ``finetune`` call in a thread of the live process (1 torch thread): the
@@ -68,7 +68,7 @@ def _worker(job: Path, threads: int, nice: int) -> subprocess.Popen:
     spec = json.loads((job / "job.json").read_text())
     spec["threads"], spec["nice"] = threads, nice
     (job / "job.json").write_text(json.dumps(spec))
-    return subprocess.Popen([sys.executable, "-m", "realtime.calib_worker", str(job)], cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "realtime.calibration.worker", str(job)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "OMP_NUM_THREADS": str(threads)})
 
@@ -95,13 +95,13 @@ def main() -> int:
     args = ap.parse_args()
     import torch
 
-    from realtime.lsl_config import quiet_liblsl
+    from realtime.stream.lsl_config import quiet_liblsl
     from realtime.session import DEMO_CHECKPOINT, DEMO_PROFILE, DEMO_RECORDING, Session, SessionOptions
 
     quiet_liblsl()
     torch.set_num_threads(1)
     name = f"bench-calib-{uuid.uuid4().hex[:6]}"
-    server = subprocess.Popen([sys.executable, "-m", "realtime.cli_replay", str(DEMO_RECORDING),
+    server = subprocess.Popen([sys.executable, "-m", "realtime.replay.cli", str(DEMO_RECORDING),
                                "--name", name, "--no-markers"], cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     job = Path(tempfile.mkdtemp(prefix="bench-calib-"))

@@ -176,13 +176,13 @@ def _main(argv: Sequence[str] | None) -> int:
     args = _parse(argv)
     import torch
 
-    from eegmamba.model import _kernels
+    from eegmamba.ops import dispatch
 
     torch.set_num_threads(args.threads)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     for b in backends:
-        _kernels.resolve_backend(b, "cpu")  # a clear error for an unknown / unavailable one
-    compile_s = _kernels.warmup(backends[0], "cpu", backward=False)
+        dispatch.resolve_backend(b, "cpu")  # a clear error for an unknown / unavailable one
+    compile_s = dispatch.warmup(backends[0], "cpu", backward=False)
     models = build_models(variants_of(args.variant), backends, args.n_times)
     x = torch.randn(1, N_CHANS, args.n_times, generator=torch.Generator().manual_seed(0))
     meta = {"threads": args.threads, "interop_threads": torch.get_num_interop_threads(),

@@ -3,7 +3,7 @@ the hand-glued peers measured in the same run.
 
 For each stream count N: N replayed EEGMMIDB streams (``S001R04``, 64 ch @ 160 Hz, chunks of 10,
 served by a child process so pushing does not share our GIL) are acquired by ONE acquisition thread
-and classified by ONE live loop (the real ``realtime.live.LiveLoop``: shared preprocessing, the
+and classified by ONE live loop (the real ``realtime.loop.live.LiveLoop``: shared preprocessing, the
 ``motor_imagery`` profile's windows (3 s every 0.5 s), newest-only scheduling, single-task EEGMamba batched across streams, marker and
 probability outlets). An outside pylsl client (another child process, ``benchmarks/_marker_client.py``)
 receives every marker. Latency is taken from the **push of the window's last sample** (the replay
@@ -109,10 +109,10 @@ def _pct(values) -> dict:
 
 
 def _measure(names: list[str], checkpoint: Path, args, stagger: float) -> dict:
-    from realtime.acquisition import Acquisition, AcquisitionConfig, StreamQuery
-    from realtime.inference import InferenceEngine
-    from realtime.live import LiveLoop
-    from realtime.pipeline import ProfilePipeline
+    from realtime.stream.acquisition import Acquisition, AcquisitionConfig, StreamQuery
+    from realtime.loop.inference import InferenceEngine
+    from realtime.loop.live import LiveLoop
+    from realtime.loop.pipeline import ProfilePipeline
 
     profile = _profile(args.window_s)
     acq = Acquisition(AcquisitionConfig(**({"poll_interval_s": args.poll_interval}
@@ -153,7 +153,7 @@ def _measure(names: list[str], checkpoint: Path, args, stagger: float) -> dict:
 
         loop = LiveLoop(acq, engine, pipelines, on_decision=record_decision)
     marker_names = {o.outlets.marker_name: o.name for o in loop.outputs}
-    # realtime.outlets' default source id: other processes may publish the same stream names
+    # realtime.loop.outlets' default source id: other processes may publish the same stream names
     ours = [f"{m}@{socket.gethostname()}:{os.getpid()}-markers" for m in marker_names]
     with marker_client(list(marker_names), ours) as received, acq:
         loop.run(args.warmup)  # fill the first windows, settle the clocks

@@ -10,7 +10,7 @@ sample-index channel of the replay:
 - ``cnn``: a small EEGNet-like PyTorch CNN (random weights, eval mode, ``torch.inference_mode``).
 
 The same three with an ``acq-`` prefix replace the ``StreamLSL`` inlets by this package's single
-acquisition thread (``realtime.acquisition``), to compare the ingestion floor and its CPU cost.
+acquisition thread (``realtime.stream.acquisition``), to compare the ingestion floor and its CPU cost.
 
 Each peer classifies only the newest complete window when it polls (like the issue's hand-glued
 peers); windows passed over are *counted* as ``skipped`` here (the issue's peer at 48 streams
@@ -19,7 +19,7 @@ skipped every other window without saying so).
 Latency = local time when the decision is made minus the time the window's last sample was
 pushed (``p50_ms`` …), and when the decision's marker (pushed on one LSL marker outlet per stream,
 as ``eegmamba-live`` does) is received by an outside pylsl client process (``recv_p50_ms`` …,
-``benchmarks/_marker_client.py``). Source ``eegmamba`` (default, ``realtime.replay.Replay``) stamps a chunk's last sample with
+``benchmarks/_marker_client.py``). Source ``eegmamba`` (default, ``realtime.replay.player.Replay``) stamps a chunk's last sample with
 its scheduled push time and pushes it right after, so that timestamp *is* the push time (actual
 pushes can only be later: the figure is conservative by the pusher's wake-up jitter). Source
 ``mne-lsl`` (``PlayerLSL``) stamps the last sample one chunk period in the future, so the push time
@@ -69,7 +69,7 @@ def _serve(path: str, prefix: str, n: int, source: str, chunk: int) -> None:
 
     mne.set_log_level("WARNING")
     if source == "eegmamba":
-        from realtime.replay import Replay
+        from realtime.replay.player import Replay
 
         players = [Replay(path, name=f"{prefix}-{i}", repeat=float("inf"), chunk_size=chunk,
                           index_channel=True, markers=False).start() for i in range(n)]
@@ -179,10 +179,10 @@ class _MneLslReader:
 
 
 class _AcquisitionReader:
-    """This package's ingestion: ONE ``realtime.acquisition`` thread for all streams."""
+    """This package's ingestion: ONE ``realtime.stream.acquisition`` thread for all streams."""
 
     def __init__(self, names: list[str], fs: float) -> None:
-        from realtime.acquisition import Acquisition, StreamQuery
+        from realtime.stream.acquisition import Acquisition, StreamQuery
 
         self.acq = Acquisition()
         self.inlets = [self.acq.add(StreamQuery(name=n), timeout=10) for n in names]

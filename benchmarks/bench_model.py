@@ -86,7 +86,7 @@ def run_config(spec: dict[str, Any]) -> dict[str, Any]:
     n_params = sum(p.numel() for p in model.parameters())
     backend = "-"
     if spec["model"] == "eegmamba":
-        from eegmamba.model._kernels import resolve_backend
+        from eegmamba.ops.dispatch import resolve_backend
 
         backend = resolve_backend(model.config.backend, device)
 

@@ -27,11 +27,11 @@ import torch
 # run as a script from a checkout without an editable install: make the repo root importable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eegmamba.model import _kernels  # noqa: E402
-from eegmamba.model.selective_scan import selective_scan_ref  # noqa: E402
+from eegmamba.ops import dispatch  # noqa: E402
+from eegmamba.ops.scan_ref import selective_scan_ref  # noqa: E402
 
-if _kernels.has_cpu_fused():
-    from eegmamba.model.selective_scan_cpu import selective_scan_bld
+if dispatch.has_cpu_fused():
+    from eegmamba.ops.selective_scan_cpu import selective_scan_bld
 
 try:  # mambapy's pure-PyTorch scan (Blelloch pscan); a method that does not use ``self``
     from mambapy.mamba import MambaBlock as _MambapyBlock
@@ -54,7 +54,7 @@ def _backends(device: torch.device) -> dict[str, Callable]:
     out: dict[str, Callable] = {
         "ref": lambda t: selective_scan_ref(t["u"], t["delta"], t["A"], t["B"], t["C"], t["D"])
     }
-    if device.type == "cpu" and _kernels.has_cpu_fused():
+    if device.type == "cpu" and dispatch.has_cpu_fused():
         def cpu_fused(t):  # (B, L, d) layout and B, C as columns of one (B, L, 2N) tensor
             y, _ = selective_scan_bld(t["x_l"], t["delta_l"], t["A"], t["bc_l"], 0,
                                       t["A"].shape[1], 1, t["D"])
@@ -69,8 +69,8 @@ def _backends(device: torch.device) -> dict[str, Callable]:
             return y.transpose(1, 2)
 
         out["mambapy"] = mambapy
-    if device.type == "cuda" and _kernels.has_mamba_ssm():
-        fn = _kernels.selective_scan_fn()
+    if device.type == "cuda" and dispatch.has_mamba_ssm():
+        fn = dispatch.selective_scan_fn()
         out["mamba_ssm"] = lambda t: fn(t["u"], t["delta"], t["A"], t["B"], t["C"], t["D"])
     return out
 
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     backends = _backends(device)
-    compile_s = _kernels.warmup("cpu_fused", "cpu") if "cpu_fused" in backends else None
+    compile_s = dispatch.warmup("cpu_fused", "cpu") if "cpu_fused" in backends else None
     rows = []
     for L in args.lengths:
         base = _mambapy_layout(_inputs(args.batch, args.d_inner, args.d_state, L, device, dtype))

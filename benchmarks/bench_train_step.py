@@ -72,12 +72,12 @@ def _timed(fn) -> tuple[float, float]:
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from eegmamba.model import _kernels
+    from eegmamba.ops import dispatch
 
     g = torch.Generator().manual_seed(1)
     x = torch.randn(args.batch, N_CHANS, N_TIMES, generator=g)
     y = torch.randint(0, N_CLASSES, (args.batch,), generator=g)
-    compile_s = _kernels.warmup("cpu_fused", "cpu")
+    compile_s = dispatch.warmup("cpu_fused", "cpu")
     configs = {"ref": build("ref", False), "cpu_fused": build("cpu_fused", True)}
     losses = {k: step(m, o, x, y) for k, (m, o) in configs.items()}  # warm-up step, same weights
     samples: dict[str, list[tuple[float, float]]] = {k: [] for k in configs}

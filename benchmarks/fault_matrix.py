@@ -231,7 +231,7 @@ def main(argv=None) -> int:
     if args.compare:
         print(compare(*args.compare))
         return 0
-    from realtime.replay import load_recording
+    from realtime.replay.player import load_recording
 
     raw = load_recording(ROOT.parent / "shared" / "data" / "motor_imagery" / "S001R04.edf")
     x, ch = raw.get_data().T * 1e6, list(raw.ch_names)

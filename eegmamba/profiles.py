@@ -178,7 +178,7 @@ class Profile:
     (x - mean) / the channel's causal running RMS since the stream or file started (keeps absolute
     amplitude within a recording; ``eegmamba.windowing``); ``none`` = µV as filtered.
     ``subject_aliases``: file subject → the subject it is the same person as (added to the data
-    layer's known aliases, ``eegmamba.data.readers.KNOWN_SUBJECT_ALIASES``)."""
+    layer's known aliases, ``eegmamba.data.recording.KNOWN_SUBJECT_ALIASES``)."""
 
     name: str
     task: str

@@ -1,7 +1,7 @@
 """Signal units: declared unit strings → scale to µV, and a plausibility check of EEG amplitudes.
 
 ONE rule for recording files (``eegmamba.data.readers``), the replay and live LSL streams
-(``realtime.acquisition``): each channel's declared unit (LSL ``desc/channels/channel/unit``, an
+(``realtime.stream.acquisition``): each channel's declared unit (LSL ``desc/channels/channel/unit``, an
 EDF/FIF channel unit) is converted to microvolts; ``microvolts``, ``µV``, ``uV``, ``millivolts``,
 ``mV``, ``volts``, ``V``, ``nanovolts``, ``nV`` … are understood, case-insensitively (so ``MV`` is
 millivolts: no EEG is in megavolts). Where no unit is declared the data are assumed to be µV, and

@@ -14,9 +14,9 @@ from eegmamba._interrupt import StopFlag
 from eegmamba._checks import UserInputError
 from eegmamba.cli_common import run_cli
 from eegmamba.units import parse_units_option
-from realtime.dashboard_panels import round_name
-from realtime.lsl_config import quiet_liblsl
-from realtime.markers import parse_marker_map
+from realtime.screen.panels import round_name
+from realtime.stream.lsl_config import quiet_liblsl
+from realtime.stream.markers import parse_marker_map
 from realtime.session import Session, SessionOptions, parse_channel_map
 
 
@@ -159,7 +159,7 @@ def _starting(args) -> str:
 
 
 def _list(args) -> int:
-    from realtime.listing import list_streams, render_listing
+    from realtime.screen.listing import list_streams, render_listing
 
     wait = min(args.timeout, 2.0)
     console = Console()
@@ -177,7 +177,7 @@ def _main(argv: Sequence[str] | None) -> int:
         raise ValueError(f"--duration must be > 0 seconds, got {args.duration}")
     calibrate = None
     if args.calibrate:
-        from realtime.calibration import CalibrationOptions
+        from realtime.calibration.calibrator import CalibrationOptions
 
         trials = args.calib_trials
         if trials is None and args.calib_seconds is None and not args.demo:
@@ -226,7 +226,7 @@ def _run(args, session: Session, console: Console, stop: StopFlag) -> int:
 
             session.loop.on_decision = line
         else:
-            from realtime.dashboard import Dashboard
+            from realtime.screen.dashboard import Dashboard
 
             dashboard = Dashboard(session.snapshot, console=console).start()
         try:

@@ -163,7 +163,7 @@ class ChannelQuality:
 
 @dataclass(frozen=True)
 class SignalStats:
-    """The channels one profile needs from one stream (``realtime.signal_quality``)."""
+    """The channels one profile needs from one stream (``realtime.screen.signal_quality``)."""
 
     name: str
     channels: tuple[ChannelQuality, ...] = ()
@@ -197,7 +197,7 @@ class CollectStats:
 
 @dataclass(frozen=True)
 class CalibrationStats:
-    """One profile's live calibration (``realtime.calibration``): ``phase`` is ``collecting``,
+    """One profile's live calibration (``realtime.calibration.calibrator``): ``phase`` is ``collecting``,
     ``fine-tuning``, ``swapped``, ``kept`` or ``failed``; ``before``/``after`` the held-out metrics
     of the current and the fine-tuned model; ``swaps`` one record per model swap."""
 

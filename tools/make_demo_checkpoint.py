@@ -90,7 +90,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
     from eegmamba.checkpoint import save_checkpoint
     from eegmamba.data.dataset import build_windows
-    from eegmamba.data.readers import subject_and_run
+    from eegmamba.data.recording import subject_and_run
     from eegmamba.profiles import load_profile
     from eegmamba.training import provenance as prov
     from eegmamba.training.arms import ArmSettings, Windows, fit_arm

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eegmamba.data.readers import Recording
+from eegmamba.data.recording import Recording
 from eegmamba.profiles import IGNORE, Profile
 
 UNLABELLED = -1

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from eegmamba._checks import UserInputError
+from eegmamba.data.recording import Recording, subject_and_run
 
 XDF_SUFFIXES = (".xdf", ".xdfz")
 
@@ -207,7 +208,6 @@ def check_segments(stream: dict, ts: np.ndarray, sfreq: float, path) -> None:
 def read_xdf(path: str | Path, profile):
     """The profile's channels of the file's EEG stream as a ``Recording`` (µV, with timestamps)."""
     from eegmamba.channels import match_channels
-    from eegmamba.data.readers import Recording, subject_and_run
     from eegmamba.units import check_amplitude, scale_to_uv
 
     path = Path(path)

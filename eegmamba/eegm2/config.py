@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eegmamba._checks import check_option, check_positive
-from eegmamba.model._kernels import BACKENDS
+from eegmamba.ops.dispatch import BACKENDS
 
 _INT_FIELDS = ("n_chans", "base", "d_state", "d_conv", "expand", "headdim", "ngroups")
 
@@ -47,7 +47,7 @@ class EEGM2Config:
     chunk_size : int
         SSD chunk length, 0 = per device (64 CPU, 256 CUDA). Exact for any value.
     backend : {"auto", "ref", "mamba_ssm"}
-        Scan backend (``eegmamba.model._kernels``).
+        Scan backend (``eegmamba.ops.dispatch``).
     sfreq : float, Hz
         Sampling rate the weights were trained at (checked by callers, not by the model).
     n_times : int

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from eegmamba._checks import check_option
 from eegmamba.eegm2.ssd import SCANS, mamba_chunk_scan, mamba_chunk_scan_ref
-from eegmamba.model._kernels import BACKENDS
+from eegmamba.ops.dispatch import BACKENDS
 
 
 class RMSNormGated(nn.Module):
@@ -79,7 +79,7 @@ class Mamba2(nn.Module):
         SSD chunk length; exact for any value (a speed/memory knob). 0 picks per device: 64 on
         CPU (about 3x faster than 256 there, see docs/notes), 256 on CUDA (mamba-ssm's default).
     backend : {"auto", "ref", "mamba_ssm"}
-        Scan implementation (see ``eegmamba.model._kernels``).
+        Scan implementation (see ``eegmamba.ops.dispatch``).
     scan : {"chunked", "sequential"}
         ``sequential`` replaces the scan by the step-by-step oracle (PyTorch, any backend setting;
         slow: for tests and benchmarks). ``chunked`` uses ``backend``.

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from eegmamba.model import _kernels
+from eegmamba.ops import dispatch
 
 _UPCAST = (torch.float16, torch.bfloat16)
 
@@ -254,13 +254,13 @@ def mamba_chunk_scan(
 ) -> Tensor:
     """Dispatch the Mamba-2 scan: mamba-ssm's fused Triton kernel or :func:`mamba_chunk_scan_ref`.
 
-    ``backend`` follows the project rule (``eegmamba.model._kernels.resolve_backend``): ``"auto"``
+    ``backend`` follows the project rule (``eegmamba.ops.dispatch.resolve_backend``): ``"auto"``
     takes the kernel when mamba-ssm is importable and ``x`` is on CUDA, ``"ref"`` always the
     PyTorch code, ``"mamba_ssm"`` the kernel or a RuntimeError saying how to install it.
     Shapes as in :func:`mamba_chunk_scan_ref`.
     """
-    if _kernels.resolve_backend(backend, x.device) == "mamba_ssm":
-        return _kernels.mamba_chunk_scan_combined()(
+    if dispatch.resolve_backend(backend, x.device) == "mamba_ssm":
+        return dispatch.mamba_chunk_scan_combined()(
             x, dt, A, B, C, chunk_size, D=D, dt_bias=dt_bias, dt_softplus=dt_softplus
         )
     return mamba_chunk_scan_ref(x, dt, A, B, C, chunk_size, D=D, dt_bias=dt_bias,

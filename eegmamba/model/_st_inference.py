@@ -16,7 +16,7 @@ For a batch of windows ``x (B, C, L)``:
 2. For a path with kernel ``k = m s`` and padding ``p``, its padded input cut into ``s``-sample
    segments is a *view* of that buffer (``(B, n_seg, s D)``, rows ``s D`` apart, starting at row
    ``P - p``); ``Z = S W_seg'^T`` by one batched GEMM and the tokens are the sum of ``m`` shifted
-   column blocks of ``Z`` (as :mod:`eegmamba.model._strided_conv`, with the segment's samples
+   column blocks of ``Z`` (as :mod:`eegmamba.ops._strided_conv`, with the segment's samples
    time-major), the BatchNorm folded into ``W_seg'`` and the bias; GELU in place.
 
 What it saves per MI window (22 x 600 → 90 tokens, batch 32, one thread, measured under load, torch

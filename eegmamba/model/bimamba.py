@@ -11,7 +11,8 @@
 Each direction (:class:`MambaBranch`) is the inner part of a Mamba-1 mixer (Gu & Dao, 2023): causal
 depthwise conv + SiLU, input-dependent ``Δ, B, C`` and the selective scan. The scan runs on the
 pure-PyTorch reference, numba's fused CPU kernel or mamba-ssm's fused CUDA kernel (``backend``); all
-compute the same function.
+compute the same function. The backend is chosen by :mod:`eegmamba.ops.dispatch`, which this module
+calls for every conv/scan kernel.
 
 With the fused CPU backend the block keeps the Linear layers' (B, L, d_inner) layout throughout: the
 conv + SiLU and the scan run in it directly, and the backward direction runs the conv and the scan
@@ -26,8 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from eegmamba.model import _kernels
-from eegmamba.model.selective_scan import selective_scan
+from eegmamba import ops
 
 
 class MambaBranch(nn.Module):
@@ -77,16 +77,14 @@ class MambaBranch(nn.Module):
 
         ``reverse=True`` computes ``flip(forward(flip(x)))`` (anti-causal), without flipping.
         """
-        from eegmamba.model._conv_cpu import conv_silu
-        from eegmamba.model.selective_scan_cpu import selective_scan_bld
-
-        x = conv_silu(x, self.conv1d.weight, self.conv1d.bias, reverse)
+        x = ops.conv1d_silu(x, self.conv1d.weight, self.conv1d.bias, reverse, backend=self.backend)
         dbc = self.x_proj(x)  # (B, L, dt_rank + 2N): B and C are read from it in place
         r, n = self.dt_rank, self.d_state
         dt = F.linear(dbc[..., :r], self.dt_proj.weight)  # bias goes in as delta_bias
-        y, _ = selective_scan_bld(
+        y, _ = ops.selective_scan_bld(
             x, dt, -torch.exp(self.A_log.to(x.dtype)), dbc, r, r + n, 1, self.D.to(x.dtype),
             delta_bias=self.dt_proj.bias.to(x.dtype), delta_softplus=True, reverse=reverse,
+            backend=self.backend,
         )
         return y
 
@@ -98,7 +96,7 @@ class MambaBranch(nn.Module):
         dt, b, c = torch.split(dbc, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)  # bias goes in as delta_bias
         f = torch.promote_types(x.dtype, torch.float32)  # float32 for 16-bit, float64 stays
-        return selective_scan(
+        return ops.selective_scan(
             x,
             dt,
             -torch.exp(self.A_log.to(f)),
@@ -146,8 +144,7 @@ class BiMambaBlock(nn.Module):
 
     def _fused(self, t: torch.Tensor) -> bool:
         """Whether this call takes the fused CPU path (backend resolves to ``cpu_fused``)."""
-        return (t.dtype in (torch.float32, torch.float64)
-                and _kernels.resolve_backend(self.forward_branch.backend, t.device) == "cpu_fused")
+        return ops.uses_fused_cpu(self.forward_branch.backend, t)
 
     def forward_at(self, t: torch.Tensor, i: int) -> torch.Tensor:
         """``forward(t)[:, i]`` (``(B, D)``) for a last block whose other outputs nobody reads

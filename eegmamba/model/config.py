@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eegmamba._checks import check_option, check_positive
-from eegmamba.model._kernels import BACKENDS  # noqa: F401  (re-exported: the scan backends)
+from eegmamba.ops.dispatch import BACKENDS  # noqa: F401  (re-exported: the scan backends)
 
 CLS_POSITIONS = ("start", "middle", "end")
 TOKENIZERS = ("conv", "filterbank", "separable", "stack")  # eegmamba.model.tokenizer_paths

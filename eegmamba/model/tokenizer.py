@@ -23,9 +23,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from eegmamba.model._strided_conv import conv1d_tokens, inference_segment_weight
 from eegmamba.model.tokenizer_paths import (PATH_KINDS, FilterBankPath, SeparablePath, StackPath,
                                             TokenDrop)
+from eegmamba.ops._strided_conv import conv1d_tokens, inference_segment_weight
 
 
 def n_tokens(n_times: int, kernel: int, stride: int) -> int:

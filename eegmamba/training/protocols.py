@@ -35,7 +35,8 @@ import numpy as np
 
 from eegmamba._checks import UserInputError
 from eegmamba.data.dataset import WindowSet, build_windows
-from eegmamba.data.readers import expand_paths, subject_and_run
+from eegmamba.data.readers import expand_paths
+from eegmamba.data.recording import subject_and_run
 from eegmamba.profiles import Profile, load_profile
 from eegmamba.training import provenance as prov
 from eegmamba.training.arms import ARMS, NEURAL, ArmSettings, Windows, fit_arm

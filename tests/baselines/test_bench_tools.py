@@ -36,7 +36,7 @@ def test_run_config_measures_speed_and_memory(bench_model, model):
     assert r["status"] == "ok"
     assert r["timed_iters"] == 2 and r["it_per_s"] > 0 and r["it_per_cpu_s"] > 0
     assert r["peak_mib"] >= 0 and r["n_params"] > 0
-    from eegmamba.model._kernels import resolve_backend
+    from eegmamba.ops.dispatch import resolve_backend
 
     assert r["scan_backend"] == (resolve_backend("auto", "cpu") if model == "eegmamba" else "-")
 

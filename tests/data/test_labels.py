@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from eegmamba.data.labels import UNLABELLED, label_counts, sample_labels
-from eegmamba.data.readers import Recording, read_recording
+from eegmamba.data.readers import read_recording
+from eegmamba.data.recording import Recording
 from eegmamba.profiles import load_profile
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from eegmamba._checks import UserInputError
-from eegmamba.data.readers import expand_paths, read_recording, subject_and_run
+from eegmamba.data.readers import expand_paths, read_recording
+from eegmamba.data.recording import subject_and_run
 from eegmamba.profiles import load_profile
 
 

@@ -139,7 +139,7 @@ def test_stream_selection(edf, xdf_file, tmp_path):
 
 
 def test_eval_and_replay_read_xdf(edf, xdf_file, tmp_path):
-    from realtime.replay import Replay
+    from realtime.replay.player import Replay
     from realtime.session import DEMO_CHECKPOINT
 
     runs = {}

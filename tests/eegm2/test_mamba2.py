@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from eegmamba.eegm2.mamba2 import Mamba2, RMSNormGated
-from eegmamba.model._kernels import has_mamba_ssm
+from eegmamba.ops.dispatch import has_mamba_ssm
 
 MAMBA_SSM_NAMES = {"in_proj.weight", "conv1d.weight", "conv1d.bias", "dt_bias", "A_log", "D",
                    "norm.weight", "out_proj.weight"}

@@ -7,7 +7,7 @@ import torch
 
 from eegmamba.eegm2.ssd import (mamba_chunk_scan, mamba_chunk_scan_ref, ssd_chunked,
                                 ssd_sequential)
-from eegmamba.model._kernels import has_mamba_ssm
+from eegmamba.ops.dispatch import has_mamba_ssm
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-4}
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from eegmamba import TaskSpec, create_model
-from eegmamba.model import _kernels
+from eegmamba.ops import dispatch
 from eegmamba.model.bimamba import BiMambaBlock
 
-pytestmark = pytest.mark.skipif(not _kernels.has_cpu_fused(), reason="numba does not import here")
+pytestmark = pytest.mark.skipif(not dispatch.has_cpu_fused(), reason="numba does not import here")
 
 
 def _run(module, backend, x, **kw):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from eegmamba import TaskSpec, create_model
-from tests.model.test_gpu_parity import TOLERANCES, _skip_reason, cuda_device
+from tests.ops.test_gpu_parity import TOLERANCES, _skip_reason, cuda_device
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_skip_reason() is not None,
                                                   reason=str(_skip_reason()))]

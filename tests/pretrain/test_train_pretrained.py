@@ -11,7 +11,7 @@ import torch
 from eegmamba.checkpoint import load_checkpoint
 from eegmamba.pretrain.finetune import load_pretrained
 from eegmamba.training.cli_train import main as train_main
-from realtime.inference import InferenceEngine
+from realtime.loop.inference import InferenceEngine
 
 FILES = ("chb01_03_ictal10s.edf", "chb01_03_preictal10s.edf", "chb02_16_ictal10s.edf",
          "chb02_16_preictal10s.edf")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.replay import Replay
+from realtime.replay.player import Replay
 
 
 @pytest.fixture

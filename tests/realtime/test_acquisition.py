@@ -10,7 +10,7 @@ import pylsl
 import pytest
 
 from eegmamba._checks import UserInputError
-from realtime.acquisition import Acquisition, AcquisitionConfig, StreamQuery, resolve
+from realtime.stream.acquisition import Acquisition, AcquisitionConfig, StreamQuery, resolve
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -44,7 +44,7 @@ def setup(tmp_path):
 
 def test_calibration_collects_fine_tunes_swaps_and_saves(setup, tmp_path, shared_data):
     from eegmamba.data.dataset import build_windows
-    from realtime.calibration import CalibrationOptions
+    from realtime.calibration.calibrator import CalibrationOptions
     from realtime.session import Session, SessionOptions
 
     prof_path, profile, ck = setup
@@ -117,7 +117,7 @@ def test_calibration_collects_fine_tunes_swaps_and_saves(setup, tmp_path, shared
 
 def test_calibrate_without_cues_is_a_user_error(setup):
     from eegmamba._checks import UserInputError
-    from realtime.calibration import CalibrationOptions
+    from realtime.calibration.calibrator import CalibrationOptions
     from realtime.session import Session, SessionOptions
 
     prof_path, _, ck = setup
@@ -129,7 +129,7 @@ def test_calibrate_without_cues_is_a_user_error(setup):
 
 def test_worker_failure_is_shown_and_the_loop_keeps_deciding(setup, tmp_path, mi_recording):
     """Too few cues of one class: the worker says why, the current model keeps deciding."""
-    from realtime.calibration import CalibrationOptions
+    from realtime.calibration.calibrator import CalibrationOptions
     from realtime.session import Session, SessionOptions
 
     prof_path, _, ck = setup

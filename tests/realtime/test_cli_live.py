@@ -120,7 +120,7 @@ def test_channel_map_renames_a_stream_channel(tmp_path, shared_data):
 
 
 def test_engine_threads_option_takes_effect():
-    from realtime.inference import InferenceEngine
+    from realtime.loop.inference import InferenceEngine
 
     before = torch.get_num_threads()
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from realtime.dashboard import Dashboard, render
+from realtime.screen.dashboard import Dashboard, render
 from realtime.stats import (CalibrationStats, ChannelQuality, CollectStats, LatencyStats,
                             LatencyTracker, MarkerStats, ProfileStats, SignalStats, Snapshot,
                             StreamHealth)
@@ -153,7 +153,7 @@ def test_profile_stats_validates_probs():
 
 _TERMINAL_SCRIPT = """
 import time
-from realtime.dashboard import Dashboard
+from realtime.screen.dashboard import Dashboard
 from realtime.stats import ProfileStats, Snapshot, StreamHealth
 snap = Snapshot(
     streams=(StreamHealth(key="tmuxstream", name="tmuxstream", source_id="s", stype="EEG",

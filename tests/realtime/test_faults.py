@@ -16,7 +16,7 @@ import torch
 from eegmamba import TaskSpec, create_model
 from eegmamba.checkpoint import save_checkpoint
 from eegmamba.profiles import load_profile
-from realtime.replay import load_recording
+from realtime.replay.player import load_recording
 from realtime.session import Session, SessionOptions
 from eegmamba.testing.fault_outlet import FaultyOutlet, Jump
 

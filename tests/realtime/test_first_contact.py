@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.lsl_config import with_log_level
+from realtime.stream.lsl_config import with_log_level
 
 pytestmark = pytest.mark.timeout(180)
 REPO = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ def test_list_shows_streams_and_what_fits(player, mi_recording, tmp_path):
 
 
 def test_list_with_nothing_visible_says_so(tmp_path):
-    from realtime.listing import render_listing
+    from realtime.screen.listing import render_listing
 
     from rich.console import Console
 

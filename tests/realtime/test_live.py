@@ -23,10 +23,10 @@ from eegmamba.checkpoint import save_checkpoint
 from eegmamba.data.readers import read_recording
 from eegmamba.profiles import load_profile
 from eegmamba.windowing import window_recording
-from realtime.acquisition import Acquisition, AcquisitionConfig, StreamQuery
-from realtime.inference import InferenceEngine
-from realtime.live import LiveLoop
-from realtime.pipeline import ProfilePipeline
+from realtime.stream.acquisition import Acquisition, AcquisitionConfig, StreamQuery
+from realtime.loop.inference import InferenceEngine
+from realtime.loop.live import LiveLoop
+from realtime.loop.pipeline import ProfilePipeline
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -358,7 +358,7 @@ def test_checkpoint_from_before_the_causal_resampler_is_flagged(tmp_path, caplog
     new = save_checkpoint(tmp_path / "new", model,
                           {"preprocessing": {**pre, "resampler": resampler_metadata(50.0)}})
     engine = InferenceEngine("cpu")
-    with caplog.at_level("WARNING", logger="realtime.inference"):
+    with caplog.at_level("WARNING", logger="realtime.loop.inference"):
         engine.load(new)
         assert not caplog.records
         engine.load(old)
@@ -366,7 +366,7 @@ def test_checkpoint_from_before_the_causal_resampler_is_flagged(tmp_path, caplog
 
 
 def test_batch_cost_fits_overhead_and_per_window_cost():
-    from realtime.live import BatchCost
+    from realtime.loop.live import BatchCost
 
     c = BatchCost()
     assert c.coefficients() == (0.0, 0.0)  # nothing measured yet (the loop starts with batches of 1)

@@ -16,7 +16,7 @@ from eegmamba import TaskSpec, create_model
 from eegmamba._checks import UserInputError
 from eegmamba.checkpoint import save_checkpoint
 from eegmamba.profiles import Profile, load_profile
-from realtime.markers import CueTimeline, MarkerMap, parse_marker_map
+from realtime.stream.markers import CueTimeline, MarkerMap, parse_marker_map
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.monitor import Declaration, StreamMonitor
+from realtime.stream.monitor import Declaration, StreamMonitor
 
 
 def _eeg(n, c=4, seed=0):

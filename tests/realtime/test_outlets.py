@@ -10,7 +10,7 @@ import pylsl
 import pytest
 
 from eegmamba._checks import UserInputError
-from realtime.outlets import Decision, DecisionLog, DecisionOutlets
+from realtime.loop.outlets import Decision, DecisionLog, DecisionOutlets
 
 pytestmark = pytest.mark.timeout(30)
 

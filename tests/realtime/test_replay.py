@@ -15,8 +15,8 @@ import pylsl
 import pytest
 
 from eegmamba._checks import UserInputError
-from realtime.cli_replay import main as replay_main
-from realtime.replay import Replay
+from realtime.replay.cli import main as replay_main
+from realtime.replay.player import Replay
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -133,7 +133,7 @@ def test_cli_finite_run_options_take_effect(short_recording, unique_name, capsys
 
 def test_cli_streams_until_ctrl_c(short_recording, unique_name, find_stream):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "realtime.cli_replay", str(short_recording), "--name", unique_name,
+        [sys.executable, "-m", "realtime.replay.cli", str(short_recording), "--name", unique_name,
          "--source-id", f"{unique_name}-src", "--index-channel"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

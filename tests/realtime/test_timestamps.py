@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.timestamps import TimestampModel
+from realtime.stream.timestamps import TimestampModel
 
 FS = 160.0
 
@@ -223,7 +223,7 @@ def test_deferred_decision_keeps_its_counters_clean():
 
 def test_fast_percentile_and_steps_equal_numpys():
     """The per-block helpers give exactly numpy's values (the break threshold is unchanged)."""
-    from realtime.timestamps import percentile_linear, steps_after
+    from realtime.stream.timestamps import percentile_linear, steps_after
 
     rng = np.random.default_rng(0)
     for n in [1, 2, 3, 19, 20, 21, 255, 256]:

@@ -13,15 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from eegmamba.model import _kernels
+from eegmamba.ops import dispatch
 
 REPO = Path(__file__).resolve().parents[2]
 
 USE_MODEL = textwrap.dedent("""
     import torch
     from eegmamba import TaskSpec, create_model
-    from eegmamba.model import _kernels
-    from eegmamba.model.selective_scan import selective_scan, selective_scan_ref
+    from eegmamba.ops import dispatch, selective_scan, selective_scan_ref
 
     g = torch.Generator().manual_seed(0)
     u, B = torch.randn(1, 4, 9, generator=g), torch.randn(1, 2, 9, generator=g)
@@ -30,9 +29,9 @@ USE_MODEL = textwrap.dedent("""
         assert torch.equal(selective_scan(u, u, A, B, B), selective_scan_ref(u, u, A, B, B))
     model = create_model("eegmamba_tiny", tasks=[TaskSpec("t", 3, 200, 2)])
     model(torch.randn(2, 3, 200)).sum().backward()
-    assert _kernels.warmup() == 0.0
+    assert dispatch.warmup() == 0.0
     try:
-        _kernels.resolve_backend("cpu_fused", "cpu")
+        dispatch.resolve_backend("cpu_fused", "cpu")
     except RuntimeError as err:
         print("FORCED:", err)
     print("OK")
@@ -69,7 +68,7 @@ def test_without_numba_the_reference_runs_with_one_warning_line(tmp_path, how):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _kernels.has_cpu_fused(), reason="numba does not import here")
+@pytest.mark.skipif(not dispatch.has_cpu_fused(), reason="numba does not import here")
 def test_read_only_install_caches_kernels_in_a_temp_dir(tmp_path):
     """No writable place beside the package nor in the home directory: the kernels are cached
     under $TMPDIR and the second process loads them instead of compiling."""
@@ -78,7 +77,7 @@ def test_read_only_install_caches_kernels_in_a_temp_dir(tmp_path):
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     # a *file* where numba's __pycache__ would go, and a home that is a file: not writable even
     # for root (chmod would not stop root)
-    (site / "eegmamba" / "model" / "__pycache__").write_text("")
+    (site / "eegmamba" / "ops" / "__pycache__").write_text("")
     home = tmp_path / "home-is-a-file"
     home.write_text("")
     tmp = tmp_path / "tmp"
@@ -89,8 +88,8 @@ def test_read_only_install_caches_kernels_in_a_temp_dir(tmp_path):
     code = textwrap.dedent("""
         import numba, torch
         import eegmamba
-        from eegmamba.model import _scan_cpu
-        from eegmamba.model.selective_scan_cpu import selective_scan_bld
+        from eegmamba.ops import _scan_cpu
+        from eegmamba.ops.selective_scan_cpu import selective_scan_bld
         assert eegmamba.__file__.startswith(%r), eegmamba.__file__
         u = torch.zeros(1, 3, 5)
         with torch.no_grad():
@@ -110,4 +109,4 @@ def test_read_only_install_caches_kernels_in_a_temp_dir(tmp_path):
     assert Path(where).parent == tmp and any(Path(where).rglob("*.nbi"))
     assert (int(hits0), int(misses0)) == (0, 1)  # compiled, then written to the temp cache
     assert (int(hits1), int(misses1)) == (1, 0)  # loaded from it
-    assert (site / "eegmamba" / "model" / "__pycache__").is_file()
+    assert (site / "eegmamba" / "ops" / "__pycache__").is_file()

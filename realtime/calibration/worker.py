@@ -1,5 +1,5 @@
-"""The calibration worker: ``python -m realtime.calib_worker JOB_DIR``, started by
-``realtime.calibration`` as a separate, lower-priority process so that fine-tuning never takes the
+"""The calibration worker: ``python -m realtime.calibration.worker JOB_DIR``, started by
+``realtime.calibration.calibrator`` as a separate, lower-priority process so that fine-tuning never takes the
 live loop's CPU or GIL (on 2 cores a training thread inside the live process more than doubles the
 decision latency; see ``benchmarks/bench_calibration.py``).
 
@@ -62,7 +62,7 @@ def run(job_dir: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m realtime.calib_worker JOB_DIR", file=sys.stderr)
+        print("usage: python -m realtime.calibration.worker JOB_DIR", file=sys.stderr)
         return 2
     try:
         return run(Path(argv[0]))

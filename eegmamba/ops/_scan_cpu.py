@@ -1,7 +1,7 @@
 """Fused CPU selective scan: numba kernels, forward and backward (backend ``"cpu_fused"``).
 
-Imported lazily through :mod:`eegmamba.model._kernels` (numba is only needed where this backend
-runs). The torch side (autograd, layouts, threads) is :mod:`eegmamba.model.selective_scan_cpu`.
+Imported lazily through :mod:`eegmamba.ops.dispatch` (numba is only needed where this backend
+runs). The torch side (autograd, layouts, threads) is :mod:`eegmamba.ops.selective_scan_cpu`.
 
 Layout. Channel-innermost and time-major per batch element: ``u``, ``δ``, ``z``, ``y`` are
 (b, L, d) C-contiguous (the layout BiMamba's Linear layers produce); ``B`` and ``C`` are columns
@@ -21,7 +21,7 @@ Forward, per work item (``h`` is (n, W): 4 KiB float32 for n = 16, stays in L1):
 
 The inner loops run over the W channels, so LLVM vectorises them over channels (8 AVX2 registers
 of 8 float32 per state and step, 4 with AVX-512; the state ``k`` loop outside) with no horizontal
-sums; ``decay`` is an inline polynomial (:mod:`eegmamba.model._scan_cpu_math`). Checked with
+sums; ``decay`` is an inline polynomial (:mod:`eegmamba.ops._scan_cpu_math`). Checked with
 ``inspect_asm`` (AVX2): the state update is ~14 vector instructions per 8 channels (the
 polynomial's FMAs included), no calls, no gathers, no horizontal adds.
 
@@ -51,7 +51,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from eegmamba.model._scan_cpu_math import decay, dsilu, sigmoid, softplus
+from eegmamba.ops._scan_cpu_math import decay, dsilu, sigmoid, softplus
 
 W = 64  # channels per work item: 8 AVX2 / 4 AVX-512 float32 registers (32 was slower)
 CHUNK = 16  # K: steps per recomputed chunk in the backward; (K + 1) n W states in the buffer

@@ -9,7 +9,8 @@ the first ``L`` outputs, then SiLU. Computed here without transposing ``x`` to (
 ``reverse=True`` gives the same conv applied to the time-flipped sequence, flipped back
 (``x[t + (K-1) - k]``): BiMamba's backward branch without the two flips. Vectorised over
 channels; the backward recomputes ``pre`` from ``x``. Imported lazily (it needs numba), by
-:mod:`eegmamba.model.bimamba` only when the fused backend runs.
+:mod:`eegmamba.ops.dispatch` (:func:`~eegmamba.ops.dispatch.conv1d_silu`) only when the fused
+backend runs.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import numpy as np
 import torch
 from numba import njit
 
-from eegmamba.model._scan_cpu import _OPTS
-from eegmamba.model._scan_cpu_math import dsilu, sigmoid
+from eegmamba.ops._scan_cpu import _OPTS
+from eegmamba.ops._scan_cpu_math import dsilu, sigmoid
 
 
 @njit(**_OPTS)

@@ -23,8 +23,8 @@ Design, from measurements on this 2-core machine (64-channel float64 streams at 
   ``time_correction()`` every ``clock_refresh_s`` and the loop adds it to the timestamps; streams
   from this host share our clock and are left exact (no noisy ~10 µs corrections).
   No liblsl dejitter/monotonize either: they hide gaps and time jumps (issue 5). Instead each stream
-  has a :class:`~realtime.monitor.StreamMonitor`: units scaled to µV and checked, a timestamp model
-  (:mod:`realtime.timestamps`) that regularizes push-stamped timestamps and reports gaps and jumps
+  has a :class:`~realtime.stream.monitor.StreamMonitor`: units scaled to µV and checked, a timestamp model
+  (:mod:`realtime.stream.timestamps`) that regularizes push-stamped timestamps and reports gaps and jumps
   as breaks with the chunk, and a check of the declared rate against the measured one.
 - Loss is detected here, not by liblsl (which recovers silently, or never with a new source id):
   no sample for ``stall_s`` -> ``lost``; while lost, the loop looks for a new outlet matching the
@@ -52,10 +52,10 @@ import pylsl
 from pylsl.util import LostError, TimeoutError as LSLTimeoutError
 
 from eegmamba._checks import check_positive
-from realtime.monitor import CheckConfig, Declaration, StreamCounters, StreamMonitor
+from realtime.stream.monitor import CheckConfig, Declaration, StreamCounters, StreamMonitor
 from realtime.stats import StreamHealth
 
-from realtime.resolve import StreamQuery, describe_info, resolve  # noqa: F401  (re-exported)
+from realtime.stream.resolve import StreamQuery, describe_info, resolve  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -309,7 +309,7 @@ class Acquisition:
 
         ``units``: the unit (``V``, ``mV``, ``uV``, ``nV``) of the stream's EEG channels, overriding
         what it declares; ``accept_measured_rate``: process the stream at its measured rate when it
-        differs from the declared one (see :mod:`realtime.monitor`).
+        differs from the declared one (see :mod:`realtime.stream.monitor`).
         """
         info = resolve(query, timeout, resolver=self._resolver)
         key = key or info.name()

@@ -32,7 +32,7 @@ class LoadedModel:
     n_chans: int
     n_times: int
     class_names: tuple[str, ...]
-    version: int = 0  # +1 each time a calibrated model replaces this one (realtime.calibration)
+    version: int = 0  # +1 each time a calibrated model replaces this one (realtime.calibration.calibrator)
 
 
 def _check_resampler(checkpoint, metadata: dict) -> None:
@@ -112,7 +112,7 @@ class InferenceEngine:
     def warm_up(self, n: int = 3) -> None:
         """Compile (or load from numba's cache) the fused CPU scan, then run each model ``n`` times
         on zeros so the first real window is not slow. ``compile_s``: seconds the first part took."""
-        from eegmamba.model._kernels import warmup
+        from eegmamba.ops import warmup
 
         self.compile_s = warmup("auto", self.device, backward=False)
         for m in self.models.values():

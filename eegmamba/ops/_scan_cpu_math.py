@@ -1,4 +1,4 @@
-"""Scalar math for the fused CPU scan (:mod:`eegmamba.model._scan_cpu`), written so that LLVM
+"""Scalar math for the fused CPU scan (:mod:`eegmamba.ops._scan_cpu`), written so that LLVM
 vectorises it: no libm calls, no branches, only arithmetic, compares/selects and bit casts.
 
 Each helper is a numba ``overload`` with one implementation per dtype, chosen at compile time:

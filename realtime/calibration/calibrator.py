@@ -1,7 +1,7 @@
 """Live calibration: collect cue-labelled windows, fine-tune in a background process, hot-swap.
 
 Phases: ``collecting`` (``calib_collect.Collector`` on the live loop's thread, fed by a tap on the
-EEG stream) → ``fine-tuning`` (``python -m realtime.calib_worker``: a separate process at a lower
+EEG stream) → ``fine-tuning`` (``python -m realtime.calibration.worker``: a separate process at a lower
 CPU priority (``nice``) with its own torch thread budget, so the live loop keeps its cores and
 never waits for the GIL) → ``swapped`` (the new model beat the current one on held-out
 calibration trials and now decides; the checkpoint is saved) or ``kept`` (it did not: the current
@@ -31,7 +31,7 @@ import numpy as np
 
 from eegmamba._checks import UserInputError
 from eegmamba.training.calibrate import LAYERS, CalibConfig
-from realtime.calib_collect import Collector
+from realtime.calibration.collect import Collector
 from realtime.stats import CalibrationStats
 
 logger = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class Calibration:
         (self._job / "job.json").write_text(json.dumps(job, indent=1, default=str))
         nice = self.options.nice  # applied by the worker itself (no preexec_fn: we have threads)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "realtime.calib_worker", str(self._job)], stdout=subprocess.PIPE,
+            [sys.executable, "-m", "realtime.calibration.worker", str(self._job)], stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True,
             env={**os.environ, "OMP_NUM_THREADS": str(self.options.threads)})
         self.phase = "fine-tuning"

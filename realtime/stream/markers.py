@@ -201,7 +201,7 @@ def subscribe(acquisition, name: str, profiles: list[Profile], overrides: dict[s
     ``(inlet, timelines)``; a stream that is not a marker stream (a regular rate) is a user error.
     ``eeg_sfreq`` (Hz): the EEG stream's rate; window edges within half of its sample period of a
     cue's onset/end count as that sample."""
-    from realtime.acquisition import StreamQuery
+    from realtime.stream.acquisition import StreamQuery
 
     maps = [MarkerMap(p, {k: v for k, v in overrides.items() if v in (*p.classes, IGNORE)}, run)
             for p in profiles]

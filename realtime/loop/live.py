@@ -35,11 +35,11 @@ from typing import Callable
 import numpy as np
 import pylsl
 
-from realtime.acquisition import Acquisition, Inlet
-from realtime.inference import InferenceEngine
-from realtime.outlets import Decision, DecisionLog, DecisionOutlets
-from realtime.pipeline import PendingWindow, ProfilePipeline
-from realtime.smoothing import Smoother
+from realtime.stream.acquisition import Acquisition, Inlet
+from realtime.loop.inference import InferenceEngine
+from realtime.loop.outlets import Decision, DecisionLog, DecisionOutlets
+from realtime.loop.pipeline import PendingWindow, ProfilePipeline
+from realtime.loop.smoothing import Smoother
 from realtime.stats import LatencyTracker, ProfileStats, Snapshot
 
 GroundTruth = Callable[[float, float], "str | None"]
@@ -223,7 +223,7 @@ class LiveLoop:
         # hold reason, on this thread, before inference (the calibration collects labelled windows
         # and swaps models there)
         self.taps: dict[str, list[Callable[[list, str | None], None]]] = {}
-        self.round = 0  # scored decisions are tallied per round (realtime.calibration advances it)
+        self.round = 0  # scored decisions are tallied per round (realtime.calibration.calibrator advances it)
         self.n_stream_resets = 0
         self.t_start = time.monotonic()
         self.prime_lead_s, self.prime_idle_s = prime_lead_s, 0.05

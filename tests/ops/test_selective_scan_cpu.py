@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from eegmamba.model import _kernels
-from eegmamba.model._kernels import resolve_backend
-from eegmamba.model.selective_scan import (
+from eegmamba.ops import (
+    dispatch,
     selective_scan,
     selective_scan_ref,
     selective_scan_sequential,
 )
-from tests.model.test_selective_scan import NAMES, assert_close, grads, make_inputs, run
+from eegmamba.ops.dispatch import resolve_backend
+from tests.ops.test_selective_scan import NAMES, assert_close, grads, make_inputs, run
 
-pytestmark = pytest.mark.skipif(not _kernels.has_cpu_fused(),
+pytestmark = pytest.mark.skipif(not dispatch.has_cpu_fused(),
                                 reason="numba does not import here (the fallback has its own test)")
 
 fused = functools.partial(selective_scan, backend="cpu_fused")
@@ -93,7 +93,7 @@ def test_fused_matches_reference_float32_long():
 
 
 def test_gradcheck_float64():
-    from eegmamba.model.selective_scan_cpu import selective_scan_cpu
+    from eegmamba.ops.selective_scan_cpu import selective_scan_cpu
 
     t = make_inputs(6, b=2, d=3, n=2, dtype=torch.float64)
 
@@ -107,7 +107,7 @@ def test_gradcheck_float64():
 def test_reverse_is_the_flipped_scan(dtype):
     """``selective_scan_bld(reverse=True)`` = flip, scan, flip back (BiMamba's backward branch);
     its gradients too."""
-    from eegmamba.model.selective_scan_cpu import selective_scan_bld
+    from eegmamba.ops.selective_scan_cpu import selective_scan_bld
 
     t = make_inputs(19, b=2, d=66, n=4, dtype=dtype)
     n = 4
@@ -172,7 +172,7 @@ def test_auto_on_cpu_is_the_fused_kernel_and_low_precision_is_computed_in_float3
 
 
 def test_empty_sequence_and_bad_shapes():
-    from eegmamba.model.selective_scan_cpu import selective_scan_bld
+    from eegmamba.ops.selective_scan_cpu import selective_scan_bld
 
     t = make_inputs(0, flags=False)
     y, last = fused(*(t[k].detach() for k in ("u", "delta", "A", "B", "C")),
@@ -191,7 +191,7 @@ def test_decay_exp_accuracy_float32():
     Δ >= 0, A <= 0), exact 0 below -127, inf from 128, NaN kept; softplus and sigmoid within 4 ulp."""
     from numba import njit
 
-    from eegmamba.model._scan_cpu_math import decay, sigmoid, softplus
+    from eegmamba.ops._scan_cpu_math import decay, sigmoid, softplus
 
     @njit
     def apply(x, out, which):

@@ -1,7 +1,8 @@
 """The fused CPU selective scan (backend ``"cpu_fused"``): layouts, autograd and threads around
-the numba kernels of :mod:`eegmamba.model._scan_cpu`.
+the numba kernels of :mod:`eegmamba.ops._scan_cpu` (imported here: this module needs numba, and
+the dispatcher, :mod:`eegmamba.ops.dispatch`, imports it only once numba is known to import).
 
-Two entry points compute the same function as :func:`eegmamba.model.selective_scan.selective_scan_ref`:
+Two entry points compute the same function as :func:`eegmamba.ops.scan_ref.selective_scan_ref`:
 
 * :func:`selective_scan_cpu` — mamba-ssm's signature and layouts, ``u (b, d, L)``, ``B, C (b, n, L)``
   or grouped ``(b, g, n, L)``. Time-invariant ``B``/``C`` of shape (d, n) are not taken (the
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from eegmamba.model import _kernels
+from eegmamba.ops import _scan_cpu
 
 __all__ = ["selective_scan_cpu", "selective_scan_bld", "supports_layout"]
 
@@ -73,7 +74,7 @@ class _Plan:
         self.grp = (self.seg, gszb, gszc)
         self.has_d, self.has_z = D is not None, z is not None
         self.sp, self.rev = bool(softplus), bool(reverse)
-        k = _kernels.cpu_fused_kernels()
+        k = _scan_cpu
         self.W, self.K = k.W, k.CHUNK
         self.nblk = (self.d // self.seg) * (-(-self.seg // self.W))  # work items per batch
         self.nwork = self.nb * self.nblk
@@ -84,7 +85,7 @@ class _Plan:
 
 
 def _forward(p: _Plan, u, dl, A, bc, D, z, bias, save: bool):
-    k = _kernels.cpu_fused_kernels()
+    k = _scan_cpu
     un = _np(u)
     A2 = (A.detach() * p.scale).t().contiguous().numpy()
     out = torch.empty_like(u, memory_format=torch.contiguous_format)
@@ -110,7 +111,7 @@ class _FusedScan(torch.autograd.Function):
     def backward(ctx, gout, glast):
         u, dl, A, bc, D, z, bias, ck = ctx.saved_tensors
         p: _Plan = ctx.plan
-        k = _kernels.cpu_fused_kernels()
+        k = _scan_cpu
         un = _np(u)
         par = _parallel(p.nwork)
         gu, gdl = torch.empty_like(u), torch.empty_like(u)
@@ -195,7 +196,7 @@ def selective_scan_cpu(
     return_last_state: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Fused CPU scan with mamba-ssm's signature (inputs validated by the caller,
-    :func:`eegmamba.model.selective_scan.selective_scan`). ``u (b, d, L)``; returns ``y (b, d, L)``
+    :func:`eegmamba.ops.dispatch.selective_scan`). ``u (b, d, L)``; returns ``y (b, d, L)``
     in ``u``'s dtype (a transposed view of the kernel's (b, L, d) output) and the last state in
     the compute dtype."""
     if not supports_layout(B, C):
@@ -230,13 +231,13 @@ def selective_scan_cpu(
 def warmup(dtypes: tuple[torch.dtype, ...] = (torch.float32,), backward: bool = True) -> float:
     """Compile (or load from numba's cache) the scan and conv kernels for ``dtypes``; returns
     the seconds it took. Also the parallel kernels when ``torch.get_num_threads() > 1``.
-    Called through :func:`eegmamba.model._kernels.warmup`."""
+    Called through :func:`eegmamba.ops.dispatch.warmup`."""
     import time
 
-    from eegmamba.model._conv_cpu import conv_silu
+    from eegmamba.ops._conv_cpu import conv_silu
 
     t0 = time.perf_counter()
-    W = _kernels.cpu_fused_kernels().W
+    W = _scan_cpu.W
     for dtype in dtypes:
         g = torch.Generator().manual_seed(0)
         d = W + 3  # a full block and a tail block

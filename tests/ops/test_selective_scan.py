@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from eegmamba.model import _kernels
-from eegmamba.model._kernels import chunk_scan, plan_chunks, resolve_backend
-from eegmamba.model.selective_scan import (
+from eegmamba.ops import (
+    dispatch,
     selective_scan,
     selective_scan_ref,
     selective_scan_sequential,
 )
+from eegmamba.ops.chunk import chunk_scan, plan_chunks
+from eegmamba.ops.dispatch import resolve_backend
 
 T_TEST = 8  # chunk length forced in the boundary tests
 NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
@@ -191,9 +192,9 @@ def test_forcing_mamba_ssm_on_cpu_raises_with_install_hint():
     with pytest.raises(RuntimeError, match="needs CUDA tensors") as err:
         selective_scan(*args, backend="mamba_ssm")
     assert "backend='ref'" in str(err.value)
-    if not _kernels.has_mamba_ssm():
+    if not dispatch.has_mamba_ssm():
         with pytest.raises(RuntimeError, match=r"pip install .*eegmamba-live\[cuda\]"):
-            _kernels.selective_scan_fn()
+            dispatch.selective_scan_fn()
 
 
 def test_unknown_backend_and_bad_shapes_are_value_errors():

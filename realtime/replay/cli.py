@@ -9,8 +9,8 @@ from typing import Sequence
 
 from eegmamba.cli_common import run_cli
 from eegmamba.data.xdf import add_xdf_options, apply_xdf_options
-from realtime.lsl_config import quiet_liblsl
-from realtime.replay import Replay
+from realtime.stream.lsl_config import quiet_liblsl
+from realtime.replay.player import Replay
 
 
 def _repeat(text: str) -> int | float:
@@ -85,7 +85,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    quiet_liblsl()  # before any LSL call (see realtime.lsl_config)
+    quiet_liblsl()  # before any LSL call (see realtime.stream.lsl_config)
     return run_cli(_main, argv)
 
 

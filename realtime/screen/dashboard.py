@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from eegmamba._checks import check_positive
-from realtime.dashboard_panels import (calibration_panel, fmt, markers_line, profile_panel,
+from realtime.screen.panels import (calibration_panel, fmt, markers_line, profile_panel,
                                        signal_panel)
 from realtime.stats import LatencyStats, Snapshot, StreamHealth
 

@@ -7,7 +7,7 @@
   channels (those typed ``EEG``, or all voltage/undeclared channels when no type says EEG) are
   checked for a plausible µV amplitude. A ``--units`` override replaces the declaration of those
   channels and is trusted (no check).
-- **timestamps** (:mod:`realtime.timestamps`): regular stamps for the windower, breaks (``gap`` /
+- **timestamps** (:mod:`realtime.stream.timestamps`): regular stamps for the windower, breaks (``gap`` /
   ``jump``) where samples are missing or the clock jumped; raw stamps kept for jitter and drift.
 - **rate**: once the fitted rate has settled, a rate further than ``rate_tolerance`` from the
   expected one (nominal × the speed a replay declares in ``desc/replay/speed``) is a mismatch;
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from eegmamba.units import UV_PER, canonical_unit, check_amplitude
-from realtime.timestamps import TimestampConfig, TimestampModel, steps_after
+from realtime.stream.timestamps import TimestampConfig, TimestampModel, steps_after
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,10 @@ hold for ``A``, first-order (Euler) for ``B``, input-dependent ``Δ, B, C``:
 
 Three functions share one signature, that of mamba-ssm's ``selective_scan_fn``:
 
-* :func:`selective_scan` — the dispatcher (``backend="auto" | "ref" | "mamba_ssm"``).
+* :func:`eegmamba.ops.dispatch.selective_scan` — the dispatcher (``backend="auto" | "ref" |
+  "cpu_fused" | "mamba_ssm"``), in the dispatch module.
 * :func:`selective_scan_ref` — the fast pure-PyTorch scan used on CPU and as ground truth for
-  the fused kernel: chunked two-level scan (:func:`eegmamba.model._kernels.chunk_scan`), autograd
+  the fused kernel: chunked two-level scan (:func:`eegmamba.ops.chunk.chunk_scan`), autograd
   through it, memory linear in ``L``.
 * :func:`selective_scan_sequential` — the plain per-step loop; the test oracle only.
 
@@ -27,10 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from eegmamba.model import _kernels
-from eegmamba.model._kernels import chunk_scan, plan_chunks
+from eegmamba.ops.chunk import chunk_scan, plan_chunks
 
-__all__ = ["selective_scan", "selective_scan_ref", "selective_scan_sequential"]
+__all__ = ["selective_scan_ref", "selective_scan_sequential"]
 
 
 class _Inputs(NamedTuple):
@@ -202,7 +202,7 @@ def selective_scan_ref(
         Also return ``h_{L-1}``, shape (batch, d_inner, d_state), compute dtype.
     chunk_size, segment_len : int, optional
         Chunk length ``T`` and segment length (steps held in memory at once) of the two-level
-        scan; defaults from :func:`_kernels.plan_chunks`. Tuning knobs, results do not change.
+        scan; defaults from :func:`~eegmamba.ops.chunk.plan_chunks`. Tuning knobs, results do not change.
 
     Returns
     -------
@@ -269,7 +269,7 @@ def _decays(dts: Tensor, A: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class _SelectiveScan(torch.autograd.Function):
-    """The scan proper on time-major inputs, segment by segment (:func:`_kernels.chunk_scan`).
+    """The scan proper on time-major inputs, segment by segment (:func:`~eegmamba.ops.chunk.chunk_scan`).
 
     Forward keeps only the state entering each segment; backward recomputes each segment's
     states (right to left) and runs the adjoint recurrence ``g_p = dL/dh_p + a_{p+1} g_{p+1}``
@@ -336,42 +336,3 @@ class _SelectiveScan(torch.autograd.Function):
                 gA += torch.einsum("ctbdn,ctbd->dn", gda, dts)
             gdt[sl] = gda.mul_(A).sum(-1).view(S, b, d)
         return gdt, gdu, gA, gB, gC, None, None
-
-
-def selective_scan(
-    u: Tensor,
-    delta: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    delta_bias: Tensor | None = None,
-    delta_softplus: bool = False,
-    return_last_state: bool = False,
-    backend: str = "auto",
-) -> Tensor | tuple[Tensor, Tensor]:
-    """Selective scan through the backend resolved by :func:`_kernels.resolve_backend`.
-
-    Same arguments and results as :func:`selective_scan_ref` (and mamba-ssm's
-    ``selective_scan_fn``). ``backend="auto"`` uses the fused mamba-ssm kernel for CUDA tensors
-    where it imports, else the reference; ``"mamba_ssm"`` forced on CPU or without the kernel
-    raises ``RuntimeError`` with the install command. The fused kernel does not propagate
-    gradients through the returned last state (the reference does).
-    """
-    if not isinstance(u, Tensor):
-        raise TypeError(f"selective_scan: u must be a torch.Tensor, got {type(u).__name__}")
-    resolved = _kernels.resolve_backend(backend, u.device)
-    if resolved == "mamba_ssm":
-        fn = _kernels.selective_scan_fn()
-        return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    if resolved == "cpu_fused":
-        from eegmamba.model import selective_scan_cpu as fused
-
-        _validate(u, delta, A, B, C, D, z, delta_bias)
-        if fused.supports_layout(B, C) or backend == "cpu_fused":  # forced: a clear error
-            return fused.selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                                            return_last_state)
-    return selective_scan_ref(
-        u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
-    )

@@ -11,15 +11,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from eegmamba.model import _kernels
-from eegmamba.model.selective_scan import selective_scan, selective_scan_ref
+from eegmamba.ops import dispatch, selective_scan, selective_scan_ref
 
 
 def _skip_reason() -> str | None:
     if not torch.cuda.is_available():
         return "needs a CUDA device (torch.cuda.is_available() is False)"
-    if not _kernels.has_mamba_ssm():
-        return f"needs mamba-ssm ({_kernels._import_error()}); {_kernels.INSTALL_HINT}"
+    if not dispatch.has_mamba_ssm():
+        return f"needs mamba-ssm ({dispatch._import_error()}); {dispatch.INSTALL_HINT}"
     return None
 
 
@@ -100,10 +99,10 @@ def test_scan_parity_fused_vs_ref(dtype, L, flags):
 
 
 def test_auto_picks_fused_on_cuda():
-    assert _kernels.resolve_backend("auto", cuda_device()) == "mamba_ssm"
+    assert dispatch.resolve_backend("auto", cuda_device()) == "mamba_ssm"
     t = make_scan_inputs(64, torch.float32, cuda_device(), flags=False)
     args = [t[k].detach() for k in ("u", "delta", "A", "B", "C")]
     y_auto = selective_scan(*args, backend="auto")
-    y_fused = _kernels.selective_scan_fn()(*args)
+    y_fused = dispatch.selective_scan_fn()(*args)
     torch.testing.assert_close(y_auto, y_fused, rtol=0, atol=0)
     assert_close_dtype(y_auto, selective_scan_ref(*args), torch.float32, "out", "auto vs ref")

@@ -23,7 +23,7 @@ from eegmamba._checks import UserInputError
 from eegmamba.preprocessing import Preprocessor
 from eegmamba.profiles import Profile
 from eegmamba.windowing import Window, Windower
-from realtime.markers import CueTimeline
+from realtime.stream.markers import CueTimeline
 from realtime.stats import CollectStats
 
 _MAX_PENDING_S = 60.0  # windows waiting longer than this for a marker are dropped (no_marker)

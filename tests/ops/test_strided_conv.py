@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from eegmamba.model._strided_conv import conv1d_tokens, inference_segment_weight
+from eegmamba.ops._strided_conv import conv1d_tokens, inference_segment_weight
 from eegmamba.model.tokenizer import ConvPath
 
 
