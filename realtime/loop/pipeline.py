@@ -111,7 +111,9 @@ class ProfilePipeline:
         declared one); starts over like :meth:`reset`."""
         self.reset(count_as="unverified")
         self.pre = Preprocessor(self.profile, sfreq, len(self.picks))
-        self.windower = Windower.from_profile(self.profile, in_sfreq=sfreq)
+        ref = self.windower.reference  # the same person: keep the alignment reference
+        self.windower = Windower.from_profile(self.profile, in_sfreq=sfreq,
+                                              reference=ref if ref is not None else "causal")
         self._max_held = max(1, int(sfreq))
         self.reset()  # fresh state for the new step objects
 
@@ -130,6 +132,12 @@ class ProfilePipeline:
     def _merge_windower_drops(self) -> None:
         self.drops.update(self.windower.drops)
         self.windower.drops.clear()
+
+    def alignment_age(self) -> dict | None:
+        """The Euclidean-alignment reference's age (``EuclideanReference.age``, ``since_update_s``
+        on the stream clock) for the dashboard; None without alignment."""
+        ref = self.windower.reference
+        return None if ref is None else ref.age(self._arrivals[-1][1] if self._arrivals else None)
 
     def all_drops(self) -> Counter:
         return self.drops + self.windower.drops
