@@ -4,7 +4,9 @@ A profile is everything both sides (offline training and the live loop) must agr
 rate, the window (length and hop, seconds), the filter, per-window normalization, the channel list and
 its aliases, the class order (= model output order), the label rules that map annotation descriptions
 to classes, the smoothing of live predictions, the window quality rules and subject aliases (file
-subjects that are one person, for subject-grouped cross-validation).
+subjects that are one person, for subject-grouped cross-validation); and the training recipe's
+``augmentation:`` (training only) and ``alignment:`` (Euclidean alignment, offline and live)
+sections (:mod:`eegmamba.profile_recipe`).
 
 Errors name the file and the field: ``profiles/x.yaml: window.hop_s must be > 0, got -1``.
 """
