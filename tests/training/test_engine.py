@@ -259,3 +259,33 @@ def test_a_pre_engine_trainer_state_resumes(tmp_path):
     assert eng.global_step == eng.steps_per_epoch and "optimiser moments restarted" in eng.notes[-1]
     fit = eng.fit()
     assert [h["epoch"] for h in fit.history] == [1, 2] and eng.global_step == 2 * eng.steps_per_epoch
+
+
+def test_a_profiles_augmentation_reaches_the_train_step(syn, monkeypatch):
+    """The profile's declared augmentation (eegmamba.augment) is the engine's hook in fit_arm:
+    called on every training batch, never on validation or test windows."""
+    import eegmamba.augment as augment_pkg
+    from eegmamba.data.dataset import build_windows
+    from eegmamba.profiles import load_profile
+    from eegmamba.training.arms import ArmSettings, Windows, fit_arm
+    from eegmamba.training.engine.hooks import augmentation_for
+
+    profile = load_profile(syn["profile"]).with_overrides(
+        {"augmentation": {"noise": {"p": 1.0, "magnitude": 0.1}}})
+    hook = augmentation_for(profile)
+    assert hook is not None and "noise" in repr(hook)
+    calls = []
+    real = augment_pkg.build_augmentation
+
+    def counting(p):
+        aug = real(p)
+        return None if aug is None else (lambda x, y, g: calls.append(len(x)) or aug(x, y, g))
+
+    monkeypatch.setattr(augment_pkg, "build_augmentation", counting)
+    ws = build_windows([f"{syn['data']}/subjA.edf"], profile)
+    w = Windows(ws.X, ws.X, ws.y)
+    settings = ArmSettings(eegnet_epochs=1, eegnet_batch=8, recipe=Recipe(evals_per_epoch=1))
+    fitted = fit_arm("eegnet", profile, w, w, settings, seed=0)
+    assert len(calls) == fitted.info["fit"]["steps_per_epoch"] and sum(calls) <= len(ws.y)
+    fitted.proba(w)  # prediction does not augment
+    assert len(calls) == fitted.info["fit"]["steps_per_epoch"]
