@@ -95,6 +95,8 @@ class CalibConfig:
                       select="val_loss", amp=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.recipe, dict):  # from a job file (the live calibration worker)
+            object.__setattr__(self, "recipe", Recipe.from_dict(self.recipe, "calibration recipe"))
         if self.layers not in LAYERS:
             raise UserInputError(f"layers must be one of {', '.join(LAYERS)}, got {self.layers!r}")
         for name in ("n_last", "batch_size", "epochs", "patience"):

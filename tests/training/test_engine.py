@@ -289,3 +289,14 @@ def test_a_profiles_augmentation_reaches_the_train_step(syn, monkeypatch):
     assert len(calls) == fitted.info["fit"]["steps_per_epoch"] and sum(calls) <= len(ws.y)
     fitted.proba(w)  # prediction does not augment
     assert len(calls) == fitted.info["fit"]["steps_per_epoch"]
+
+
+def test_calibration_config_with_a_recipe_survives_the_worker_job_file():
+    import dataclasses
+
+    from eegmamba.training.calibrate import CalibConfig
+
+    cfg = CalibConfig(layers="head", recipe=Recipe(lr=3e-4, ema=0.0))
+    again = CalibConfig(**json.loads(json.dumps(dataclasses.asdict(cfg))))  # as the worker reads it
+    assert again == cfg and again.engine_recipe().lr == 3e-4
+    assert CalibConfig(lr=1e-4).engine_recipe().lr == 1e-4  # no recipe: the config's own fields
