@@ -98,6 +98,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dashboard", action="store_true", help="print one line per decision instead")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--log", metavar="FILE", help="also write every decision as a JSON line to FILE")
+    p.add_argument("--summary-json", metavar="FILE",
+                   help="also write the final summary (per output: windows, decisions, drops by "
+                        "reason, latency) as JSON to FILE")
+    many = p.add_argument_group("many streams: processes and machines (realtime/serve)")
+    many.add_argument("--workers", type=int, default=None, metavar="N",
+                      help="worker processes sharing out the streams by a stable hash of their "
+                           "source id (default: one per core, at most one per stream; 1 on CUDA "
+                           "and with --replay/--demo; 1 = this process alone)")
+    many.add_argument("--shard", metavar="K/N",
+                      help="serve only the streams whose hash falls to shard K of N (run one "
+                           "process per machine with K = 1..N; no broker needed)")
     p.add_argument("--inference-delay-ms", type=float, default=0.0,
                    help="add this delay to every inference batch (to test the drop policy)")
     chk = p.add_argument_group("stream checks (a stream that is not what it claims gets no decisions)")
@@ -111,7 +122,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def print_summary(session: Session, console: Console) -> None:
+def decision_line(d) -> str:
+    """The line ``--no-dashboard`` prints for one decision."""
+    return (f"{d.profile} #{d.seq} {d.label:<12} p={max(d.probs.values()):.2f} "
+            f"t={d.t_end:.3f} latency={d.latency_ms:.1f} ms v{d.model_version}")
+
+
+def print_summary(session, console: Console) -> None:
+    """The summary table of ``session`` (anything with ``snapshot()``: a Session, a Supervisor)."""
     snap = session.snapshot()
     console.print()
     table = Table(title=f"eegmamba-live summary ({snap.uptime_s:.1f} s, device {snap.device})")
@@ -199,11 +217,17 @@ def _main(argv: Sequence[str] | None) -> int:
         marker_run=args.marker_run, cue_s=args.cue_s, calibrate=calibrate,
         calib_compare=args.calib_compare,
     )
+    from realtime.serve.command import plan, run_supervised, with_share
+
+    n_workers, share = plan(opts, args.workers, args.shard)
+    opts = with_share(opts, share)
     console = Console(stderr=False)
     # SIGTERM (systemd, Docker, supervisors) stops like Ctrl-C: the loop ends at its next step,
     # outlets close, the log is flushed, the summary printed, exit 0. A second one exits at once.
     with StopFlag((signal.SIGINT, signal.SIGTERM), second="exit") as stop:
         stop.abort = True  # while starting there is nothing to finish: stop right away
+        if n_workers > 1:
+            return run_supervised(args, opts, n_workers, share, console, stop)
         with console.status(_starting(args), spinner="dots"):  # imports, model load, warm-up
             session = Session(opts)
         stop.abort = False
@@ -221,8 +245,7 @@ def _run(args, session: Session, console: Console, stop: StopFlag) -> int:
                     if phases.get(c.profile.name) != c.phase:
                         phases[c.profile.name] = c.phase
                         print(f"calibration {c.profile.name}: {c.phase}; {c.message}", flush=True)
-                print(f"{d.profile} #{d.seq} {d.label:<12} p={max(d.probs.values()):.2f} "
-                      f"t={d.t_end:.3f} latency={d.latency_ms:.1f} ms v{d.model_version}", flush=True)
+                print(decision_line(d), flush=True)
 
             session.loop.on_decision = line
         else:
@@ -238,7 +261,13 @@ def _run(args, session: Session, console: Console, stop: StopFlag) -> int:
     finally:
         if dashboard is not None:
             dashboard.stop()
+        session.loop.close()  # windows still waiting are counted (shutdown) before the summary
         print_summary(session, console)
+        if args.summary_json:
+            from realtime.serve.command import write_summary_json
+
+            write_summary_json(args.summary_json, session.snapshot(), {
+                o.name: o.pipeline.stream_key for o in session.loop.outputs})
         session.close()
     return 0
 
