@@ -155,8 +155,8 @@ def measure_cli(n: int, checkpoint: Path, args, stagger: float, workers: int, pc
                 cpu0, t0, w0 = tree_cpu_s(live.pid), pylsl.local_clock(), time.monotonic()
                 time.sleep(args.duration)
                 cpu1, t1, wall = tree_cpu_s(live.pid), pylsl.local_clock(), time.monotonic() - w0
-                live.send_signal(signal.SIGTERM)
-                time.sleep(0.3)
+                time.sleep(0.3)  # the last markers reach the client
+            live.send_signal(signal.SIGTERM)  # clean stop: the summary counts every window
             _, err = live.communicate(timeout=60)
         finally:
             if live.poll() is None:
