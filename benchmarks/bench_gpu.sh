@@ -56,6 +56,7 @@ print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, device "
       f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
 PY
 echo "fused CUDA scan: $FUSED"
+"$PY" -c "from realtime.serve.supervisor import default_workers as d; print('eegmamba-live --workers default on cuda with 512 streams:', d(512, 'cuda'), '(one process batches every stream on the GPU)')"
 
 step "GPU parity tests (pytest -m gpu)"
 timeout 150 "$PY" -m pytest -q -m gpu tests -p no:cacheprovider \

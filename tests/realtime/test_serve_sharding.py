@@ -14,6 +14,7 @@ from eegmamba._checks import UserInputError
 from realtime.loop.outlets import Decision
 from realtime.serve.merge import Merger
 from realtime.serve.sharding import Share, parse_shard, shard_of, stable_hash, worker_of
+from realtime.serve.supervisor import default_workers, exit_reason
 from realtime.serve.worker import OutputInfo
 from realtime.stats import ProfileStats
 
@@ -79,3 +80,18 @@ def test_a_restart_counts_the_windows_between_the_last_and_the_first_decision():
     assert a.n_decisions == 12 and a.drops["stale"] == 1
     assert a.n_windows == 12 + 1 + 4
     assert b.drops["worker_restart"] == 3 and b.n_decisions == 4
+
+
+def test_default_workers_one_per_core_at_most_one_per_stream_one_on_cuda():
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    assert default_workers(1, "cpu") == 1
+    assert default_workers(1000, "cpu") == cores
+    assert default_workers(0, "cpu") == cores  # --all: streams may come later
+    assert default_workers(512, "cuda") == 1  # one process batches every stream on the GPU
+
+
+def test_exit_reason_in_words():
+    assert exit_reason(-9) == "killed by SIGKILL"
+    assert exit_reason(1) == "exit code 1"
