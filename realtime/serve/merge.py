@@ -15,6 +15,7 @@ are counted as lost.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -121,7 +122,8 @@ class OutputLedger:
 
 
 class Merger:
-    """Latest snapshot per worker plus the ledgers; :meth:`snapshot` is what the dashboard shows."""
+    """Latest snapshot per worker plus the ledgers; :meth:`snapshot` is what the dashboard shows
+    (from its own thread: every method holds one lock)."""
 
     def __init__(self, title: str) -> None:
         self.title = title
@@ -131,35 +133,41 @@ class Merger:
         self.latency = LatencyTracker()
         self.device = "cpu"
         self.events: list[str] = []
+        self._lock = threading.Lock()
 
     def started(self, index: int, outputs) -> None:
-        for o in outputs:
-            led = self.ledgers.setdefault(o.name, OutputLedger(o.name))
-            led.hop_s, led.stream, led.worker = o.hop_s, o.stream, index
+        with self._lock:
+            for o in outputs:
+                led = self.ledgers.setdefault(o.name, OutputLedger(o.name))
+                led.hop_s, led.stream, led.worker = o.hop_s, o.stream, index
 
     def report(self, index: int, snap: Snapshot | None, decisions) -> None:
-        for d in decisions:
-            self.ledgers.setdefault(d.profile, OutputLedger(d.profile)).decided(d)
-            self.latency.add(d.latency_ms)
-        if snap is not None:
-            self.snaps[index] = snap
-            self.device = snap.device
-            for p in snap.profiles:
-                self.ledgers.setdefault(p.name, OutputLedger(p.name)).current = p
+        with self._lock:
+            for d in decisions:
+                self.ledgers.setdefault(d.profile, OutputLedger(d.profile)).decided(d)
+                self.latency.add(d.latency_ms)
+            if snap is not None:
+                self.snaps[index] = snap
+                self.device = snap.device
+                for p in snap.profiles:
+                    self.ledgers.setdefault(p.name, OutputLedger(p.name)).current = p
 
     def died(self, index: int, outputs) -> None:
-        self.snaps.pop(index, None)
-        for o in outputs:
-            if o.name in self.ledgers:
-                self.ledgers[o.name].worker_died()
+        with self._lock:
+            self.snaps.pop(index, None)
+            for o in outputs:
+                if o.name in self.ledgers:
+                    self.ledgers[o.name].worker_died()
 
     def finish(self, now_lsl: float) -> None:
-        for led in self.ledgers.values():
-            led.close_gap(now_lsl)
+        with self._lock:
+            for led in self.ledgers.values():
+                led.close_gap(now_lsl)
 
     def snapshot(self) -> Snapshot:
-        snaps = [self.snaps[k] for k in sorted(self.snaps)]
-        profiles = tuple(led.stats() for led in self.ledgers.values())
+        with self._lock:
+            snaps = [self.snaps[k] for k in sorted(self.snaps)]
+            profiles = tuple(led.stats() for led in self.ledgers.values())
         drops: Counter = Counter()
         for p in profiles:
             drops.update(p.drops)
