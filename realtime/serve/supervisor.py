@@ -97,6 +97,7 @@ class Supervisor:
         extra = f", {share}" if share.n_shards > 1 else ""
         self.merger = Merger(f"eegmamba-live · {n_workers} workers{extra}")
         self._pending: dict[int, float] = {}  # index -> when its worker died (until back)
+        self._spare_deaths = 0
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
@@ -123,8 +124,8 @@ class Supervisor:
         for ready in wait([*by_conn, *by_sentinel], timeout=self.tick_s):
             if ready in by_conn:
                 self._drain(by_conn[ready])
-        for p in procs:
-            if not p.process.is_alive() and not p.final:
+        for p in procs:  # while running, any exit is a death (a worker SIGTERMed by someone else too)
+            if not p.process.is_alive():
                 self._drain(p)
                 p.process.join(0.5)
                 self._died(p, starting)
@@ -162,11 +163,16 @@ class Supervisor:
             p.error = (msg[1], msg[2])
 
     def _died(self, p: _Proc, starting: bool) -> None:
-        if p is self.spare:
+        if p is self.spare:  # no stream lost; replacements start cold until a reserve stays up
             self.spare = None
-            if p.error:
-                raise _failure(p.error)
-            raise RuntimeError(f"the reserve worker died while starting ({exit_reason(p.process.exitcode)})")
+            self._spare_deaths += 1
+            text = p.error[0].strip().splitlines()[-1] if p.error else exit_reason(p.process.exitcode)
+            again = self._spare_deaths < 3
+            self.on_event(f"the reserve worker (pid {p.pid}) died ({text})"
+                          + ("; starting another" if again else "; running without one"))
+            if again:
+                self.spare = _Proc(self._ctx, self.opts)
+            return
         reason = exit_reason(p.process.exitcode)
         if p.error and not p.error[1]:
             reason += ": " + p.error[0].strip().splitlines()[-1]
@@ -188,7 +194,7 @@ class Supervisor:
         nxt.assign(index, self.share.with_worker(index, self.n_workers))
         self.workers[index] = nxt
         self._pending[index] = now
-        self.spare = _Proc(self._ctx, self.opts)
+        self.spare = _Proc(self._ctx, self.opts) if self._spare_deaths < 3 else None
 
     def run(self, duration_s: float | None, should_stop: Callable[[], bool]) -> None:
         end = None if duration_s is None else time.monotonic() + duration_s
