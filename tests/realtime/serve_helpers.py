@@ -55,10 +55,12 @@ class Live:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
 
-    def wait_for(self, pattern: str, timeout: float = 90.0, count: int = 1) -> list[re.Match]:
+    def wait_for(self, pattern: str, timeout: float = 90.0, count: int = 1,
+                 since: int = 0) -> list[re.Match]:
+        """The first ``count`` lines from line ``since`` on matching ``pattern``."""
         rx, deadline = re.compile(pattern), time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = [m for ln in list(self.lines) if (m := rx.search(ln))]
+            found = [m for ln in self.lines[since:] if (m := rx.search(ln))]
             if len(found) >= count:
                 return found
             if self.proc.poll() is not None:
