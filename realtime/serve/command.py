@@ -11,38 +11,16 @@ from realtime.serve.sharding import Share, parse_shard
 
 
 def count_streams(opts, share: Share, wait_s: float = 1.0) -> int:
-    """How many visible streams this process would serve now (``--all``: those of type EEG that
-    fit every profile; ``--stream``...: those matching a query), within ``share``."""
+    """How many visible streams the options select within ``share`` now (the profiles' fit is not
+    checked: a stream that does not fit only makes the default one worker larger)."""
     import pylsl
 
-    from eegmamba.profiles import load_profile
-    from realtime.screen.listing import why_not
-    from realtime.stream.resolve import StreamQuery, stream_key
+    from realtime.stream.resolve import StreamSelection, stream_key
 
+    selection = StreamSelection(tuple(opts.streams), share if share.n_shards > 1 else None)
     resolver = pylsl.ContinuousResolver(forget_after=2.0)
     time.sleep(wait_s)
-    infos = {stream_key(i): i for i in resolver.results()}
-    queries = list(getattr(opts, "streams", None) or [])
-    if opts.stream or opts.stype or opts.source_id:
-        queries.append(StreamQuery(name=opts.stream, stype=opts.stype, source_id=opts.source_id))
-    profiles = [load_profile(n) for n in opts.profiles]
-    n = 0
-    for key, info in infos.items():
-        if not share.owns(key):
-            continue
-        if getattr(opts, "all_streams", False):
-            if info.type() != "EEG" or info.nominal_srate() <= 0:
-                continue
-            full = pylsl.StreamInlet(info).info(timeout=2.0)
-            labels = full.get_channel_labels() or []
-            if any(why_not(p, labels, info.nominal_srate()) for p in profiles):
-                continue
-        elif queries and not any(q.matches(info) for q in queries):
-            continue
-        elif not queries and info.type() != "EEG":
-            continue
-        n += 1
-    return n if (queries or getattr(opts, "all_streams", False)) else min(n, 1)
+    return len({stream_key(i) for i in resolver.results() if selection.matches(i)})
 
 
 def plan(opts, workers: int | None, shard: str | None) -> tuple[int, Share]:
@@ -56,17 +34,22 @@ def plan(opts, workers: int | None, shard: str | None) -> tuple[int, Share]:
         k, n = parse_shard(shard)
         share = Share(k - 1, n)
     local = opts.replay is not None or opts.demo
-    if (shard is not None or (workers or 1) > 1) and not hasattr(opts, "accept"):
+    split = shard is not None or (workers or 1) > 1
+    if split and not hasattr(opts, "accept"):
         raise UserInputError("--workers/--shard need the many-stream session (SessionOptions.accept), "
                              "which this build lacks")
-    if local and (shard is not None or (workers or 1) > 1):
+    if local and split:
         raise UserInputError("--replay/--demo classify one stream in this process; --workers and "
                              "--shard share live streams (replay files with eegmamba-replay)")
     if workers is not None and workers < 1:
         raise UserInputError(f"--workers must be >= 1, got {workers}")
-    several = getattr(opts, "all_streams", False) or len(getattr(opts, "streams", None) or []) > 1
+    several = getattr(opts, "many", False)  # --all or several --stream
+    if shard is not None and not several:
+        raise UserInputError("--shard shares several streams out: add --all (or several --stream)")
+    if not several:
+        return 1, share  # one stream: one process (at most one worker per stream)
     if workers is None:
-        workers = default_workers(count_streams(opts, share), opts.device) if several else 1
+        workers = default_workers(count_streams(opts, share), opts.device)
     return workers, share
 
 
