@@ -11,16 +11,30 @@ from realtime.serve.sharding import Share, parse_shard
 
 
 def count_streams(opts, share: Share, wait_s: float = 1.0) -> int:
-    """How many visible streams the options select within ``share`` now (the profiles' fit is not
-    checked: a stream that does not fit only makes the default one worker larger)."""
+    """How many visible streams the options select within ``share`` (the profiles' fit is not
+    checked: a stream that does not fit only makes the default one worker larger). Each named
+    ``--stream`` must be visible within ``opts.resolve_timeout_s``, as in one process: the workers
+    then look for every selected stream (``all_streams``), each keeping its own."""
     import pylsl
 
-    from realtime.stream.resolve import StreamSelection, stream_key
+    from realtime.stream.resolve import StreamSelection, describe_info, stream_key
 
-    selection = StreamSelection(tuple(opts.streams), share if share.n_shards > 1 else None)
+    queries = tuple(opts.streams)
+    selection = StreamSelection(queries, share if share.n_shards > 1 else None)
     resolver = pylsl.ContinuousResolver(forget_after=2.0)
-    time.sleep(wait_s)
-    return len({stream_key(i) for i in resolver.results() if selection.matches(i)})
+    start = time.monotonic()
+    while True:
+        time.sleep(0.1)
+        infos = resolver.results()
+        missing = [q for q in queries if not any(q.matches(i) for i in infos)]
+        waited = time.monotonic() - start
+        if (not missing and waited >= wait_s) or waited >= max(wait_s, opts.resolve_timeout_s):
+            break
+    if missing and not opts.all_streams:
+        visible = "; ".join(sorted(describe_info(i) for i in infos)) or "none"
+        raise UserInputError(f"no LSL stream with {' / '.join(map(str, missing))} found within "
+                             f"{opts.resolve_timeout_s:g} s; visible streams: {visible}")
+    return len({stream_key(i) for i in infos if selection.matches(i)})
 
 
 def plan(opts, workers: int | None, shard: str | None) -> tuple[int, Share]:
@@ -48,8 +62,9 @@ def plan(opts, workers: int | None, shard: str | None) -> tuple[int, Share]:
         raise UserInputError("--shard shares several streams out: add --all (or several --stream)")
     if not several:
         return 1, share  # one stream: one process (at most one worker per stream)
+    n_streams = count_streams(opts, share)
     if workers is None:
-        workers = default_workers(count_streams(opts, share), opts.device)
+        workers = default_workers(n_streams, opts.device)
     return workers, share
 
 
@@ -122,8 +137,11 @@ def run_supervised(args, opts, n_workers: int, share: Share, console, stop) -> i
 
 
 def with_share(opts, share: Share):
-    """The options of a single process serving ``share`` (``--shard`` with ``--workers 1``)."""
-    return opts if share.n_shards == 1 else dataclasses.replace(opts, accept=share)
+    """The options of a single process serving ``share`` (``--shard`` with ``--workers 1``): the
+    named streams were checked (:func:`count_streams`); it serves those of its shard."""
+    if share.n_shards == 1:
+        return opts
+    return dataclasses.replace(opts, accept=share, all_streams=True)
 
 
 def write_summary_json(path, snap, streams: dict[str, str], workers: dict[str, int] | None = None,

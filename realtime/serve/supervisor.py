@@ -63,9 +63,10 @@ class _Proc:
     def pid(self) -> int | None:
         return self.process.pid
 
-    def assign(self, index: int, share: Share) -> None:
+    def assign(self, index: int, share: Share, **changes) -> None:
+        """Serve ``share`` as worker ``index``, with these ``SessionOptions`` changed."""
         self.index, self.t_assigned = index, time.monotonic()
-        self.conn.send(("serve", index, share))
+        self.conn.send(("serve", index, share, changes))
 
     def send_stop(self) -> None:
         try:
@@ -84,12 +85,14 @@ class Supervisor:
     def __init__(self, opts, n_workers: int, share: Share = Share(), *,
                  on_event: Callable[[str], None] = print, on_decision=None, log=None,
                  tick_s: float = 0.05, max_restarts: int = 5, restart_window_s: float = 60.0,
-                 start_timeout_s: float = 300.0) -> None:
-        self.opts = dataclasses.replace(opts, log=None, accept=None)
+                 start_timeout_s: float = 300.0, replacement_settle_s: float = 0.3) -> None:
+        # named streams were checked by the supervisor; each worker keeps those of its share,
+        # found at the start or later (a worker's share may miss some names: no error there)
+        self.opts = dataclasses.replace(opts, log=None, accept=None, all_streams=True)
         self.n_workers, self.share = n_workers, share
         self.on_event, self.on_decision, self.log = on_event, on_decision, log
         self.tick_s, self.max_restarts, self.restart_window_s = tick_s, max_restarts, restart_window_s
-        self.start_timeout_s = start_timeout_s
+        self.start_timeout_s, self.replacement_settle_s = start_timeout_s, replacement_settle_s
         self._ctx = mp.get_context("spawn")
         self.workers: dict[int, _Proc] = {}
         self.spare: _Proc | None = None
@@ -191,7 +194,10 @@ class Supervisor:
             raise RuntimeError(f"worker {index + 1} died {len(recent) + 1} times within "
                                f"{self.restart_window_s:g} s, last: {reason}")
         nxt = self.spare or _Proc(self._ctx, self.opts)
-        nxt.assign(index, self.share.with_worker(index, self.n_workers))
+        # its streams are known to exist: a short first look (--all scans that long before the
+        # session starts); a stream it misses joins at the finder's next scan
+        nxt.assign(index, self.share.with_worker(index, self.n_workers),
+                   resolve_timeout_s=min(self.opts.resolve_timeout_s, self.replacement_settle_s))
         self.workers[index] = nxt
         self._pending[index] = now
         self.spare = _Proc(self._ctx, self.opts) if self._spare_deaths < 3 else None

@@ -6,8 +6,9 @@ Life of a worker (messages on its duplex pipe to the supervisor, ``realtime.serv
 1. start-up: imports, then each checkpoint is loaded and warmed up once (numba's kernels, the
    model's code and weights), so that a worker kept in reserve takes over a dead one's streams
    within about a second; sends ``("ready", pid)``;
-2. waits for ``("serve", index, options)`` (or ``("stop",)``), builds the Session with
-   ``options.accept`` = its :class:`~realtime.serve.sharding.Share`, sends ``("started", outputs)``;
+2. waits for ``("serve", index, share, changes)`` (or ``("stop",)``), builds the Session with
+   ``accept`` = its :class:`~realtime.serve.sharding.Share` and the option ``changes``, sends
+   ``("started", index, outputs)``;
 3. runs the live loop; a reporter thread sends ``("report", snapshot, decisions, outputs)`` every
    ``decision_every_s`` (the decisions since the last message, for the supervisor's ``--log`` and
    its latency figures), with the session's snapshot and outputs every ``snapshot_every_s`` (0.5 s;
@@ -122,8 +123,9 @@ def serve(conn, opts) -> int:
         msg = conn.recv()
         if msg[0] != "serve":
             return 0
-        _, index, share = msg
-        return _run(conn, channel, dataclasses.replace(opts, accept=share, log=None), index)
+        _, index, share, changes = msg
+        return _run(conn, channel, dataclasses.replace(opts, accept=share, log=None, **changes),
+                    index)
     except (EOFError, OSError):
         return 0  # the supervisor went away before we were needed
     except BaseException as exc:  # noqa: BLE001 - everything is reported to the supervisor
