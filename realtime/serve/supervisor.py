@@ -162,6 +162,8 @@ class Supervisor:
                 down = time.monotonic() - self._pending.pop(index)
                 self.restarts[-1]["back_s"] = round(down, 2)
                 self.on_event(f"worker {index + 1} back (pid {p.pid}) {down:.2f} s after it died")
+        elif kind == "ready" and p is self.spare:
+            self.on_event(f"reserve worker ready (pid {p.pid})")
         elif kind == "error":
             p.error = (msg[1], msg[2])
 

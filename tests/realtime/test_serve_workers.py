@@ -59,6 +59,7 @@ def test_a_killed_worker_comes_back_and_its_lost_windows_are_counted(tmp_path, f
     pids = worker_pids(live)
     for s in streams:
         live.wait_for(rf"@{re.escape(s)} #3 ")
+    live.wait_for(r"\[workers\] reserve worker ready")  # what makes a restart quick
     n_before = len(live.lines)
     os.kill(pids[1], signal.SIGKILL)
     assert live.wait_for(r"worker 1 \(pid \d+\) died \(killed by SIGKILL\)", since=n_before)
