@@ -34,12 +34,14 @@ def test_two_workers_share_the_streams_and_account_every_window(tmp_path, four_s
     pids = worker_pids(live)
     for s in streams:  # every stream decided
         live.wait_for(rf"@{re.escape(s)} #2 ")
+    reserve = live.wait_for(r"\[workers\] reserve worker ready \(pid (\d+)\)")[0]
+    pids[0] = int(reserve.group(1))
     rc, err = live.stop(signal.SIGTERM)
     out = "\n".join(live.lines)
     assert rc == 0, err
     assert "Traceback" not in err
     assert out.count("eegmamba-live summary") == 1 and "stopping (SIGTERM)" in out
-    for pid in pids.values():  # every worker ended with the supervisor
+    for pid in pids.values():  # every worker and the reserve ended with the supervisor
         assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read()
     rows, logged = summary_rows(tmp_path / "summary.json"), log_by_output(tmp_path / "log.jsonl")
     assert sorted(r["stream"] for r in rows.values()) == sorted(streams)
