@@ -212,6 +212,10 @@ def _measure(names: list[str], checkpoint: Path, args, stagger: float) -> dict:
 
 def _device_name(device: str) -> str:
     if device == "cpu":
+        with contextlib.suppress(OSError):
+            for line in open("/proc/cpuinfo"):
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
         return platform.processor() or platform.machine()
     import torch
 
@@ -260,7 +264,7 @@ def _table(results: list, peers: list | None) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--file", type=Path, default=DEFAULT_FILE, help="recording to replay")
@@ -301,7 +305,11 @@ def main(argv=None) -> int:
     ap.add_argument("--start-timeout", type=float, default=180.0,
                     help="seconds the command may take to publish every stream's markers")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
     lsl_session = private_lsl_session()  # before any LSL use here or in the children
     counts = [int(x) for x in args.streams.split(",")]
     staggers = [float(x) for x in args.stagger.split(",")]
