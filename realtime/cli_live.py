@@ -1,4 +1,5 @@
-"""``eegmamba-live``: classify a live LSL EEG stream with one or more task profiles."""
+"""``eegmamba-live``: classify live LSL EEG streams (one, several, or every one that fits) with one or
+more task profiles."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from eegmamba.units import parse_units_option
 from realtime.screen.panels import round_name
 from realtime.stream.lsl_config import quiet_liblsl
 from realtime.stream.markers import parse_marker_map
+from realtime.stream.resolve import StreamQuery
 from realtime.session import Session, SessionOptions, parse_channel_map
 
 
@@ -41,10 +43,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", action="append", default=[],
                    help="checkpoint folder per --profile, in the same order (default for motor_imagery: "
                         "the bundled demo checkpoint)")
-    src = p.add_argument_group("stream selection (default: the first stream of type EEG)")
-    src.add_argument("--stream", help="LSL stream name to classify")
-    src.add_argument("--type", dest="stype", help="LSL stream type to look for")
-    src.add_argument("--source-id", help="LSL source id to look for")
+    src = p.add_argument_group(
+        "stream selection (default: the first stream of type EEG; several --stream / --source-id, "
+        "or --all: one process serves each stream, outlets eegmamba-<profile>@<stream>)")
+    src.add_argument("--all", action="store_true", dest="all_streams",
+                     help="serve every visible stream the profiles fit (type EEG, or --type; "
+                          "filtered by --stream / --source-id), also those that appear later; "
+                          "--list shows which it takes")
+    src.add_argument("--stream", action="append", default=[], metavar="NAME",
+                     help="LSL stream name to classify (repeat for several)")
+    src.add_argument("--type", dest="stype", action="append", default=[], metavar="TYPE",
+                     help="LSL stream type to look for (repeatable)")
+    src.add_argument("--source-id", action="append", default=[], metavar="ID",
+                     help="LSL source id to look for (repeat for several)")
     src.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the stream")
     truth = p.add_argument_group("truth and cues from a marker stream")
     truth.add_argument("--markers", metavar="NAME",
@@ -162,6 +173,27 @@ def print_summary(session, console: Console) -> None:
         )
         if s.message:
             console.print(s.message, style="bold red" if s.hold not in (None, "unverified") else "yellow")
+    for k in snap.skipped:
+        console.print(f"not served: stream {k.name!r} (source_id {k.source_id!r}, host {k.host}): "
+                      f"{k.reason}", highlight=False)
+
+
+def _stream_queries(args) -> list[StreamQuery]:
+    """The ``--stream`` / ``--source-id`` / ``--type`` options as the queries of a many-stream
+    session: one per name and per source id (each with each ``--type``), else one per type; empty
+    for a one-stream session (each given at most once, no ``--all``)."""
+    names, sids, types = args.stream, args.source_id, args.stype
+    if not args.all_streams and len(names) <= 1 and len(sids) <= 1 and len(types) <= 1:
+        return []
+    ids = [StreamQuery(name=n) for n in names] + [StreamQuery(source_id=s) for s in sids]
+    if not ids:
+        return [StreamQuery(stype=t) for t in types]
+    return [StreamQuery(q.name, t, q.source_id) for q in ids for t in (types or [None])]
+
+
+def _all_queries(args) -> list[StreamQuery]:
+    """The queries ``--all`` would use with the given filters."""
+    return _stream_queries(argparse.Namespace(**{**vars(args), "all_streams": True}))
 
 
 def _starting(args) -> str:
@@ -172,7 +204,10 @@ def _starting(args) -> str:
         if args.calibrate:
             what += "; calibration runs R04 + R08, then the feedback run R12"
         return f"eegmamba-live: starting {what}; loading the model…"
-    source = args.replay or args.stream or args.stype or args.source_id or "the first EEG stream"
+    if args.all_streams:
+        return "eegmamba-live: loading the model, then serving every stream that fits…"
+    source = (args.replay or ", ".join(args.stream + args.source_id + args.stype)
+              or "the first EEG stream")
     return f"eegmamba-live: connecting to {source} and loading the model…"
 
 
@@ -183,7 +218,19 @@ def _list(args) -> int:
     console = Console()
     if not console.is_terminal:  # piped: one line per stream rather than 80-column wrapping
         console = Console(width=400)
-    console.print(render_listing(list_streams(wait, args.checkpoint), wait))
+    entries = list_streams(wait, args.checkpoint)
+    takes = None
+    if args.profile:  # what --all would take with these profiles (and --stream/--type filters)
+        from eegmamba.profiles import load_profile
+        from realtime.finder import would_take
+        from realtime.stream.resolve import StreamSelection
+
+        takes = would_take(entries, StreamSelection(tuple(_all_queries(args))),
+                           [load_profile(n) for n in args.profile],
+                           parse_channel_map(args.channel_map))
+    console.print(render_listing(entries, wait, takes))
+    if takes is None and args.all_streams:
+        console.print("give --profile NAME to see which streams --all takes", highlight=False)
     return 0
 
 
@@ -206,9 +253,12 @@ def _main(argv: Sequence[str] | None) -> int:
             nice=args.calib_nice)
     elif any(v is not None for v in (args.calib_trials, args.calib_seconds, args.calib_out)):
         raise UserInputError("--calib-* options need --calibrate")
+    streams = _stream_queries(args)
+    one = (lambda v: v[0] if v and not streams else None)  # one-stream session: today's options
     opts = SessionOptions(
-        profiles=args.profile, checkpoints=args.checkpoint, stream=args.stream, stype=args.stype,
-        source_id=args.source_id, device=args.device, replay=args.replay, demo=args.demo,
+        profiles=args.profile, checkpoints=args.checkpoint, stream=one(args.stream),
+        stype=one(args.stype), source_id=one(args.source_id), streams=streams,
+        all_streams=args.all_streams, device=args.device, replay=args.replay, demo=args.demo,
         speed=args.speed, log=args.log, channel_map=parse_channel_map(args.channel_map),
         resolve_timeout_s=args.timeout, inference_delay_s=args.inference_delay_ms / 1000.0,
         threads=args.threads, prime=not args.no_prime, units=args.units,

@@ -22,10 +22,15 @@ hole as a break) and windows resume.
 Windows of a stream the acquisition holds (``Inlet.hold``: units or rate not checked yet,
 implausible units, declared rate ≠ real rate) are counted as dropped with that reason, never
 classified.
+
+Streams can join a running loop (:meth:`LiveLoop.attach`, from any thread; a session serving every
+headset of a lab does so as they appear, :mod:`realtime.finder`): their outputs join at the next
+step.
 """
 
 from __future__ import annotations
 
+import queue
 import re
 import time
 from collections import Counter, deque
@@ -37,7 +42,7 @@ import pylsl
 
 from realtime.stream.acquisition import Acquisition, Inlet
 from realtime.loop.inference import InferenceEngine
-from realtime.loop.outlets import Decision, DecisionLog, DecisionOutlets
+from realtime.loop.outlets import Decision, DecisionLog, DecisionOutlets, StreamIdentity
 from realtime.loop.pipeline import PendingWindow, ProfilePipeline
 from realtime.loop.runtime import freeze_gc, switch_interval
 from realtime.loop.scheduler import BatchCost, Scheduler  # noqa: F401  (BatchCost re-exported)
@@ -68,13 +73,6 @@ class StageTimes:
     pushed: float
 
 
-def output_name(profile: str, stream_key: str, n_streams: int) -> str:
-    """Outlet base name: ``<profile>`` for one stream, ``<profile>.<stream>`` for several."""
-    if n_streams == 1:
-        return profile
-    return f"{profile}.{re.sub(r'[^A-Za-z0-9_.-]', '_', stream_key)}"
-
-
 @dataclass
 class _Output:
     """What one pipeline publishes, with its running state."""
@@ -85,6 +83,7 @@ class _Output:
     outlets: DecisionOutlets
     smoother: Smoother
     score: TruthScore = field(default_factory=TruthScore)
+    stream: StreamIdentity | None = None  # set with per-stream names
     seq: int = 0
     label: str | None = None
     probs: tuple[float, ...] = ()
@@ -127,6 +126,10 @@ class LiveLoop:
     switch_interval_s : float | None, Python's thread switch interval while :meth:`run` runs
         (default 0.5 ms instead of Python's 5 ms; :func:`realtime.loop.runtime.switch_interval`).
         ``None``: leave Python's.
+    per_stream_names : bool | None, name outputs ``<profile>@<stream key>`` (and put the stream's
+        name and source id in every decision and outlet description) rather than ``<profile>``;
+        ``None``: when the pipelines name several streams. A session that serves a changing set of
+        streams passes True, so that names do not change as streams come and go.
     """
 
     def __init__(self, acquisition: Acquisition, engine: InferenceEngine,
@@ -136,7 +139,8 @@ class LiveLoop:
                  on_timing: Callable[[StageTimes], None] | None = None,
                  batch_budget_s: float = 0.06, max_batch: int = 64,
                  prime_lead_s: float | None = 0.003,
-                 switch_interval_s: float | None = 0.0005) -> None:
+                 switch_interval_s: float | None = 0.0005,
+                 per_stream_names: bool | None = None) -> None:
         self.acquisition, self.engine, self.log = acquisition, engine, log
         self.scheduler = Scheduler(batch_budget_s, max_batch, prime_lead_s)
         self.on_decision, self.on_timing = on_decision, on_timing
@@ -144,32 +148,97 @@ class LiveLoop:
         inlet_keys = {i.key for i in acquisition.inlets}
         if not streams <= inlet_keys:
             raise ValueError(f"pipelines name streams {sorted(streams - inlet_keys)} not acquired")
-        self.outputs: list[_Output] = []
-        for i, p in enumerate(pipelines):
-            name = output_name(p.profile.name, p.stream_key, len(streams))
-            classes = engine.models[p.model_key].class_names
-            self.outputs.append(_Output(
-                p, name, classes, DecisionOutlets(name, classes, log=log), Smoother(p.profile.smoothing),
-                TruthScore((ground_truth or {}).get(i)),
-            ))
+        self.per_stream_names = len(streams) > 1 if per_stream_names is None else per_stream_names
+        self.outputs: list[_Output] = []  # replaced, not changed in place: readers see a snapshot
         self._by_stream: dict[str, list[_Output]] = {}
-        for o in self.outputs:
-            self._by_stream.setdefault(o.pipeline.stream_key, []).append(o)
-        self._lost: dict[str, bool] = {k: False for k in self._by_stream}
-        self._output_of = {id(o.pipeline): o for o in self.outputs}
+        self._lost: dict[str, bool] = {}
+        self._output_of: dict[int, _Output] = {}
         self._pipelines_by_model: dict[str, list[ProfilePipeline]] = {}
-        for o in self.outputs:
-            self._pipelines_by_model.setdefault(o.pipeline.model_key, []).append(o.pipeline)
-        self._inlet_of = {i.key: i for i in acquisition.inlets}
-        self.latency = LatencyTracker()
+        self._inlets = acquisition.inlets
+        self._inlet_of = {i.key: i for i in self._inlets}
+        self._joining: queue.SimpleQueue = queue.SimpleQueue()  # (outputs, taps) from attach()
         # stream key -> callables tap(chunks, hold) given every chunk list of that stream and its
         # hold reason, on this thread, before inference (the calibration collects labelled windows
         # and swaps models there)
         self.taps: dict[str, list[Callable[[list, str | None], None]]] = {}
+        self._register([self._output(p, (ground_truth or {}).get(i), self._identity(p.stream_key))
+                        for i, p in enumerate(pipelines)])
+        self.latency = LatencyTracker()
         self.round = 0  # scored decisions are tallied per round (advanced by new_round, swap_model)
         self.n_stream_resets = 0
         self.t_start = time.monotonic()
         self.switch_interval_s = switch_interval_s
+
+    # ------------------------------------------------------------------ outputs
+    def output_name(self, profile: str, stream_key: str) -> str:
+        """Outlet base name: ``<profile>``, or ``<profile>@<stream key>`` with per-stream names."""
+        if not self.per_stream_names:
+            return profile
+        return f"{profile}@{re.sub(r'[^A-Za-z0-9_.-]', '_', stream_key)}"
+
+    def _identity(self, stream_key: str) -> StreamIdentity | None:
+        inlet = self._inlet_of.get(stream_key)
+        if not self.per_stream_names or inlet is None:
+            return None
+        return StreamIdentity(inlet.info.name(), inlet.source_id, inlet.info.hostname())
+
+    def _output(self, p: ProfilePipeline, truth: GroundTruth | None,
+                stream: StreamIdentity | None) -> _Output:
+        name = self.output_name(p.profile.name, p.stream_key)
+        classes = self.engine.models[p.model_key].class_names
+        outlets = DecisionOutlets(name, classes, log=self.log, stream=stream)
+        return _Output(p, name, classes, outlets, Smoother(p.profile.smoothing), TruthScore(truth),
+                       stream=stream)
+
+    def _register(self, outputs: list[_Output]) -> None:
+        for o in outputs:
+            key = o.pipeline.stream_key
+            self._by_stream.setdefault(key, []).append(o)
+            self._lost.setdefault(key, False)
+            self._output_of[id(o.pipeline)] = o
+            self._pipelines_by_model.setdefault(o.pipeline.model_key, []).append(o.pipeline)
+        self.outputs = self.outputs + list(outputs)
+
+    def attach(self, pipelines: list[ProfilePipeline], *, stream: StreamIdentity | None = None,
+               taps: list[Callable[[list, str | None], None]] = ()) -> list[str]:
+        """Serve one more stream (any thread; its outlets are made here): ``pipelines`` all name its
+        stream key, ``taps`` see its chunks (as :attr:`taps`). Call *before* adding its inlet to
+        the acquisition: the loop takes the stream's outputs in at its next step, and never drains
+        an inlet it has no outputs for while some are joining. Returns the output names."""
+        keys = {p.stream_key for p in pipelines}
+        if len(keys) != 1:
+            raise ValueError(f"attach takes the pipelines of one stream, got streams {sorted(keys)}")
+        outputs = [self._output(p, None, stream) for p in pipelines]
+        self._joining.put((outputs, list(taps)))
+        return [o.name for o in outputs]
+
+    def detach(self, stream_key: str) -> None:
+        """Undo :meth:`attach` for a stream whose inlet could not be added (any thread): its
+        outputs leave at the next step and their outlets close. (It produced no window.)"""
+        self._joining.put((stream_key, None))
+
+    def _join(self) -> None:
+        """Take in the outputs of streams attached since the last step (this thread only)."""
+        while True:
+            try:
+                outputs, taps = self._joining.get_nowait()
+            except queue.Empty:
+                return
+            if taps is None:  # detach(stream_key)
+                self._unregister(outputs)
+                continue
+            self._register(outputs)
+            self.taps.setdefault(outputs[0].pipeline.stream_key, []).extend(taps)
+
+    def _unregister(self, stream_key: str) -> None:
+        gone = self._by_stream.pop(stream_key, [])
+        self._lost.pop(stream_key, None)
+        self.taps.pop(stream_key, None)
+        for o in gone:
+            del self._output_of[id(o.pipeline)]
+            self._pipelines_by_model[o.pipeline.model_key].remove(o.pipeline)
+            o.outlets.close()
+        self.outputs = [o for o in self.outputs if o.pipeline.stream_key != stream_key]
 
     # ------------------------------------------------------------------ running
     @property
@@ -195,11 +264,18 @@ class LiveLoop:
         the number of decisions."""
         clock = pylsl.local_clock
         woke = clock()
-        for inlet in self.acquisition.inlets:
+        self._join()
+        inlets = self.acquisition.inlets
+        if inlets is not self._inlets:  # a stream was added (copy-on-write tuple)
+            self._inlets, self._inlet_of = inlets, {i.key: i for i in inlets}
+        for inlet in inlets:
             outputs = self._by_stream.get(inlet.key)
             if not outputs:
-                inlet.drain()
-                continue
+                self._join()  # attached between the _join above and the inlet's add
+                outputs = self._by_stream.get(inlet.key)
+                if not outputs:
+                    inlet.drain()
+                    continue
             self._watch_loss(inlet, outputs)
             chunks = [(c.samples, c.timestamps, c.arrival, c.breaks) for c in inlet.drain()]
             if chunks:
@@ -251,8 +327,10 @@ class LiveLoop:
         now = pylsl.local_clock()
         latency_ms = (now - p.arrival) * 1000.0
         version = self.engine.models[p.pipeline.model_key].version
+        s = o.stream
         d = Decision(o.name, o.classes[idx], dict(zip(o.classes, map(float, smoothed))),
-                     p.window.t_start, p.window.t_end, latency_ms, o.seq, version)
+                     p.window.t_start, p.window.t_end, latency_ms, o.seq, version,
+                     None if s is None else s.name, None if s is None else s.source_id)
         o.outlets.push(d)
         if self.on_timing is not None:
             self.on_timing(StageTimes(o.name, o.seq, batch, p.source_time, p.arrival, woke,
@@ -317,6 +395,7 @@ class LiveLoop:
 
     def close(self) -> None:
         """Close the outlets; windows still waiting are counted as dropped (``shutdown``)."""
+        self._join()
         self.scheduler.shutdown()
         for o in self.outputs:
             o.outlets.close()
