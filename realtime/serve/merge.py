@@ -181,4 +181,7 @@ class Merger:
             title=self.title, signals=tuple(x for s in snaps for x in s.signals),
             markers=tuple(x for s in snaps for x in s.markers),
             calibrations=tuple(x for s in snaps for x in s.calibrations),
-            round_names=next((s.round_names for s in snaps if s.round_names), ()))
+            round_names=next((s.round_names for s in snaps if s.round_names), ()),
+            # every worker sees (and lists) the same streams that fit no profile: once each
+            skipped=tuple({(x.source_id, x.name, x.host): x for s in snaps for x in s.skipped}.values()),
+            selection=next((s.selection for s in snaps if s.selection), None))
