@@ -39,13 +39,13 @@ def private_lsl_session() -> str:
     keeping the user's config text and liblsl quiet; returns the session id. Call before any LSL
     use in this process."""
     sid = f"eegmamba-bench-{uuid.uuid4().hex[:10]}"
-    from realtime.stream.lsl_config import user_config_path
+    from realtime.stream.lsl_config import package_config, user_config_path
 
     user = user_config_path()
     text = user.read_text(errors="replace") if user is not None else ""
     fd, name = tempfile.mkstemp(prefix="eegmamba-bench-lsl-", suffix=".cfg")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{text}\n[lab]\nSessionID = {sid}\n[log]\nlevel = -2\n")
+    with os.fdopen(fd, "w") as fh:  # the package's port range in every process: all outlets seen
+        fh.write(package_config(f"{text}\n[lab]\nSessionID = {sid}\n", level=-2))
     os.environ["LSLAPICFG"] = name
     return sid
 

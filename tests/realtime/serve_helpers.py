@@ -28,7 +28,9 @@ needs_many = pytest.mark.skipif(not hasattr(SessionOptions(), "accept"),
 
 def lsl_env(tmp_path: Path) -> dict:
     cfg = tmp_path / "lsl_api.cfg"
-    cfg.write_text(f"[lab]\nSessionID = test-{uuid.uuid4().hex}\n[log]\nlevel = -2\n")
+    from realtime.stream.lsl_config import package_config
+
+    cfg.write_text(package_config(f"[lab]\nSessionID = test-{uuid.uuid4().hex}\n", level=-2))
     return {**os.environ, "LSLAPICFG": str(cfg), "COLUMNS": "400", "PYTHONPATH": str(ROOT)}
 
 
