@@ -50,7 +50,13 @@ class _Proc:
         self.conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=worker_main, args=(child, opts), daemon=True,
                                    name="eegmamba-worker")
-        self.process.start()
+        # a worker ignores Ctrl-C from its first instruction (an ignored SIGINT is inherited and
+        # Python keeps it so): the terminal sends it to every process, the supervisor stops them
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self.process.start()
+        finally:
+            signal.signal(signal.SIGINT, old)
         child.close()
         self.index: int | None = None
         self.outputs: list[OutputInfo] = []

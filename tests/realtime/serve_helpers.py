@@ -46,9 +46,10 @@ class Live:
     """``eegmamba-live`` as a subprocess; stdout lines collected by a thread."""
 
     def __init__(self, args: list[str], env: dict) -> None:
+        # its own process group: a Ctrl-C is sent to the group, as a terminal does
         self.proc = subprocess.Popen([sys.executable, "-m", "realtime.cli_live", *args], cwd=ROOT,
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+                                     text=True, start_new_session=True)
         self.lines: list[str] = []
         self._t = threading.Thread(target=self._read, daemon=True)
         self._t.start()
@@ -72,8 +73,13 @@ class Live:
         raise AssertionError(f"no {count} x {pattern!r} in:\n" + "\n".join(self.lines[-40:])
                              + "\n" + (self.proc.stderr.read() or ""))
 
-    def stop(self, sig=signal.SIGTERM, timeout: float = 60.0) -> tuple[int, str]:
-        self.proc.send_signal(sig)
+    def stop(self, sig=signal.SIGTERM, timeout: float = 60.0, group: bool = False) -> tuple[int, str]:
+        """Send ``sig`` to the process (``group``: to its whole process group, as Ctrl-C in a
+        terminal reaches every process of the command); return its exit code and stderr."""
+        if group:
+            os.killpg(self.proc.pid, sig)
+        else:
+            self.proc.send_signal(sig)
         try:
             self.proc.wait(timeout)
         finally:

@@ -85,3 +85,25 @@ def test_a_killed_worker_comes_back_and_its_lost_windows_are_counted(tmp_path, f
         else:
             assert lost == 0 and between(logged[name]) == counted
         assert set(r["drops"]) <= {"stale", "shutdown", "worker_restart"}, r["drops"]
+
+
+def test_ctrl_c_to_the_process_group_stops_every_worker_with_one_summary(tmp_path, four_streams):
+    """A terminal's Ctrl-C reaches the supervisor and every worker at once: the workers leave the
+    stopping to the supervisor, which collects their last decisions and prints one summary."""
+    env, streams = four_streams
+    live = live_all(tmp_path, env, "--workers", "2")
+    pids = worker_pids(live)
+    for s in streams:
+        live.wait_for(rf"@{re.escape(s)} #1 ")
+    rc, err = live.stop(signal.SIGINT, group=True)
+    out = "\n".join(live.lines)
+    assert rc == 0, err
+    assert out.count("eegmamba-live summary") == 1 and "stopping (Ctrl-C)" in out
+    assert "Traceback" not in err
+    rows, logged = summary_rows(tmp_path / "summary.json"), log_by_output(tmp_path / "log.jsonl")
+    assert sorted(r["stream"] for r in rows.values()) == sorted(streams)
+    for name, r in rows.items():
+        assert r["decisions"] == len(logged[name]) >= 2
+        assert r["windows"] == r["decisions"] + r["drops"].get("stale", 0) + r["drops"].get("shutdown", 0)
+    for pid in pids.values():
+        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read()
