@@ -48,11 +48,7 @@ def plan(opts, workers: int | None, shard: str | None) -> tuple[int, Share]:
         k, n = parse_shard(shard)
         share = Share(k - 1, n)
     local = opts.replay is not None or opts.demo
-    split = shard is not None or (workers or 1) > 1
-    if split and not hasattr(opts, "accept"):
-        raise UserInputError("--workers/--shard need the many-stream session (SessionOptions.accept), "
-                             "which this build lacks")
-    if local and split:
+    if local and (shard is not None or (workers or 1) > 1):
         raise UserInputError("--replay/--demo classify one stream in this process; --workers and "
                              "--shard share live streams (replay files with eegmamba-replay)")
     if workers is not None and workers < 1:
@@ -115,7 +111,8 @@ def run_supervised(args, opts, n_workers: int, share: Share, console, stop) -> i
         except KeyboardInterrupt:
             stop.signal_name = stop.signal_name or "SIGINT"
         if stop.signal_name:
-            console.print(f"stopping ({'Ctrl-C' if stop.signal_name == 'SIGINT' else stop.signal_name})")
+            name = "Ctrl-C" if stop.signal_name == "SIGINT" else stop.signal_name
+            console.print(f"stopping ({name})")
     finally:
         sup.stop()
         if dashboard is not None:
@@ -123,10 +120,9 @@ def run_supervised(args, opts, n_workers: int, share: Share, console, stop) -> i
         print_summary(sup, console)
         if args.summary_json:
             leds = sup.merger.ledgers
+            workers = {n: led.worker + 1 for n, led in leds.items() if led.worker is not None}
             write_summary_json(args.summary_json, sup.snapshot(),
-                               {n: led.stream for n, led in leds.items()},
-                               {n: led.worker + 1 for n, led in leds.items() if led.worker is not None},
-                               sup.restarts)
+                               {n: led.stream for n, led in leds.items()}, workers, sup.restarts)
         for r in sup.restarts:
             back = "not back" if r["back_s"] is None else f"back in {r['back_s']:.2f} s"
             console.print(f"worker {r['index'] + 1} (pid {r['pid']}) died at {r['uptime_s']:.1f} s "
@@ -159,8 +155,9 @@ def write_summary_json(path, snap, streams: dict[str, str], workers: dict[str, i
         "uptime_s": round(snap.uptime_s, 3), "device": snap.device,
         "outputs": [{"name": p.name, "stream": streams.get(p.name),
                      "worker": (workers or {}).get(p.name), "windows": p.n_windows,
-                     "decisions": p.n_decisions, "drops": dict(p.drops), "latency_ms": lat(p.latency),
-                     "accuracy": p.accuracy, "n_scored": p.n_scored} for p in snap.profiles],
+                     "decisions": p.n_decisions, "drops": dict(p.drops),
+                     "latency_ms": lat(p.latency), "accuracy": p.accuracy, "n_scored": p.n_scored}
+                    for p in snap.profiles],
         "streams": [{"name": s.name, "source_id": s.source_id, "n_samples": s.n_samples,
                      "n_gaps": s.n_gaps, "n_losses": s.n_losses, "n_errors": s.n_errors}
                     for s in snap.streams],

@@ -183,5 +183,6 @@ class Merger:
             calibrations=tuple(x for s in snaps for x in s.calibrations),
             round_names=next((s.round_names for s in snaps if s.round_names), ()),
             # every worker sees (and lists) the same streams that fit no profile: once each
-            skipped=tuple({(x.source_id, x.name, x.host): x for s in snaps for x in s.skipped}.values()),
+            skipped=tuple({(x.source_id, x.name, x.host): x
+                           for s in snaps for x in s.skipped}.values()),
             selection=next((s.selection for s in snaps if s.selection), None))

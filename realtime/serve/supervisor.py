@@ -97,7 +97,8 @@ class Supervisor:
         self.opts = dataclasses.replace(opts, log=None, accept=None, all_streams=True)
         self.n_workers, self.share = n_workers, share
         self.on_event, self.on_decision, self.log = on_event, on_decision, log
-        self.tick_s, self.max_restarts, self.restart_window_s = tick_s, max_restarts, restart_window_s
+        self.tick_s = tick_s
+        self.max_restarts, self.restart_window_s = max_restarts, restart_window_s
         self.start_timeout_s, self.replacement_settle_s = start_timeout_s, replacement_settle_s
         self._ctx = mp.get_context("spawn")
         self.workers: dict[int, _Proc] = {}
@@ -133,7 +134,7 @@ class Supervisor:
         for ready in wait([*by_conn, *by_sentinel], timeout=self.tick_s):
             if ready in by_conn:
                 self._drain(by_conn[ready])
-        for p in procs:  # while running, any exit is a death (a worker SIGTERMed by someone else too)
+        for p in procs:  # while running, any exit is a death (one SIGTERMed by someone else too)
             if not p.process.is_alive():
                 self._drain(p)
                 p.process.join(0.5)
@@ -177,7 +178,8 @@ class Supervisor:
         if p is self.spare:  # no stream lost; replacements start cold until a reserve stays up
             self.spare = None
             self._spare_deaths += 1
-            text = p.error[0].strip().splitlines()[-1] if p.error else exit_reason(p.process.exitcode)
+            code = p.process.exitcode
+            text = p.error[0].strip().splitlines()[-1] if p.error else exit_reason(code)
             again = self._spare_deaths < 3
             self.on_event(f"the reserve worker (pid {p.pid}) died ({text})"
                           + ("; starting another" if again else "; running without one"))
@@ -194,7 +196,8 @@ class Supervisor:
         index = p.index
         now = time.monotonic()
         self.merger.died(index, p.outputs)
-        recent = [r for r in self.restarts if r["index"] == index and now - r["t"] < self.restart_window_s]
+        recent = [r for r in self.restarts
+                  if r["index"] == index and now - r["t"] < self.restart_window_s]
         self.restarts.append({"index": index, "pid": p.pid, "reason": reason, "t": now,
                               "uptime_s": round(now - self.merger.t_start, 1), "back_s": None})
         self.on_event(f"worker {index + 1} (pid {p.pid}) died ({reason}); restarting it")
@@ -216,7 +219,7 @@ class Supervisor:
             self.poll()
 
     def stop(self, timeout_s: float = 20.0) -> None:
-        """Stop every worker cleanly (their windows still waiting: ``shutdown``), collect their final
+        """Stop every worker cleanly (windows still waiting: ``shutdown``), collect their final
         stats, then count the windows of streams still waiting for a replacement."""
         import pylsl
 

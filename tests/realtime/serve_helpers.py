@@ -16,20 +16,16 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
-from realtime.session import SessionOptions
-
 ROOT = Path(__file__).resolve().parents[2]
 HOP_S = 0.5  # motor_imagery
-needs_many = pytest.mark.skipif(not hasattr(SessionOptions(), "accept"),
-                                reason="needs eegmamba-live --all (SessionOptions.accept)")
 
 
 def lsl_env(tmp_path: Path) -> dict:
-    cfg = tmp_path / "lsl_api.cfg"
+    """The environment of a test's processes: an LSL config with a session id of its own (and the
+    package's port range and log level), rich tables 400 columns wide, this checkout first."""
     from realtime.stream.lsl_config import package_config
 
+    cfg = tmp_path / "lsl_api.cfg"
     cfg.write_text(package_config(f"[lab]\nSessionID = test-{uuid.uuid4().hex}\n", level=-2))
     return {**os.environ, "LSLAPICFG": str(cfg), "COLUMNS": "400", "PYTHONPATH": str(ROOT)}
 
@@ -73,7 +69,8 @@ class Live:
         raise AssertionError(f"no {count} x {pattern!r} in:\n" + "\n".join(self.lines[-40:])
                              + "\n" + (self.proc.stderr.read() or ""))
 
-    def stop(self, sig=signal.SIGTERM, timeout: float = 60.0, group: bool = False) -> tuple[int, str]:
+    def stop(self, sig=signal.SIGTERM, timeout: float = 60.0,
+             group: bool = False) -> tuple[int, str]:
         """Send ``sig`` to the process (``group``: to its whole process group, as Ctrl-C in a
         terminal reaches every process of the command); return its exit code and stderr."""
         if group:

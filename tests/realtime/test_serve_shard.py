@@ -14,9 +14,9 @@ from collections import Counter
 import pytest
 
 from realtime.serve.sharding import shard_of
-from tests.realtime.serve_helpers import Live, lsl_env, needs_many, split_prefix
+from tests.realtime.serve_helpers import Live, lsl_env, split_prefix
 
-pytestmark = [pytest.mark.timeout(150), pytest.mark.slow, needs_many]
+pytestmark = [pytest.mark.timeout(150), pytest.mark.slow]
 
 LIST_OUTLETS = """
 import json, time, pylsl
