@@ -44,8 +44,14 @@ def fit(profiles: Sequence[Profile], model_keys: Sequence[str], key: str, ch_nam
         try:
             pipelines.append(ProfilePipeline(profile, key, ch_names, srate, model_key, channel_map))
         except (UserInputError, ValueError) as exc:
-            reasons.append(str(exc))
+            reasons.append(_short(str(exc)))
     return pipelines, reasons
+
+
+def _short(reason: str, limit: int = 120) -> str:
+    """A misfit reason on one short line: the problem, without the list of what is available."""
+    reason = reason.split("; available")[0].split("; or map names")[0]
+    return reason if len(reason) <= limit else reason[:limit - 1] + "…"
 
 
 def would_take(entries, selection: StreamSelection, profiles: Sequence[Profile],
