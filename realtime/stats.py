@@ -27,8 +27,10 @@ class StreamHealth:
     where samples were missing (and their total length in seconds), ``n_jumps`` those where the
     source clock jumped (either way), ``n_backwards`` raw timestamps not after the previous one
     (overlapping push-stamped chunks make many), ``jitter_p95_ms`` the 95th percentile of
-    |raw - regularized timestamp|; ``n_losses`` stalls beyond the limit, ``n_reconnects``
-    resumptions after a loss, ``n_recreated`` inlets re-opened on a new outlet of the same source.
+    |raw - regularized timestamp|; ``n_duplicates`` samples received a second time (same
+    timestamp, same values: a driver re-sending a chunk), dropped; ``n_losses`` stalls beyond the
+    limit, ``n_reconnects`` resumptions after a loss, ``n_recreated`` inlets re-opened on a new
+    outlet of the same source.
     ``units``: the EEG channels' unit as declared or assumed; ``hold``: why no decision may be
     taken on the stream now (``unverified``, ``units``, ``rate_mismatch``) with ``message``, one
     line saying what to do. ``n_errors``/``last_error``: failures of the acquisition thread for
@@ -62,6 +64,7 @@ class StreamHealth:
     hold: str | None = None
     message: str | None = None
     rate_settled: bool = False
+    n_duplicates: int = 0
 
     @property
     def drift(self) -> float | None:
@@ -123,6 +126,8 @@ class ProfileStats:
     ``confusion``: (true class, decided class) -> decisions; ``scored``: truth is known for this
     profile; ``model_version``: of the model deciding now; ``accuracy_by_round``: calibration
     round (0 before the first model swap of the session, 1 after it, ...) -> (accuracy, scored).
+    ``alignment``: the Euclidean-alignment reference's age (``EuclideanReference.age``: seconds of
+    signal, seconds since its last update, ready, warm-up), None when the profile does not align.
     """
 
     name: str
@@ -142,6 +147,7 @@ class ProfileStats:
     scored: bool = False
     model_version: int = 0
     accuracy_by_round: Mapping[int, tuple[float, int]] = field(default_factory=dict)
+    alignment: Mapping | None = None
 
     def __post_init__(self) -> None:
         if self.probs and len(self.probs) != len(self.classes):
@@ -245,3 +251,26 @@ class Snapshot:
     round_names: tuple[str, ...] = ()  # names of LiveLoop rounds (accuracy_by_round keys)
     skipped: tuple[SkippedStream, ...] = ()  # selected streams not served (many-stream session)
     selection: str | None = None  # what a many-stream session serves (None: one stream)
+
+
+QUALITY_REASONS = ("rail", "flat_run", "flat", "saturated", "nonfinite")
+"""Drop reasons that are about the signal itself (``eegmamba.windowing``), not the timeline."""
+
+
+def quality_notes(snapshot: "Snapshot", min_windows: int = 4) -> list[str]:
+    """One line per profile that has no decision yet while ``min_windows`` or more of its windows
+    were dropped, all for the signal's quality: what to check (the electrodes, and the unit the
+    stream is read in — a signal in volts read as µV is flat at every window)."""
+    units = "; ".join(f"stream '{s.name}' is read as {s.units}" for s in snapshot.streams
+                      if s.nominal_srate > 0)
+    notes = []
+    for p in snapshot.profiles:
+        bad = {r: n for r, n in p.drops.items() if r in QUALITY_REASONS and n}
+        other = sum(n for r, n in p.drops.items() if r not in QUALITY_REASONS)
+        if p.n_decisions or sum(bad.values()) < min_windows or other > sum(bad.values()):
+            continue
+        why = ", ".join(f"{r} {n}" for r, n in sorted(bad.items(), key=lambda kv: -kv[1]))
+        notes.append(f"{p.name}: no decision, every window dropped for signal quality ({why}): "
+                     f"check the electrodes and the units ({units or 'no stream'}); if the samples "
+                     "are in another unit, rerun with --units V|mV|uV|nV")
+    return notes

@@ -353,6 +353,7 @@ class LiveLoop:
                 scored=o.score.truth is not None,
                 model_version=self.engine.models[o.pipeline.model_key].version,
                 accuracy_by_round=o.score.by_round(),
+                alignment=o.pipeline.alignment_age(),
             )
             for o in self.outputs
         )
