@@ -18,7 +18,8 @@ from eegmamba.checkpoint import load_checkpoint
 from eegmamba.data.dataset import build_windows
 from eegmamba.profiles import Profile
 from eegmamba.training.metrics import compute_metrics, confusion, per_group_metrics
-from eegmamba.training.trainer import predict_proba, resolve_device
+from eegmamba.device import resolve_device
+from eegmamba.training.trainer import predict_proba
 
 
 def checkpoint_profile(meta: dict, task: str | None, where: str) -> Profile:

@@ -32,14 +32,14 @@ import torch
 from eegmamba._checks import UserInputError
 from eegmamba.checkpoint import save_checkpoint
 from eegmamba.data.dataset import WindowSet, build_windows
+from eegmamba.device import resolve_device
 from eegmamba.profiles import Profile, load_profile
 from eegmamba.training import provenance as prov
 from eegmamba.training.baseline import run_baseline
 from eegmamba.training.cv import n_folds_for, subject_folds, validation_split
 from eegmamba.training.distributed import DistInfo, barrier, cleanup, init_from_env
 from eegmamba.training.metrics import compute_metrics, confusion, per_group_metrics
-from eegmamba.training.trainer import (TaskData, TrainConfig, Trainer, predict_proba, resolve_device,
-                                       seed_everything)
+from eegmamba.training.trainer import TaskData, TrainConfig, Trainer, predict_proba, seed_everything
 
 
 @dataclass(frozen=True)

@@ -77,17 +77,6 @@ class FitResult:
     stopped_early: bool = False
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA if available else CPU; ``cuda`` without a GPU is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserInputError("--device cuda: no CUDA GPU is available here; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise UserInputError(f"--device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
-
-
 def seed_everything(seed: int) -> None:
     """Seed torch and ask for deterministic kernels (CPU runs repeat bit for bit)."""
     torch.manual_seed(seed)
