@@ -232,3 +232,5 @@ class Snapshot:
     markers: tuple[MarkerStats, ...] = ()
     calibrations: tuple[CalibrationStats, ...] = ()
     round_names: tuple[str, ...] = ()  # names of LiveLoop rounds (accuracy_by_round keys)
+    # how each checkpoint runs, (level, line): "warning" an override, "info" live-only settings
+    notices: tuple[tuple[str, str], ...] = ()
