@@ -187,7 +187,9 @@ OVERRIDE_FLAG = "--profile-over-checkpoint"
 #: sub-fields), with why. Where a given profile differs from a checkpoint's only in these, it runs
 #: and the differences are listed as information. Every other field is part of the contract,
 #: including fields added to the profile later: the comparison walks the dataclass fields, so a new
-#: field is compared unless it is named here.
+#: field is compared unless it is named here. The quality rules are not here on purpose: they do not
+#: change a window's probabilities but decide which windows get any, and a checkpoint's validation
+#: holds for the windows its rules let through.
 LIVE_ONLY = {
     "name": "a label",
     "task": "a label",
