@@ -4,10 +4,20 @@ ONE rule for recording files (``eegmamba.data.readers``), the replay and live LS
 (``realtime.stream.acquisition``): each channel's declared unit (LSL ``desc/channels/channel/unit``, an
 EDF/FIF channel unit) is converted to microvolts; ``microvolts``, ``µV``, ``uV``, ``millivolts``,
 ``mV``, ``volts``, ``V``, ``nanovolts``, ``nV`` … are understood, case-insensitively (so ``MV`` is
-millivolts: no EEG is in megavolts). Where no unit is declared the data are assumed to be µV, and
-:func:`check_amplitude` says whether that is plausible: scalp EEG in µV has a robust spread (1.4826 ×
-median absolute deviation) of a few to a few hundred µV; the same signal in volts has ~1e-5, in
-millivolts ~1e-2, in nanovolts ~1e4–1e5. The check looks at the spread, not at ``median |x|``, so a
+millivolts: no EEG is in megavolts). mne-lsl (``PlayerLSL``, ``StreamInfo.set_channel_info``) writes
+the unit the MNE way instead: an integer, the power of ten of the channel type's SI unit (MNE's
+``unit_mul``): on a voltage channel (``eeg``, ``eog``, ``ecg``, ``emg``, ``seeg``, ``ecog``, ``dbs``,
+``bio``, or no type declared) ``0`` is volts, ``-3`` millivolts, ``-6`` µV, ``-9`` nV — so a
+``PlayerLSL`` playing a recording read with MNE declares ``0``: volts. An integer on a channel of
+another declared type (``misc``, ``stim``, ``annotations`` ...) is not a voltage. mne-lsl's other
+per-channel fields (``kind``, ``coil_type``, ``range_cal``, ``loc``) describe the channel for
+rebuilding an ``mne.Info``; the samples it pushes are already calibrated (``range_cal`` is not to be
+applied again) and are ignored here.
+
+Where no unit is declared the data are assumed to be µV, and :func:`check_amplitude` says whether
+that is plausible: scalp EEG in µV has a robust spread (1.4826 × median absolute deviation) of a few
+to a few hundred µV; the same signal in volts has ~1e-5, in millivolts ~1e-2, in nanovolts
+~1e4–1e5. The check looks at the spread, not at ``median |x|``, so a
 DC offset (common on DC-coupled amplifiers) does not hide volts.
 
 Why a spread of 0.2 µV as the lower limit: amplifier noise alone is ~0.5–1 µV rms over 0.1–50 Hz,
@@ -28,6 +38,11 @@ UV_PER = {"V": 1e6, "mV": 1e3, "uV": 1.0, "nV": 1e-3}
 _PREFIX = {"": "V", "m": "mV", "milli": "mV", "u": "uV", "µ": "uV", "μ": "uV", "micro": "uV",
            "n": "nV", "nano": "nV"}
 _UNIT_RX = re.compile(r"^(micro|milli|nano|[mµμun]?)\s*(v|volt|volts)$")
+_UNIT_MUL = {0: "V", -3: "mV", -6: "uV", -9: "nV"}  # mne-lsl's integer units (module docstring)
+_INT_RX = re.compile(r"^[+-]?\d+$")
+VOLTAGE_TYPES = frozenset({"eeg", "eog", "ecg", "emg", "seeg", "ecog", "dbs", "bio"})
+"""Channel types (lower case, MNE's names) whose values are voltages: where mne-lsl's integer units
+are powers of ten of volts."""
 _NO_UNIT = {"", "n/a", "na", "none", "unknown", "?", "-", "au", "a.u.", "arbitrary"}
 FIFF_UNIT_V = 107  # MNE's channel unit code for volts (``mne.io.constants.FIFF.FIFF_UNIT_V``)
 
@@ -36,25 +51,31 @@ PLAUSIBLE_SPREAD_UV = (0.2, 5e3)
 TYPICAL_SPREAD_UV = 30.0  # geometric middle of what real recordings show (module docstring)
 
 
-def canonical_unit(unit: str | None) -> str | None:
+def canonical_unit(unit: str | None, ch_type: str | None = None) -> str | None:
     """``"microvolts"``/``"µV"``/``"uv"`` → ``"uV"`` (likewise ``V``, ``mV``, ``nV``); ``None`` for an
     undeclared unit (empty, ``n/a``, ``unknown``, ``a.u.`` …); the stripped string itself when it is
-    not a voltage (``"samples"``)."""
+    not a voltage (``"samples"``). An integer is mne-lsl's power of ten of volts (``"0"`` → ``"V"``,
+    ``"-6"`` → ``"uV"``) on a channel whose ``ch_type`` is a voltage type or not declared; on other
+    channel types, or for another power, it is returned as it is (not a voltage)."""
     if unit is None:
         return None
     text = str(unit).strip()
     if text.lower() in _NO_UNIT:
         return None
+    if _INT_RX.match(text):
+        voltage = not (ch_type or "").strip() or ch_type.strip().lower() in VOLTAGE_TYPES
+        return _UNIT_MUL.get(int(text), text) if voltage else text
     m = _UNIT_RX.match(text.lower().replace("μ", "µ"))
     if m is None:
         return text
     return _PREFIX[m.group(1)]
 
 
-def scale_to_uv(unit: str | None) -> float | None:
-    """Factor that converts values in ``unit`` to µV; ``None`` when ``unit`` is not a voltage or
-    not declared (the caller decides: assume µV and check, or leave the channel alone)."""
-    return UV_PER.get(canonical_unit(unit) or "")
+def scale_to_uv(unit: str | None, ch_type: str | None = None) -> float | None:
+    """Factor that converts values in ``unit`` (of a channel of type ``ch_type``, see
+    :func:`canonical_unit`) to µV; ``None`` when ``unit`` is not a voltage or not declared (the
+    caller decides: assume µV and check, or leave the channel alone)."""
+    return UV_PER.get(canonical_unit(unit, ch_type) or "")
 
 
 def mne_scale_to_uv(ch: dict) -> float | None:

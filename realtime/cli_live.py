@@ -18,6 +18,7 @@ from realtime.screen.panels import round_name
 from realtime.stream.lsl_config import quiet_liblsl
 from realtime.stream.markers import parse_marker_map
 from realtime.session import Session, SessionOptions, parse_channel_map
+from realtime.stats import quality_notes
 
 
 def _units(text: str) -> str:
@@ -152,13 +153,16 @@ def print_summary(session: Session, console: Console) -> None:
         rate = "-" if s.measured_srate is None else f"{s.measured_srate:.1f}"
         jitter = "-" if s.jitter_p95_ms is None else f"{s.jitter_p95_ms:.1f}"
         console.print(
-            f"stream {s.name!r}: {s.n_samples} samples, {s.n_gaps} gaps, {s.n_jumps} jumps, "
+            f"stream {s.name!r}: {s.n_samples} samples, {s.n_duplicates} duplicate samples dropped, "
+            f"{s.n_gaps} gaps, {s.n_jumps} jumps, "
             f"{s.n_losses} losses, {s.n_reconnects} reconnects, {s.n_errors} errors; "
             f"{s.expected_srate or s.nominal_srate:g} Hz expected, {rate} Hz measured, "
             f"timestamp jitter p95 {jitter} ms, units {s.units}"
         )
         if s.message:
             console.print(s.message, style="bold red" if s.hold not in (None, "unverified") else "yellow")
+    for note in quality_notes(snap):
+        console.print(note, style="bold red", highlight=False)
 
 
 def _starting(args) -> str:

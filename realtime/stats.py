@@ -27,8 +27,10 @@ class StreamHealth:
     where samples were missing (and their total length in seconds), ``n_jumps`` those where the
     source clock jumped (either way), ``n_backwards`` raw timestamps not after the previous one
     (overlapping push-stamped chunks make many), ``jitter_p95_ms`` the 95th percentile of
-    |raw - regularized timestamp|; ``n_losses`` stalls beyond the limit, ``n_reconnects``
-    resumptions after a loss, ``n_recreated`` inlets re-opened on a new outlet of the same source.
+    |raw - regularized timestamp|; ``n_duplicates`` samples received a second time (same
+    timestamp, same values: a driver re-sending a chunk), dropped; ``n_losses`` stalls beyond the
+    limit, ``n_reconnects`` resumptions after a loss, ``n_recreated`` inlets re-opened on a new
+    outlet of the same source.
     ``units``: the EEG channels' unit as declared or assumed; ``hold``: why no decision may be
     taken on the stream now (``unverified``, ``units``, ``rate_mismatch``) with ``message``, one
     line saying what to do. ``n_errors``/``last_error``: failures of the acquisition thread for
@@ -62,6 +64,7 @@ class StreamHealth:
     hold: str | None = None
     message: str | None = None
     rate_settled: bool = False
+    n_duplicates: int = 0
 
     @property
     def drift(self) -> float | None:
@@ -234,3 +237,26 @@ class Snapshot:
     round_names: tuple[str, ...] = ()  # names of LiveLoop rounds (accuracy_by_round keys)
     # how each checkpoint runs, (level, line): "warning" an override, "info" live-only settings
     notices: tuple[tuple[str, str], ...] = ()
+
+
+QUALITY_REASONS = ("rail", "flat_run", "flat", "saturated", "nonfinite")
+"""Drop reasons that are about the signal itself (``eegmamba.windowing``), not the timeline."""
+
+
+def quality_notes(snapshot: "Snapshot", min_windows: int = 4) -> list[str]:
+    """One line per profile that has no decision yet while ``min_windows`` or more of its windows
+    were dropped, all for the signal's quality: what to check (the electrodes, and the unit the
+    stream is read in — a signal in volts read as µV is flat at every window)."""
+    units = "; ".join(f"stream '{s.name}' is read as {s.units}" for s in snapshot.streams
+                      if s.nominal_srate > 0)
+    notes = []
+    for p in snapshot.profiles:
+        bad = {r: n for r, n in p.drops.items() if r in QUALITY_REASONS and n}
+        other = sum(n for r, n in p.drops.items() if r not in QUALITY_REASONS)
+        if p.n_decisions or sum(bad.values()) < min_windows or other > sum(bad.values()):
+            continue
+        why = ", ".join(f"{r} {n}" for r, n in sorted(bad.items(), key=lambda kv: -kv[1]))
+        notes.append(f"{p.name}: no decision, every window dropped for signal quality ({why}): "
+                     f"check the electrodes and the units ({units or 'no stream'}); if the samples "
+                     "are in another unit, rerun with --units V|mV|uV|nV")
+    return notes

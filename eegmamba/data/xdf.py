@@ -21,6 +21,9 @@ What is taken from a file:
   a sample period of one: ``snap_onsets``), lasting the value of a
   ``duration_s`` channel when the stream has one (as ``eegmamba-replay`` and
   ``eegmamba/testing/xdf_writer.py`` write), else until the next marker, the last one until the end of the EEG.
+  Markers outside the EEG's time span (a recorder started before the amplifier, or stopped after
+  it; the XDF project's ``minimal.xdf`` has one after its EEG) are counted and warned about in one
+  line; one before the EEG whose cue reaches into it is kept, cut at the EEG's first sample.
 """
 
 from __future__ import annotations
@@ -175,6 +178,27 @@ def annotations(markers: dict | None, t0: float, t_end: float) -> tuple[tuple[fl
     return tuple(out)
 
 
+def within_span(ann, span_s: float, path, tol_s: float = 0.0) -> tuple[tuple[float, float, str], ...]:
+    """The annotations (onset s, duration s, text) that overlap the EEG's span ``[0, span_s)`` by
+    more than ``tol_s``, cut to it; the others are counted in one warning (never an error: the EEG
+    is still usable)."""
+    kept, before, after = [], 0, 0
+    for onset, duration, text in ann:
+        end = onset + max(duration, 0.0)
+        if onset >= span_s - tol_s:
+            after += 1
+        elif onset < 0 and end <= tol_s:
+            before += 1
+        else:
+            start = max(onset, 0.0)
+            kept.append((start, min(end, span_s) - start, text))
+    if before or after:
+        warnings.warn(f"{path}: {before + after} marker(s) outside the EEG stream's time span "
+                      f"({before} before its first sample, {after} after its last) are not used",
+                      stacklevel=3)
+    return tuple(kept)
+
+
 def snap_onsets(ann, t: np.ndarray, sfreq: float, tol: float = 0.01):
     """Put an onset within ``tol`` sample periods of a sample's timestamp on that sample: a marker
     sent with a sample is stamped with it, and dejittering (a line fitted to jittered timestamps)
@@ -218,21 +242,17 @@ def read_xdf(path: str | Path, profile):
         picks = match_channels(labels, profile.channels.names, profile.channels.aliases)
     except UserInputError as exc:
         raise UserInputError(f"{path} (stream {describe(eeg)}): {exc}") from exc
-    x = np.asarray(eeg["time_series"], dtype=np.float64)
-    ts = np.asarray(eeg["time_stamps"], dtype=np.float64)
-    if x.ndim != 2 or len(ts) == 0:
-        raise UserInputError(f"{path}: EEG stream {describe(eeg)} has no samples")
+    x, ts, sfreq = _samples(eeg, path)
     scales = [scale_to_uv(units[i]) for i in picks]
     data = x[:, picks].T * np.array([1.0 if s is None else s for s in scales])[:, None]
     declared = units[picks[0]] if all(s is not None for s in scales) else None
     check = check_amplitude(data, f"recording {path}", declared, option=None)
     if not check.ok:
         raise UserInputError(check.message)
-    sfreq = float(_field(eeg, "nominal_srate", "0"))
     check_segments(eeg, ts, sfreq, path)
-    t0 = float(ts[0])
-    ann = annotations(pick_markers(streams, path, profile), t0, float(ts[-1]) + 1.0 / sfreq)
-    ann = snap_onsets(ann, ts - t0, sfreq)
+    t0, span = float(ts[0]), float(ts[-1] - ts[0]) + 1.0 / sfreq
+    ann = annotations(pick_markers(streams, path, profile), t0, t0 + span)
+    ann = within_span(snap_onsets(ann, ts - t0, sfreq), span, path, 0.01 / sfreq)
     subject, run = subject_and_run(path, profile.subject_aliases)
     return Recording(
         data=np.ascontiguousarray(data), sfreq=sfreq, ch_names=tuple(profile.channels.names),
@@ -254,13 +274,13 @@ def xdf_as_raw(path: str | Path):
     streams = load_streams(path)
     eeg = pick_eeg(streams, path)
     labels, units = channels(eeg)
-    x = np.asarray(eeg["time_series"], dtype=np.float64).T
+    x, ts, sfreq = _samples(eeg, path)
     scales = np.array([(scale_to_uv_or_one(u)) for u in units])
-    sfreq = float(_field(eeg, "nominal_srate", "0"))
-    ts = np.asarray(eeg["time_stamps"], dtype=np.float64)
     info = mne.create_info(labels, sfreq, ch_types="eeg")
-    raw = mne.io.RawArray(x * scales[:, None] * 1e-6, info, verbose="error")
-    ann = annotations(pick_markers(streams, path), float(ts[0]), float(ts[-1]) + 1.0 / sfreq)
+    raw = mne.io.RawArray(x.T * scales[:, None] * 1e-6, info, verbose="error")
+    span = float(ts[-1] - ts[0]) + 1.0 / sfreq
+    ann = annotations(pick_markers(streams, path), float(ts[0]), float(ts[0]) + span)
+    ann = within_span(ann, span, path, 0.01 / sfreq)
     if ann:
         with warnings.catch_warnings():  # a last cue reaching past the data is cut there: fine
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -268,6 +288,20 @@ def xdf_as_raw(path: str | Path):
                                                 [a[2] for a in ann]))
     breaks = int(np.sum(np.diff(ts) > 1.5 / sfreq)) if len(ts) > 1 else 0
     return raw, breaks
+
+
+def _samples(eeg: dict, path) -> tuple[np.ndarray, np.ndarray, float]:
+    """The EEG stream's samples (n, C) as float64, timestamps (n,) and nominal rate; a stream with
+    no samples or no regular rate is a user error."""
+    x = np.asarray(eeg["time_series"], dtype=np.float64)
+    ts = np.asarray(eeg["time_stamps"], dtype=np.float64)
+    sfreq = float(_field(eeg, "nominal_srate", "0"))
+    if x.ndim != 2 or len(ts) == 0 or x.shape[0] != len(ts):
+        raise UserInputError(f"{path}: EEG stream {describe(eeg)} has no samples")
+    if not sfreq > 0:
+        raise UserInputError(f"{path}: stream {describe(eeg)} has no regular sampling rate: "
+                             "not an EEG stream (choose one with --xdf-eeg NAME)")
+    return x, ts, sfreq
 
 
 def scale_to_uv_or_one(unit: str | None) -> float:

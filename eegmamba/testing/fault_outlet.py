@@ -17,7 +17,8 @@ The outlet pushes ``data`` in chunks at the real pace from a thread. Faults:
   ``dt`` s, samples keep coming on time), :class:`Gap` (``n`` samples are lost: real time passes),
   :class:`Burst` (nothing is pushed for ``pause_s``, then the backlog at once, stamps exact),
   :class:`Recreate` (the outlet is destroyed, ``pause_s`` later a new one appears, with the same or
-  a new source id; samples meanwhile are lost).
+  a new source id; samples meanwhile are lost), :class:`Resend` (the last ``n`` samples pushed are
+  pushed again, same values and timestamps, as some wireless drivers do on reconnect).
 
 Data faults (flat-lines, rails, NaN) are written into ``data`` by the caller. ``times`` records the
 true local time of every sample pushed, so a test can tell which decisions cover a fault.
@@ -26,6 +27,7 @@ true local time of every sample pushed, so a test can tell which decisions cover
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +59,12 @@ class Recreate:
     same_source: bool = True
 
 
+@dataclass(frozen=True)
+class Resend:
+    at: int
+    n: int
+
+
 class FaultyOutlet:
     """See module docstring. ``data``: shape (n_times, n_channels), µV; loops over it forever."""
 
@@ -84,6 +92,8 @@ class FaultyOutlet:
         self.times: dict[int, float] = {}  # sample index -> true local time (pushed samples)
         self.event_times: list[tuple[object, float, float]] = []  # (event, start, end) local times
         self.error: BaseException | None = None
+        self.n_resent = 0  # samples pushed a second time (Resend)
+        self._sent: deque[tuple[np.ndarray, list[float]]] = deque(maxlen=64)  # last pushes
 
     def _make_outlet(self, source_id: str) -> pylsl.StreamOutlet:
         info = pylsl.StreamInfo(self.name, "EEG", len(self.ch_names), self.declared_rate, "double64",
@@ -142,13 +152,15 @@ class FaultyOutlet:
                     return
                 rows = self.data[idx % n]
                 if self.stamping == "exact":
-                    self.outlet.push_chunk(rows, (true + offset).tolist())
+                    stamps = (true + offset).tolist()
                 else:  # stamped with the scheduled push time (see module docstring)
                     push_at = true[-1] + (self._rng.uniform(0, self.push_jitter_s)
                                           if self.push_jitter_s > 0 else 0.0)
                     if self._sleep_until(push_at):
                         return
-                    self.outlet.push_chunk(rows, (push_at + offset - (idx[-1] - idx) * period).tolist())
+                    stamps = (push_at + offset - (idx[-1] - idx) * period).tolist()
+                self.outlet.push_chunk(rows, stamps)
+                self._sent.append((rows, stamps))
                 self.times.update(zip(idx.tolist(), true.tolist()))
                 self.n_pushed += idx.size
                 self.k = k_end
@@ -172,6 +184,12 @@ class FaultyOutlet:
                     self.times.update(zip(idx.tolist(), (t0 + idx * period).tolist()))
                     self.n_pushed += idx.size
                     self.k = k_due
+                elif isinstance(ev, Resend):  # the last n samples again, as they were sent
+                    rows = np.concatenate([r for r, _ in self._sent])[-ev.n:]
+                    stamps = [t for _, ts in self._sent for t in ts][-ev.n:]
+                    self.outlet.push_chunk(rows, stamps)
+                    self.n_resent += len(stamps)
+                    self.event_times.append((ev, start, start))
                 elif isinstance(ev, Recreate):
                     self.outlet = None  # destroyed: the stream disappears
                     if self._sleep_until(start + ev.pause_s):

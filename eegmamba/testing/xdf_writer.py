@@ -2,8 +2,8 @@
 turning a recording into the file LabRecorder would have written.
 
 It writes the chunks LabRecorder writes: FileHeader, StreamHeader per stream, Samples, ClockOffset,
-StreamFooter. Numeric streams are written as ``float32`` or ``double64``, string streams (markers)
-as ``string``; every sample carries its timestamp.
+StreamFooter. Numeric streams are written as ``float32``, ``double64`` or ``int8/16/32/64``, string
+streams (markers) as ``string``; every sample carries its timestamp.
 
     python -m eegmamba.testing.xdf_writer S001R04.edf out.xdf [--offset-s 0.5 --jitter-s 0.0005]
 
@@ -25,7 +25,8 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-_FMT = {"float32": "<f4", "double64": "<f8"}
+_FMT = {"float32": "<f4", "double64": "<f8", "int8": "<i1", "int16": "<i2", "int32": "<i4",
+        "int64": "<i8"}
 
 
 @dataclass

@@ -20,16 +20,16 @@ from rich.text import Text
 from eegmamba._checks import check_positive
 from realtime.screen.panels import (calibration_panel, fmt, markers_line, profile_panel,
                                        signal_panel)
-from realtime.stats import LatencyStats, Snapshot, StreamHealth
+from realtime.stats import LatencyStats, Snapshot, StreamHealth, quality_notes
 
 logger = logging.getLogger(__name__)
 
 _STATE_STYLE = {"ok": "green", "lost": "bold red", "waiting": "yellow"}
 
 
-_STREAM_COLUMNS = ("state", "ch", "Hz nom/meas", "drift", "jit", "age s", "samples", "gaps", "jmp",
-                   "bwd", "lost", "rec", "err", "clk ms")
-_NARROW_DROPS = ("bwd", "rec", "jit", "jmp")  # below 110 columns, so that the stream name keeps its room
+_STREAM_COLUMNS = ("state", "ch", "Hz nom/meas", "drift", "jit", "age s", "samples", "dup", "gaps",
+                   "jmp", "bwd", "lost", "rec", "err", "clk ms")
+_NARROW_DROPS = ("bwd", "rec", "jit", "jmp", "dup")  # below 110 columns: the stream name keeps room
 
 
 class _StreamsTable:
@@ -61,7 +61,8 @@ class _StreamsTable:
                 "jit": fmt(s.jitter_p95_ms, ".0f"), "jmp": str(s.n_jumps),
                 "age s": fmt(s.last_sample_age_s, ".2f"), "samples": str(s.n_samples),
                 "gaps": f"{s.n_gaps}/{s.gap_s:.2g}s" if s.n_gaps else "0",
-                "bwd": str(s.n_backwards), "lost": str(s.n_losses), "rec": str(s.n_reconnects),
+                "bwd": str(s.n_backwards), "dup": str(s.n_duplicates), "lost": str(s.n_losses),
+                "rec": str(s.n_reconnects),
                 "err": Text(str(s.n_errors), style="red" if s.n_errors else ""),
                 "clk ms": f"{1000 * s.time_correction_s:+.1f}",
             }
@@ -115,6 +116,7 @@ def render(snapshot: Snapshot) -> RenderableType:
     parts += [Text(line, style="bold yellow" if level == "warning" else "dim")
               for level, line in snapshot.notices]
     parts.append(_streams_panel(snapshot.streams))
+    parts += [Text(n, style="bold red") for n in quality_notes(snapshot)]
     parts += [markers_line(m) for m in snapshot.markers]
     parts += [calibration_panel(c) for c in snapshot.calibrations]
     parts += [profile_panel(p, snapshot.round_names) for p in snapshot.profiles]

@@ -5,7 +5,8 @@ resample to the profile's rate, and every profile channel is found among the str
 labels (the profile's aliases apply, as in the live loop). A checkpoint fits when the profile stored
 in it does (the profile it runs with alone: ``eegmamba.checkpoint.checkpoint_profile``, by the
 contract check). Marker streams (irregular rate, string or type ``Markers``) are shown as usable
-with ``--markers NAME``.
+with ``--markers NAME``; a stream of strings with a regular rate or of type ``EEG`` fits nothing
+(one line says why: text is not a signal).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from eegmamba._checks import UserInputError
 from eegmamba.channels import match_channels
 from eegmamba.preprocessing import resample_ratio
 from eegmamba.profiles import Profile, available_profiles, load_profile
+from realtime.stream.monitor import strings_message
 
 
 @dataclass
@@ -38,8 +40,13 @@ class StreamEntry:
     misfits: dict[str, str] = field(default_factory=dict)
 
     @property
+    def sends_strings_as_eeg(self) -> bool:
+        return self.fmt == "string" and (self.srate > 0 or self.stype.lower() == "eeg")
+
+    @property
     def is_markers(self) -> bool:
-        return self.srate <= 0 and (self.fmt == "string" or self.stype.lower() == "markers")
+        return self.srate <= 0 and not self.sends_strings_as_eeg and (
+            self.fmt == "string" or self.stype.lower() == "markers")
 
 
 _FORMATS = {pylsl.cf_float32: "float32", pylsl.cf_double64: "double64", pylsl.cf_string: "string",
@@ -98,7 +105,9 @@ def list_streams(wait_s: float = 2.0, checkpoints: list[str] | None = None,
         e = StreamEntry(info.name(), info.type(), info.channel_count(), info.nominal_srate(),
                         _FORMATS.get(info.channel_format(), str(info.channel_format())),
                         info.source_id(), info.hostname())
-        if not e.is_markers and e.srate > 0:
+        if e.sends_strings_as_eeg:
+            e.misfits["(format)"] = strings_message(e.name)
+        elif not e.is_markers and e.srate > 0:
             try:
                 full = pylsl.StreamInlet(info).info(timeout=info_timeout_s)
                 e.ch_names = full.get_channel_labels() or []
@@ -129,6 +138,8 @@ def render_listing(entries: list[StreamEntry], wait_s: float):
     for e in entries:
         if e.is_markers:
             use = Text(f"--markers {e.name}", style="cyan")
+        elif e.sends_strings_as_eeg:
+            use = Text("strings: not EEG", style="red")
         elif e.fits:
             use = Text(", ".join(f.removeprefix("profile ") for f in e.fits), style="green")
         else:
@@ -138,6 +149,9 @@ def render_listing(entries: list[StreamEntry], wait_s: float):
     lines = []
     for e in entries:
         if e.is_markers:
+            continue
+        if e.sends_strings_as_eeg:
+            lines.append(Text(e.misfits["(format)"], style="red"))
             continue
         for label, reason in e.misfits.items():
             lines.append(Text(f"  {e.name}: {label} does not fit: {reason}", style="dim"))

@@ -33,7 +33,8 @@ Design, from measurements on this 2-core machine (64-channel float64 streams at 
   when a stream appears during the call; the continuous resolver sees it in ~40 ms).
 
 Everything an inlet holds when it is polled is pulled and handled as one chunk (a driver's backlog
-pushed at once stays together, which the timestamp model needs to tell it from a gap).
+pushed at once stays together, which the timestamp model needs to tell it from a gap); samples
+received a second time are dropped and counted first (:mod:`realtime.stream.duplicates`).
 Chunks go to a per-stream callback (called on the acquisition thread; keep it short) or a queue.
 Every failure on the thread is counted and kept in the stream's health; none is swallowed.
 """
@@ -52,6 +53,7 @@ import pylsl
 from pylsl.util import LostError, TimeoutError as LSLTimeoutError
 
 from eegmamba._checks import check_positive
+from realtime.stream.duplicates import DuplicateFilter
 from realtime.stream.monitor import CheckConfig, Declaration, StreamCounters, StreamMonitor
 from realtime.stats import StreamHealth
 
@@ -127,6 +129,9 @@ class Inlet:
                                      accept_measured_rate=accept_measured_rate)
         self._health = StreamCounters(self.monitor.decl.nominal_srate, config.stall_s)
         self._max_samples = max(64, int(self.sfreq * 0.5)) if self.sfreq > 0 else 256
+        # re-sent samples (same stamps, same values) are dropped and counted, not taken for a jump
+        self._dedup = None if self.sfreq <= 0 or self.is_string else \
+            DuplicateFilter(self.n_channels, max(256, int(2 * self.sfreq)))
         self._last_relocate = 0.0
         # a block the timestamp model deferred: (samples, raw stamps, arrival, when deferred)
         self._pending: tuple[np.ndarray, np.ndarray, float, float] | None = None
@@ -185,7 +190,7 @@ class Inlet:
                 n_backwards=h.n_backwards, n_losses=h.n_losses, n_reconnects=h.n_reconnects,
                 n_recreated=h.n_recreated, n_errors=h.n_errors, last_error=h.last_error,
                 time_correction_s=self.time_correction, expected_srate=m.decl.expected_srate,
-                n_jumps=0 if model is None else model.n_jumps,
+                n_jumps=0 if model is None else model.n_jumps, n_duplicates=h.n_duplicates,
                 jitter_p95_ms=None if jitter is None else 1000.0 * jitter, units=m.unit_label,
                 hold=m.hold, message=m.message, rate_settled=model is not None and model.settled,
             )
@@ -218,13 +223,21 @@ class Inlet:
                 self._last_relocate = now
                 self._relocate(resolver)
             return
-        raw = (stamps[0] if len(stamps) == 1 else np.concatenate(stamps)) + self.time_correction
+        raw = stamps[0] if len(stamps) == 1 else np.concatenate(stamps)
         if self.is_string:
             rows = [r for part in parts for r in part]
             samples = np.array(rows, dtype=object).reshape(len(raw), self.n_channels).T
         else:
             block = parts[0] if len(parts) == 1 else np.concatenate(parts)
             samples = np.array(block.T, dtype=np.float64, order="C")
+        if self._dedup is not None:  # on the sender's stamps, before any clock correction
+            samples, raw, n_dup = self._dedup(samples, raw)
+            if n_dup:
+                with self._lock:
+                    self._health.duplicates(n_dup, now)
+                if raw.size == 0:
+                    return
+        raw = raw + self.time_correction
         with self._lock:
             self._health.update(raw, now)
         if pending is None:

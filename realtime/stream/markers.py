@@ -1,7 +1,11 @@
 """Cues from an LSL marker stream: which class a stretch of EEG belongs to, on the EEG's clock.
 
 A stimulus program, an ``eegmamba-replay`` (``<name>-markers``) or a LabRecorder replay publishes
-markers (type ``Markers``, one string per sample). ``MarkerMap`` turns a marker string into one of
+markers (type ``Markers``, one string per sample). mne-lsl's ``PlayerLSL(..., annotations=True)``
+publishes ``<name>-annotations`` (type ``annotations``) one-hot instead: float64, one channel per
+annotation description (the channel label), each sample non-zero on the channel of its annotation,
+the value its duration in seconds (-1 for none); such a stream is read as the label of that channel
+with that duration. ``MarkerMap`` turns a marker string into one of
 a profile's classes with the profile's label rules (annotation descriptions → class), the class
 names themselves, and ``--marker-map TEXT=CLASS`` overrides. ``CueTimeline`` keeps the cues;
 the acquisition thread feeds it (``on_chunk``), the live loop and the calibration read it.
@@ -104,14 +108,17 @@ class CueTimeline:
     """Thread-safe list of cues, in onset order.
 
     ``add_chunk(samples, timestamps)`` takes an acquisition chunk of a marker stream (samples
-    ``(n_channels, n)`` of str; a channel named ``duration_s`` gives durations).
+    ``(n_channels, n)`` of str; a channel named ``duration_s`` gives durations), or with
+    ``one_hot`` (the channel labels) of a one-hot numeric stream (module docstring).
     """
 
     def __init__(self, markers: MarkerMap, max_cue_s: float | None = None,
-                 duration_channel: int | None = None, tolerance_s: float = 0.0) -> None:
+                 duration_channel: int | None = None, tolerance_s: float = 0.0,
+                 one_hot: list[str] | None = None) -> None:
         if max_cue_s is not None and not max_cue_s > 0:
             raise UserInputError(f"--cue-s must be > 0 seconds, got {max_cue_s}")
         self.map, self.max_cue_s, self.duration_channel = markers, max_cue_s, duration_channel
+        self.one_hot = None if one_hot is None else list(one_hot)
         # window edges and marker stamps are the same EEG samples' times computed by different
         # float arithmetic (dejittered stamps vs the marker's own): within half a sample period
         # they are the same sample, as the offline labels (sample indices) see it
@@ -147,6 +154,12 @@ class CueTimeline:
         return cue
 
     def add_chunk(self, samples: np.ndarray, timestamps: np.ndarray) -> None:
+        if self.one_hot is not None:
+            for j, t in enumerate(timestamps):
+                for i in np.flatnonzero(np.nan_to_num(samples[:, j]) != 0):
+                    value = float(samples[i, j])
+                    self.add(self.one_hot[i], float(t), value if value > 0 else None)
+            return
         for j, t in enumerate(timestamps):
             duration = None
             if self.duration_channel is not None:
@@ -224,5 +237,9 @@ def subscribe(acquisition, name: str, profiles: list[Profile], overrides: dict[s
                              "Markers stream (see eegmamba-live --list)")
     dur = duration_channel_of(inlet.ch_names)
     tol = 0.5 / eeg_sfreq if eeg_sfreq > 0 else 0.0
-    timelines.extend(CueTimeline(m, max_cue_s, dur, tol) for m in maps)
+    # mne-lsl's one-hot annotations: numeric, type "annotations" (other numeric marker streams keep
+    # their values as text)
+    one_hot = inlet.ch_names if not inlet.is_string and inlet.info.type().lower() == "annotations" \
+        else None
+    timelines.extend(CueTimeline(m, max_cue_s, dur, tol, one_hot) for m in maps)
     return inlet, timelines

@@ -2,11 +2,16 @@
 
 :class:`StreamMonitor` sees every pulled block of one stream (synchronous, no I/O) and keeps
 
-- **units** (:mod:`eegmamba.units`): each channel's declared unit becomes a µV factor applied to the
-  samples; undeclared units are taken as µV. The first ``units_check_s`` seconds of the EEG
-  channels (those typed ``EEG``, or all voltage/undeclared channels when no type says EEG) are
-  checked for a plausible µV amplitude. A ``--units`` override replaces the declaration of those
-  channels and is trusted (no check).
+- **format**: a stream of strings (``cf_string``) used as a signal (a regular rate, or channels typed
+  ``EEG``) is held (``format``) with one line saying so; its samples are never read as numbers
+  (they reach the pipelines as NaN, counted there as held windows).
+- **units** (:mod:`eegmamba.units`, which also reads mne-lsl's integer units: ``0`` = volts): each
+  channel's declared unit becomes a µV factor applied to the samples; undeclared units are taken as
+  µV. The EEG channels are those typed ``EEG`` (whatever unit they declare; one not understood is
+  assumed µV), or all voltage/undeclared channels when no type says EEG. Their first
+  ``units_check_s`` seconds are checked for a plausible µV amplitude. A ``--units`` override
+  replaces the declaration of those channels (of every channel when none is EEG by that rule) and
+  is trusted (no check).
 - **timestamps** (:mod:`realtime.stream.timestamps`): regular stamps for the windower, breaks (``gap`` /
   ``jump``) where samples are missing or the clock jumped; raw stamps kept for jitter and drift.
 - **rate**: once the fitted rate has settled, a rate further than ``rate_tolerance`` from the
@@ -14,8 +19,8 @@
   with ``accept_measured_rate`` the measured rate, rounded to whole Hz, is offered instead
   (:attr:`StreamMonitor.accepted_srate`).
 - **hold**: the reason no decision may be taken on this stream now: ``unverified`` (units or rate
-  not checked yet), ``units``, ``rate_mismatch``; with a one-line :attr:`message` the user can act
-  on. The live loop counts the windows of a held stream as dropped with that reason.
+  not checked yet), ``format``, ``units``, ``rate_mismatch``; with a one-line :attr:`message` the
+  user can act on. The live loop counts the windows of a held stream as dropped with that reason.
 
 :class:`StreamCounters` keeps the plain counters (state ok/lost, samples, losses, reconnects, errors).
 """
@@ -26,6 +31,7 @@ import logging
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import pylsl
 
 from eegmamba.units import UV_PER, canonical_unit, check_amplitude
 from realtime.stream.timestamps import TimestampConfig, TimestampModel, steps_after
@@ -54,6 +60,8 @@ class Declaration:
     units: tuple[str | None, ...]
     types: tuple[str | None, ...] = ()
     speed: float = 1.0  # a replay's declared speed factor (desc/replay/speed)
+    is_string: bool = False  # channel format cf_string
+    stype: str = ""  # the stream's type
 
     @property
     def expected_srate(self) -> float:
@@ -71,7 +79,13 @@ class Declaration:
         except ValueError:
             speed = 1.0
         return cls(info.name(), info.nominal_srate(), tuple(units), tuple(types),
-                   speed if speed > 0 else 1.0)
+                   speed if speed > 0 else 1.0, info.channel_format() == pylsl.cf_string, info.type())
+
+
+def strings_message(name: str) -> str:
+    """The one line for a stream of strings offered as EEG (live and ``--list``)."""
+    return (f"stream '{name}' sends strings; an EEG stream must send numbers (choose the "
+            "amplifier's numeric stream: eegmamba-live --list)")
 
 
 class StreamMonitor:
@@ -84,25 +98,35 @@ class StreamMonitor:
         self.override = units
         self.accept_measured_rate = accept_measured_rate
         n = len(decl.units)
-        canon = [canonical_unit(u) for u in decl.units]
-        voltage = [c is None or c in UV_PER for c in canon]
         types = [(t or "").strip().lower() for t in (decl.types or (None,) * n)]
+        canon = [canonical_unit(u, t) for u, t in zip(decl.units, types)]
+        voltage = [c is None or c in UV_PER for c in canon]
         typed_eeg = [t in _EEG_TYPES for t in types]
-        self.eeg = np.array(typed_eeg if any(typed_eeg) else voltage, dtype=bool) & np.array(voltage)
+        # a channel typed EEG is EEG whatever unit it declares (before, one declaring a unit not
+        # understood, e.g. mne-lsl's "0", was left unscaled, unchecked and out of --units' reach)
+        self.eeg = np.array(typed_eeg if any(typed_eeg) else voltage, dtype=bool)
+        if units is not None and not self.eeg.any():
+            self.eeg[:] = True  # the user says what the channels are in
+        self._canon = canon
         scale = np.ones(n)
         for i, c in enumerate(canon):
             unit = units if (units is not None and self.eeg[i]) else c
-            scale[i] = UV_PER.get(unit or "uV", 1.0)
+            scale[i] = UV_PER.get(unit or "uV", 1.0)  # EEG in a unit not understood: µV, checked
         self.scale = scale
         self.identity = bool(np.all(scale == 1.0))
         self.unit_label = self._unit_label(canon)
         regular = decl.nominal_srate > 0
+        self.format_message: str | None = None
+        if decl.is_string and (regular or any(typed_eeg) or decl.stype.strip().lower() == "eeg"):
+            self.format_message = strings_message(decl.name)
+            logger.warning("%s", self.format_message)
         # settle_s counts in the stream's own seconds (a replay at 8x settles in 1/8 of the wall time)
         tcfg = replace(self.config.timestamps, settle_s=self.config.timestamps.settle_s / decl.speed)
         self.timestamps = TimestampModel(decl.expected_srate, tcfg) if regular else None
         self._check_buf: list[np.ndarray] = []
         self._check_n = 0
-        self.units_ok: bool | None = None if (regular and units is None and self.eeg.any()) else True
+        self.units_ok: bool | None = None if (regular and units is None and self.eeg.any()
+                                              and self.format_message is None) else True
         self._units_tried = False  # a check found every channel flat: undecided, but no hold
         self.units_message: str | None = None
         self.rate_ok: bool | None = None if regular else True
@@ -113,7 +137,10 @@ class StreamMonitor:
         eeg = [c for c, e in zip(canon, self.eeg) if e]
         if self.override is not None:
             return f"{self.override} (--units)"
-        declared = sorted({c for c in eeg if c is not None})
+        declared = sorted({c for c in eeg if c in UV_PER})
+        odd = sorted({c for c in eeg if c is not None and c not in UV_PER})
+        if odd:  # typed EEG, unit not understood: taken as µV (and checked)
+            return f"µV (assumed; declares {', '.join(odd)})"
         if not declared:
             return "µV (assumed)" if eeg else "-"
         return "/".join("µV" if d == "uV" else d for d in declared) + (
@@ -132,7 +159,9 @@ class StreamMonitor:
             if res is None:
                 return None
             ts, breaks = res
-        if not self.identity:
+        if self.format_message is not None:  # text is never read as numbers
+            samples = np.full(samples.shape, np.nan)
+        elif not self.identity:
             samples *= self.scale[:, None]
         if self.timestamps is None:
             return samples, ts, breaks
@@ -148,7 +177,7 @@ class StreamMonitor:
             return
         data = np.concatenate(self._check_buf, axis=1)
         self._check_buf = []
-        declared = sorted({canonical_unit(u) for u, e in zip(self.decl.units, self.eeg) if e} - {None})
+        declared = sorted({c for c, e in zip(self._canon, self.eeg) if e} - {None})
         check = check_amplitude(data, f"stream '{self.decl.name}'", "/".join(declared) or None)
         if check.spread_uv is None:  # every channel flat so far: look again later
             self._check_n = 0
@@ -193,6 +222,8 @@ class StreamMonitor:
     @property
     def hold(self) -> str | None:
         """Why no decision may be taken on this stream now, or None."""
+        if self.format_message is not None:
+            return "format"
         if self.units_ok is False:
             return "units"
         if self.rate_ok is False:
@@ -204,6 +235,8 @@ class StreamMonitor:
     @property
     def message(self) -> str | None:
         """One line for the dashboard and the summary, or None when all is well."""
+        if self.format_message is not None:
+            return self.format_message
         if self.units_ok is False:
             return self.units_message
         if self.rate_ok is False:
@@ -231,6 +264,7 @@ class StreamCounters:
         self.last_arrival: float | None = None
         self.n_samples = self.n_chunks = self.n_backwards = 0
         self.n_losses = self.n_reconnects = self.n_recreated = self.n_errors = 0
+        self.n_duplicates = 0  # re-sent samples dropped (realtime.stream.duplicates)
         self.last_error: str | None = None
 
     def update(self, raw: np.ndarray, now: float) -> None:
@@ -244,6 +278,14 @@ class StreamCounters:
         self.n_samples += len(raw)
         self.n_chunks += 1
         self.last_raw, self.last_arrival = float(raw[-1]), now
+
+    def duplicates(self, n: int, now: float) -> None:
+        """``n`` re-sent samples arrived (and were dropped): counted; the stream is alive."""
+        self.n_duplicates += n
+        if self.state == "lost":
+            self.n_reconnects += 1
+        if self.last_arrival is not None:
+            self.state, self.last_arrival = "ok", now
 
     def check_stall(self, now: float) -> bool:
         """Mark the stream lost after ``stall_s`` without samples; True while lost.
