@@ -199,6 +199,7 @@ LIVE_ONLY = {
     "smoothing": "applied to the probabilities after the model",
     "labels": "scoring and calibration cues",
     "subject_aliases": "cross-validation grouping",
+    "augmentation": "training only, never live",
     "channels.aliases": "how stream channels are found, like --channel-map",
 }
 

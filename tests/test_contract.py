@@ -16,8 +16,8 @@ from eegmamba import TaskSpec, create_model
 from eegmamba.checkpoint import (LIVE_ONLY, OVERRIDE_FLAG, CheckpointError, Difference, _fields,
                                  check_checkpoint, checkpoint_profile, load_checkpoint,
                                  profile_differences, read_metadata, save_checkpoint)
-from eegmamba.profiles import (ChannelSpec, FilterSpec, LabelRule, QualitySpec, SmoothingSpec,
-                               WindowSpec, load_profile)
+from eegmamba.profiles import (AlignmentSpec, AugmentationSpec, ChannelSpec, FilterSpec, LabelRule,
+                               QualitySpec, SmoothingSpec, WindowSpec, load_profile)
 
 DEMO = Path(eegmamba.__file__).resolve().parent / "assets" / "demo" / "mi_checkpoint"
 MI = load_profile("motor_imagery")
@@ -49,6 +49,7 @@ CONTRACT = [
     (dict(classes=("right_fist", "left_fist")),
      "classes [left_fist, right_fist] in the checkpoint, [right_fist, left_fist] in the profile"),
     (dict(window=WindowSpec(2.0, 0.5, 0.25)), "window.length_s 3 in the checkpoint, 2 in"),
+    (dict(alignment=AlignmentSpec("euclidean")), "alignment.method none in the checkpoint, euclidean"),
 ]
 
 
@@ -92,6 +93,7 @@ LIVE = [
     (dict(smoothing=SmoothingSpec("mean", 3)), "smoothing.method none in the checkpoint, mean in"),
     (dict(labels=(LabelRule(("T1",), "left_fist"),)), "labels "),
     (dict(channels=ChannelSpec(MI.channels.names, {"Fz": ("EEG Fz",)})), "channels.aliases {} in"),
+    (dict(augmentation=AugmentationSpec(mirror_p=0.5)), "augmentation.mirror_p 0 in the checkpoint"),
     (dict(name="my_mi", description="mine"), None),
 ]
 
@@ -111,21 +113,21 @@ def test_live_only_settings_may_differ_and_are_listed_as_such(demo, change, mess
 
 
 def test_every_profile_field_is_compared_and_a_field_added_later_is_a_contract_field():
-    """The comparison walks the dataclass fields: a new field (e.g. alignment settings) is compared,
+    """The comparison walks the dataclass fields: a new field (as ``alignment`` was) is compared,
     and it is part of the contract unless LIVE_ONLY names it."""
 
     @dataclasses.dataclass(frozen=True)
-    class AlignmentSpec:
+    class RereferenceSpec:
         method: str = "none"
-        ref_s: float = 30.0
+        channels: tuple[str, ...] = ()
 
     @dataclasses.dataclass(frozen=True)
     class FutureProfile(type(MI)):
-        alignment: AlignmentSpec = AlignmentSpec()
+        rereference: RereferenceSpec = RereferenceSpec()
 
     stored = FutureProfile(**{f.name: getattr(MI, f.name) for f in dataclasses.fields(MI)})
-    given = dataclasses.replace(stored, alignment=AlignmentSpec("euclidean"))
-    assert profile_differences(stored, given) == [Difference("alignment.method", "none", "euclidean")]
+    given = dataclasses.replace(stored, rereference=RereferenceSpec("average"))
+    assert profile_differences(stored, given) == [Difference("rereference.method", "none", "average")]
     assert not profile_differences(stored, given)[0].live_only
     assert profile_differences(MI, dataclasses.replace(MI, source="elsewhere.yaml")) == []
     paths = list(_fields(MI))

@@ -68,6 +68,8 @@ def run(job_dir: Path) -> int:
     metadata = {**meta.get("metadata", {}), "calibration": calibration}
     if job.get("profile"):
         metadata = _store_profile(metadata, job["profile"])
+    if "alignment_reference" in job:  # the person's reference: a later session starts aligned
+        metadata["alignment_reference"] = job["alignment_reference"]
     out = save_checkpoint(job_dir / "candidate", res.model, metadata)
     _say("done", checkpoint=str(out), before=res.before, after=res.after, improved=res.improved,
          summary=res.summary(), info=res.info)
