@@ -38,16 +38,15 @@ def main() -> int:
     args = ap.parse_args()
     import torch
 
-    from eegmamba.checkpoint import load_checkpoint
+    from eegmamba.checkpoint import check_checkpoint, load_checkpoint
     from eegmamba.data.dataset import build_windows
     from eegmamba.training.calibrate import CalibConfig, finetune, window_trials
-    from eegmamba.training.evaluate import checkpoint_profile
     from eegmamba.training.metrics import compute_metrics
     from eegmamba.training.trainer import predict_proba
 
     torch.set_num_threads(args.threads)
     model, meta = load_checkpoint(args.checkpoint)
-    profile = checkpoint_profile(meta, None, args.checkpoint)
+    profile = check_checkpoint(meta, model=model, where=args.checkpoint).profile
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cal = build_windows(args.calibration, profile)
