@@ -10,6 +10,12 @@ them, and summarised as p50 / p99 / max in milliseconds. The CPU time of the cal
 without competing processes (a loaded machine shows wall >> CPU).
 Target (issue 9): EEGMamba p99 <= 5 ms on one thread.
 
+``--variant`` takes one registry variant, a comma-separated list, or ``tokenizers`` (eegmamba_single
+and every tokenizer variant of ``eegmamba.model.variants.TOKENIZER_VARIANTS``); all are timed in the
+same round-robin, and each row also gives the parameter count and the forward FLOPs of one window
+(``torch.utils.flop_counter``: matmuls and convolutions, 2 FLOPs per multiply-add; the scan's
+elementwise recurrence is not counted). ``--n-times`` sets the window (600 = the 3 s MI profile).
+
 ``--profile`` adds, for EEGMamba, the wall time per sub-module (forward hooks) and a
 ``torch.profiler`` table of the ops that dominate (CPU self time, over ``--profile-runs`` calls), to
 see where a missed target goes.
@@ -17,6 +23,7 @@ see where a missed target goes.
 Example::
 
     python benchmarks/bench_inference_latency.py --threads 2 --runs 200 --out latency.json --profile
+    nice python benchmarks/bench_inference_latency.py --variant tokenizers --n-times 600 --backends cpu_fused
 """
 
 from __future__ import annotations
@@ -37,23 +44,47 @@ N_CHANS, N_TIMES, N_CLASSES, SFREQ = 22, 800, 4, 200.0
 TARGET_P99_MS = 5.0
 
 
-def build_models(variant: str, backends: Sequence[str]) -> dict[str, Any]:
-    """The models under test, eval mode, for one 22 x 800 MI window with 4 classes: EEGMamba
-    once per scan backend (the same weights), then the EEG Conformer."""
+def variants_of(spec: str) -> list[str]:
+    """``--variant``: one name, a comma-separated list, or ``tokenizers`` (module docstring)."""
+    if spec == "tokenizers":
+        from eegmamba.model.variants import TOKENIZER_VARIANTS
+
+        return ["eegmamba_single", *TOKENIZER_VARIANTS]
+    return [v.strip() for v in spec.split(",") if v.strip()]
+
+
+def build_models(variants: Sequence[str], backends: Sequence[str],
+                 n_times: int = N_TIMES) -> dict[str, Any]:
+    """The models under test, eval mode, for one 22 x ``n_times`` MI window with 4 classes: each
+    EEGMamba variant once per scan backend (the same weights), then the EEG Conformer."""
     import torch
 
     from eegmamba import TaskSpec, create_model
     from eegmamba.baselines import create_conformer
 
-    task = TaskSpec(name="mi", n_chans=N_CHANS, n_times=N_TIMES, n_classes=N_CLASSES, sfreq=SFREQ)
+    if isinstance(variants, str):
+        variants = [variants]
+    task = TaskSpec(name="mi", n_chans=N_CHANS, n_times=n_times, n_classes=N_CLASSES, sfreq=SFREQ)
     models = {}
-    for backend in backends:
-        torch.manual_seed(0)
-        models[f"EEGMamba ({variant}, {backend})"] = create_model(
-            variant, tasks=[task], backend=backend).eval()
-    models["EEG Conformer (ours)"] = create_conformer(N_CHANS, N_TIMES, N_CLASSES,
+    for variant in variants:
+        for backend in backends:
+            torch.manual_seed(0)
+            models[f"EEGMamba ({variant}, {backend})"] = create_model(
+                variant, tasks=[task], backend=backend).eval()
+    models["EEG Conformer (ours)"] = create_conformer(N_CHANS, n_times, N_CLASSES,
                                                       sfreq=SFREQ).eval()
     return models
+
+
+def forward_flops(model, x) -> int:
+    """FLOPs of one ``model(x)`` as ``torch.utils.flop_counter`` counts them (module docstring)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(x)
+    return int(counter.get_total_flops())
 
 
 def time_models(models: dict, x, warmup: int, runs: int) -> dict[str, dict[str, float]]:
@@ -123,14 +154,17 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch intra-op CPU threads")
     p.add_argument("--runs", type=int, default=200, help="timed calls per model")
     p.add_argument("--warmup", type=int, default=20, help="untimed calls before timing")
-    p.add_argument("--variant", default="eegmamba_single", help="EEGMamba registry variant")
+    p.add_argument("--variant", default="eegmamba_single",
+                   help="EEGMamba registry variant(s): a name, a comma-separated list, or 'tokenizers'")
+    p.add_argument("--n-times", type=int, default=N_TIMES,
+                   help="window length in samples at 200 Hz (600 = the 3 s MI profile)")
     p.add_argument("--backends", default="cpu_fused,ref",
                    help="comma-separated EEGMamba scan backends to time (first: the one judged)")
     p.add_argument("--profile", action="store_true", help="print the top ops of EEGMamba")
     p.add_argument("--profile-runs", type=int, default=20, help="calls recorded by --profile")
     p.add_argument("--out", default=None, help="write results and settings to this JSON file")
     args = p.parse_args(argv)
-    for name in ("threads", "runs", "profile_runs"):
+    for name in ("threads", "runs", "profile_runs", "n_times"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
@@ -149,24 +183,27 @@ def _main(argv: Sequence[str] | None) -> int:
     for b in backends:
         dispatch.resolve_backend(b, "cpu")  # a clear error for an unknown / unavailable one
     compile_s = dispatch.warmup(backends[0], "cpu", backward=False)
-    models = build_models(args.variant, backends)
-    x = torch.randn(1, N_CHANS, N_TIMES, generator=torch.Generator().manual_seed(0))
+    models = build_models(variants_of(args.variant), backends, args.n_times)
+    x = torch.randn(1, N_CHANS, args.n_times, generator=torch.Generator().manual_seed(0))
     meta = {"threads": args.threads, "interop_threads": torch.get_num_interop_threads(),
-            "window": f"{N_CHANS} ch x {N_TIMES} samples ({N_TIMES / SFREQ:g} s at {SFREQ:g} Hz)",
+            "window": f"{N_CHANS} ch x {args.n_times} samples ({args.n_times / SFREQ:g} s at "
+                      f"{SFREQ:g} Hz)",
             "batch_size": 1, "warmup": args.warmup, "torch": torch.__version__,
             "backends": backends, "kernel_warmup_s": compile_s,
             "cpu": f"{platform.processor() or platform.machine()} ({os.cpu_count()} CPUs)",
             "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     print(f"inference latency, batch 1, {meta['window']}, {args.threads} threads, "
           f"{meta['cpu']}, torch {torch.__version__}, load avg {meta['load_avg_1min']:.1f}")
-    print(f"{'model':40s} {'params':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} "
+    print(f"{'model':44s} {'params':>9s} {'MFLOPs':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} "
           f"{'CPU p50':>8s} {'CPU p99':>8s}")
     results = time_models(models, x, args.warmup, args.runs)
     for name, model in models.items():
         r = results[name]
         r["n_params"] = sum(p.numel() for p in model.parameters())
-        print(f"{name:40s} {r['n_params']:9d} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} "
-              f"{r['max_ms']:8.2f} {r['thread_cpu_p50_ms']:8.2f} {r['thread_cpu_p99_ms']:8.2f}")
+        r["flops"] = forward_flops(model, x)
+        print(f"{name:44s} {r['n_params']:9d} {r['flops'] / 1e6:8.1f} {r['p50_ms']:8.2f} "
+              f"{r['p99_ms']:8.2f} {r['max_ms']:8.2f} {r['thread_cpu_p50_ms']:8.2f} "
+              f"{r['thread_cpu_p99_ms']:8.2f}")
     mamba_name = next(iter(models))
     p99 = results[mamba_name]["p99_ms"]
     verdict = "meets" if p99 <= TARGET_P99_MS else "MISSES"

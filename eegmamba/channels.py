@@ -80,3 +80,51 @@ def match_channels(
             f"fix the profile's channels.aliases"
         )
     return picks
+
+
+_TEN_TEN = re.compile(r"^([A-Z]+)(\d+|Z)$")
+
+
+def mirror_name(name: str) -> str:
+    """The normalized name of the electrode mirrored across the midline (10-10 / 10-20 rule: odd
+    numbers lie left, even right, ``n`` odd ↔ ``n + 1``; ``z`` is the midline and stays).
+
+    ``"C3"`` → ``"C4"``, ``"FC6"`` → ``"FC5"``, ``"Cz"`` → ``"CZ"``, ``"T7"`` → ``"T8"``, ``"T3"`` →
+    ``"T4"``; a bipolar ``"FP1-F7"`` → ``"FP2-F8"``. Raises ``ValueError`` for a name that is not a
+    10-10 electrode (``"EOG"``, ``"A1"`` has mirror ``"A2"`` and is fine).
+    """
+    parts = normalize_name(name).split("-")
+    out = []
+    for part in parts:
+        m = _TEN_TEN.match(part)
+        if m is None or m.group(2) == "0":
+            raise ValueError(f"channel {name!r} is not a 10-10 electrode name; it has no mirror")
+        letters, num = m.groups()
+        if num != "Z":
+            n = int(num)
+            num = str(n + 1 if n % 2 else n - 1)
+        out.append(letters + num)
+    return "-".join(out)
+
+
+def mirror_permutation(names: Sequence[str]) -> list[int]:
+    """``perm`` with ``perm[i]`` = the index in ``names`` of channel i's mirror, so ``x[perm]``
+    (``x`` of shape ``(C, ...)`` in ``names`` order) is the left/right mirrored recording: the
+    signal of C4 where C3 was, and so on. Raises ``UserInputError`` naming the channels whose mirror
+    is missing from ``names`` (the montage must be symmetric)."""
+    norm = [normalize_name(n) for n in names]
+    index = {n: i for i, n in enumerate(norm)}
+    perm, missing = [], []
+    for raw in names:
+        try:
+            mirrored = mirror_name(raw)
+        except ValueError as exc:
+            raise UserInputError(str(exc)) from None
+        if mirrored not in index:
+            missing.append(f"{raw} (mirror {mirrored})")
+        else:
+            perm.append(index[mirrored])
+    if missing:
+        raise UserInputError(f"the hemisphere mirror needs a symmetric montage; missing the mirror "
+                             f"of: {', '.join(missing)}")
+    return perm

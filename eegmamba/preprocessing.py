@@ -32,6 +32,12 @@ Non-finite input: a NaN/inf sample is replaced by the channel's last finite valu
 so the IIR state is never poisoned; every output sample whose FIR support touches a replaced input
 sample is set to NaN on that channel, so the windower drops windows covering it (reason
 ``nonfinite``). After the span the filter continues from the held value (a short transient).
+
+The path after this object: the windowing rule (:mod:`eegmamba.windowing`: windows, quality
+checks), then, with the profile's ``alignment.method: euclidean``, Euclidean alignment of each
+window against the person's reference (:mod:`eegmamba.alignment`: causal and chunk-invariant
+live, the recording's own mean offline; windows before a live reference is ready are dropped as
+``alignment_warmup``), then the per-window normalization.
 """
 
 from __future__ import annotations
@@ -40,11 +46,12 @@ import numpy as np
 from scipy import signal
 
 from eegmamba._checks import check_positive
+from eegmamba.alignment import EuclideanReference  # the step after windowing (module docstring)
 from eegmamba.profiles import FilterSpec, Profile
 from eegmamba.resampling import (DESIGN, GROUP_DELAY_BAND_HZ, band_edges, filter_response,
                                  resample_filter, resample_ratio)
 
-__all__ = ["Preprocessor", "resample_filter", "resample_ratio"]
+__all__ = ["EuclideanReference", "Preprocessor", "resample_filter", "resample_ratio"]
 
 
 class Preprocessor:

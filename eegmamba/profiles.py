@@ -4,7 +4,9 @@ A profile is everything both sides (offline training and the live loop) must agr
 rate, the window (length and hop, seconds), the filter, per-window normalization, the channel list and
 its aliases, the class order (= model output order), the label rules that map annotation descriptions
 to classes, the smoothing of live predictions, the window quality rules and subject aliases (file
-subjects that are one person, for subject-grouped cross-validation).
+subjects that are one person, for subject-grouped cross-validation); and the training recipe's
+``augmentation:`` (training only) and ``alignment:`` (Euclidean alignment, offline and live)
+sections (:mod:`eegmamba.profile_recipe`).
 
 Errors name the file and the field: ``profiles/x.yaml: window.hop_s must be > 0, got -1``.
 """
@@ -20,6 +22,9 @@ import yaml
 
 import eegmamba
 from eegmamba._checks import UserInputError
+from eegmamba.profile_recipe import (ALIGNMENTS, AUGMENTATIONS, AlignmentSpec,  # noqa: F401
+                                     AugmentationSpec, TransformSpec, parse_alignment,
+                                     parse_augmentation)
 
 PROFILES_DIR = Path(eegmamba.__file__).resolve().parent / "profiles"  # package data: ships in the wheel
 IGNORE = "ignore"  # label-rule class meaning "unlabelled on purpose" (e.g. "Movement time")
@@ -190,6 +195,8 @@ class Profile:
     quality: QualitySpec = QualitySpec()
     subject_aliases: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    augmentation: AugmentationSpec = AugmentationSpec()
+    alignment: AlignmentSpec = AlignmentSpec()
     source: str = field(default="<dict>", compare=False)
 
     @property
@@ -220,6 +227,10 @@ class Profile:
         d["channels"]["names"] = list(self.channels.names)
         d["classes"] = list(self.classes)
         d["subject_aliases"] = dict(self.subject_aliases)
+        aug = self.augmentation
+        d["augmentation"] = ({k: asdict(v) for k, v in aug.transforms.items()}
+                             | ({"mirror": {"p": aug.mirror_p, "swap": [list(s) for s in aug.mirror_swap]}}
+                                if aug.mirror_p or aug.mirror_swap else {}))
         d["labels"] = [
             {"description": list(r.descriptions), "class": r.cls}
             | ({"runs": list(r.runs)} if r.runs is not None else {})
@@ -232,9 +243,21 @@ class Profile:
         """Validate ``d`` (the YAML schema, or ``to_dict()`` output) into a ``Profile``."""
         return _parse(d, _Ctx(source))
 
+    def with_overrides(self, overrides: Mapping) -> "Profile":
+        """This profile with ``overrides`` merged in (nested mappings merged key by key, other values
+        replaced) and validated again, e.g. ``{"alignment": {"method": "euclidean"}}``."""
+        return _parse(_merge(self.to_dict(), overrides), _Ctx(f"{self.source} + overrides"))
+
+
+def _merge(base: Mapping, over: Mapping) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
 
 _TOP = {"name", "task", "description", "sfreq", "window", "filter", "normalization", "channels",
-        "classes", "labels", "smoothing", "quality", "subject_aliases"}
+        "classes", "labels", "smoothing", "quality", "subject_aliases", "augmentation", "alignment"}
 
 
 def _parse(d: Any, c: _Ctx) -> Profile:
@@ -324,11 +347,14 @@ def _parse(d: Any, c: _Ctx) -> Profile:
     descr = d.get("description", "")
     if not isinstance(descr, str):
         raise c.fail("description", f"must be a string, got {descr!r}")
+    augmentation = parse_augmentation(d.get("augmentation") or {}, classes, c)
+    alignment = parse_alignment(d.get("alignment") or {}, norm, c)
     return Profile(
         name=name, task=task, window=WindowSpec(length_s, hop_s, train_hop_s), classes=classes,
         channels=ChannelSpec(names, aliases), labels=tuple(rules), sfreq=sfreq,
         filter=FilterSpec(l_freq, h_freq, order, notch), normalization=norm, smoothing=smoothing,
-        quality=quality, subject_aliases=subject_aliases, description=descr, source=c.source,
+        quality=quality, subject_aliases=subject_aliases, description=descr,
+        augmentation=augmentation, alignment=alignment, source=c.source,
     )
 
 

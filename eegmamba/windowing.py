@@ -33,6 +33,11 @@ Emitted data are normalized per the profile and cast to float32:
   sees a later sample. Keeps the amplitude of a window relative to the recording so far (sleep N3
   slow waves, seizures); the first windows of a stream have a scale from little data.
 - ``none``: µV as preprocessed.
+
+With ``alignment.method: euclidean`` a window that passed the checks is first aligned (its µV
+signal times ``R^{-1/2}``, :mod:`eegmamba.alignment`), then normalized; while a causal reference
+is warming up the window is dropped as ``alignment_warmup``. :meth:`Windower.from_profile` builds
+the causal (live) reference; :func:`window_recording` uses the profile's ``offline_reference``.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from typing import Iterator
 import numpy as np
 
 from eegmamba._checks import check_option, check_positive
+from eegmamba.alignment import EuclideanReference, reference_for
 from eegmamba.preprocessing import Preprocessor, resample_ratio
 from eegmamba.profiles import Profile, QualitySpec
 from eegmamba.quality import InputMarks
@@ -82,11 +88,13 @@ class Windower:
     quality : QualitySpec, optional (default: ``QualitySpec()``)
     normalization : ``"zscore"``, ``"recording"`` or ``"none"`` (module docstring)
     in_sfreq : float, Hz, optional: the rate of the raw input, needed for :meth:`push_input`
+    reference : EuclideanReference, optional: align windows before normalizing them (module doc);
+        kept across :meth:`reset` (a break in the stream is the same person)
     """
 
     def __init__(self, length_samples: int, hop_samples: int, sfreq: float, *,
                  quality: QualitySpec | None = None, normalization: str = "zscore",
-                 in_sfreq: float | None = None):
+                 in_sfreq: float | None = None, reference: EuclideanReference | None = None):
         for name, v in (("length_samples", length_samples), ("hop_samples", hop_samples)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
@@ -99,16 +107,23 @@ class Windower:
         self._up, self._down = (1, 1) if in_sfreq is None else resample_ratio(in_sfreq, sfreq)
         self._marks: InputMarks | None = None
         self._breaks_reported = False
+        self.reference = reference
         self.reset()
 
     @classmethod
     def from_profile(cls, profile: Profile, hop_s: float | None = None,
-                     in_sfreq: float | None = None) -> "Windower":
-        """A windower with the profile's length, rate, quality and normalization; ``hop_s`` defaults
-        to the live ``window.hop_s`` (pass ``profile.window.train_hop_s`` for training);
-        ``in_sfreq``: the raw input rate (enables :meth:`push_input`)."""
+                     in_sfreq: float | None = None,
+                     reference: EuclideanReference | None | str = "causal") -> "Windower":
+        """A windower with the profile's length, rate, quality, alignment and normalization;
+        ``hop_s`` defaults to the live ``window.hop_s`` (pass ``profile.window.train_hop_s`` for
+        training); ``in_sfreq``: the raw input rate (enables :meth:`push_input`); ``reference``: a
+        reference to use, or a mode for a new one as the profile's ``alignment`` declares (none for
+        ``method: none``)."""
+        if isinstance(reference, str):
+            reference = reference_for(profile, mode=reference)
         return cls(profile.window_samples, profile.hop_samples(hop_s), profile.sfreq,
-                   quality=profile.quality, normalization=profile.normalization, in_sfreq=in_sfreq)
+                   quality=profile.quality, normalization=profile.normalization, in_sfreq=in_sfreq,
+                   reference=reference)
 
     def reset(self) -> None:
         """Start over: the next sample pushed is output sample 0, the next window is index 0."""
@@ -125,6 +140,8 @@ class Windower:
         self._last_ss = self._last_n = None
         if self._marks is not None:
             self._marks.reset()
+        if self.reference is not None:
+            self.reference.new_timeline()
 
     def push_input(self, x: np.ndarray, breaks=None) -> None:
         """Follow the raw input (shape (C_in, n), µV, exactly what goes into the preprocessor)
@@ -257,6 +274,12 @@ class Windower:
                 self.drops[next(r for r in _CHANNEL_REASONS if r in flags)] += 1
                 return None
             self.flagged.update(flags)
+        if self.reference is not None:
+            seg = self.reference.process(seg, start, float(t[-1]), clean=not flags)
+            if seg is None:
+                self.drops["alignment_warmup"] += 1
+                return None
+            std = seg.std(axis=1)
         if self.normalization == "zscore":
             data = (seg - seg.mean(axis=1, keepdims=True)) / np.maximum(std, _STD_FLOOR)[:, None]
         elif self.normalization == "recording":
@@ -295,8 +318,16 @@ def window_recording(data: np.ndarray, sfreq: float, timestamps: np.ndarray | No
     if timestamps is None:
         timestamps = np.arange(data.shape[1]) / float(sfreq)
     pre = Preprocessor(profile, sfreq, data.shape[0])
-    win = Windower.from_profile(profile, hop_s, in_sfreq=sfreq)
-    win.push_input(data)
     y, ty = pre.push(data, timestamps)
+    ref: EuclideanReference | None | str = "causal"
+    if profile.alignment.enabled and profile.alignment.offline_reference == "recording":
+        # first pass: the recording's clean windows make the reference (module doc of alignment)
+        ref = reference_for(profile, data.shape[0], mode="collect")
+        first = Windower.from_profile(profile, hop_s, in_sfreq=sfreq, reference=ref)
+        first.push_input(data)
+        first.push(y, ty)
+        ref.freeze()
+    win = Windower.from_profile(profile, hop_s, in_sfreq=sfreq, reference=ref)
+    win.push_input(data)
     windows = [w for w in win.push_iter(y, ty) if keep is None or keep(w)]
     return windows, win.drops

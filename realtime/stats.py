@@ -126,6 +126,8 @@ class ProfileStats:
     ``confusion``: (true class, decided class) -> decisions; ``scored``: truth is known for this
     profile; ``model_version``: of the model deciding now; ``accuracy_by_round``: calibration
     round (0 before the first model swap of the session, 1 after it, ...) -> (accuracy, scored).
+    ``alignment``: the Euclidean-alignment reference's age (``EuclideanReference.age``: seconds of
+    signal, seconds since its last update, ready, warm-up), None when the profile does not align.
     """
 
     name: str
@@ -145,6 +147,7 @@ class ProfileStats:
     scored: bool = False
     model_version: int = 0
     accuracy_by_round: Mapping[int, tuple[float, int]] = field(default_factory=dict)
+    alignment: Mapping | None = None
 
     def __post_init__(self) -> None:
         if self.probs and len(self.probs) != len(self.classes):

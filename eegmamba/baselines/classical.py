@@ -10,6 +10,12 @@ Both take windows as the training pipeline cuts them, ``X : ndarray, shape (n_wi
 n_times)``, sampled at ``sfreq`` (200 Hz after preprocessing), and labels ``y : (n_windows,)`` (ints
 or strings). They are scikit-learn estimators (``fit`` / ``predict_proba`` / ``predict`` /
 ``score``), so ``sklearn.base.clone`` gives a fresh copy per fold.
+
+Alignment (issue 17, nothing learned from labels): ``fit`` and ``predict_proba`` take an optional
+``groups (n_windows,)`` (the person, or recording, of each window; default: all one group). With
+``CSPLDA(align=True)`` each group's band-passed windows are Euclidean-aligned (He & Wu 2020,
+:func:`eegmamba.alignment.align_windows`); the covariance peers (:mod:`eegmamba.baselines.riemann`)
+re-centre each group's covariances at the identity (``recenter=True``, Zanini et al. 2018).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from eegmamba._checks import check_option, check_positive
+from eegmamba.alignment import align_windows
 
 # Band edges in Hz (AASM / sleep-staging convention; gamma capped at 50 Hz, the paper's low-pass).
 BANDS: dict[str, tuple[float, float]] = {
@@ -60,6 +67,15 @@ def _check_X(X: Any, name: str = "X") -> np.ndarray:
     return X
 
 
+def _check_groups(groups: Any, n: int) -> np.ndarray | None:
+    if groups is None:
+        return None
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise ValueError(f"groups must have shape ({n},) to match X's {n} windows; got {groups.shape}")
+    return groups
+
+
 def _check_y(y: Any, n: int) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n:
@@ -77,7 +93,7 @@ class _WindowClassifier(ClassifierMixin, BaseEstimator):
     def _make_pipeline(self) -> Pipeline:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _transform_input(self, X: np.ndarray) -> np.ndarray:
+    def _transform_input(self, X: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
         return X
 
     def _check_fitted_X(self, X: Any) -> np.ndarray:
@@ -91,28 +107,30 @@ class _WindowClassifier(ClassifierMixin, BaseEstimator):
             )
         return X
 
-    def fit(self, X: np.ndarray, y: Any) -> "_WindowClassifier":
-        """Fit on ``X : (n_windows, n_chans, n_times)`` and labels ``y : (n_windows,)``."""
+    def fit(self, X: np.ndarray, y: Any, groups: Any = None) -> "_WindowClassifier":
+        """Fit on ``X : (n_windows, n_chans, n_times)`` and labels ``y : (n_windows,)``;
+        ``groups (n_windows,)``: person per window, used only by the alignment options."""
         X = _check_X(X)
         y = _check_y(y, X.shape[0])
         self._validate_params_for(X)
         self.input_shape_ = X.shape[1:]
         self.pipeline_ = self._make_pipeline()
-        self.pipeline_.fit(self._transform_input(X), y)
+        self.pipeline_.fit(self._transform_input(X, _check_groups(groups, X.shape[0])), y)
         self.classes_ = self.pipeline_.classes_
         return self
 
     def _validate_params_for(self, X: np.ndarray) -> None:
         check_positive(self.sfreq, "sfreq")
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(n_windows, n_classes)``, columns in ``classes_`` order, rows sum to 1."""
+    def predict_proba(self, X: np.ndarray, groups: Any = None) -> np.ndarray:
+        """Class probabilities ``(n_windows, n_classes)``, columns in ``classes_`` order, rows sum to 1;
+        ``groups``: person per window (alignment options; each group aligned with its own windows)."""
         X = self._check_fitted_X(X)
-        return self.pipeline_.predict_proba(self._transform_input(X))
+        return self.pipeline_.predict_proba(self._transform_input(X, _check_groups(groups, X.shape[0])))
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: np.ndarray, groups: Any = None) -> np.ndarray:
         """Most probable class per window, ``(n_windows,)``, values from ``classes_``."""
-        proba = self.predict_proba(X)
+        proba = self.predict_proba(X, groups)
         return self.classes_[np.argmax(proba, axis=1)]
 
 
@@ -131,16 +149,20 @@ class CSPLDA(_WindowClassifier):
     reg : str or float or None
         Covariance regularization passed to ``mne.decoding.CSP`` (Ledoit-Wolf by default: PhysioNet
         MI has 64 channels and only tens of trials per class).
+    align : bool
+        Euclidean-align each group's band-passed windows before CSP (module docstring).
     """
 
     name = "CSP+LDA"
 
     def __init__(self, sfreq: float = 200.0, band: tuple[float, float] | None = (8.0, 30.0),
-                 n_components: int = 6, reg: str | float | None = "ledoit_wolf") -> None:
+                 n_components: int = 6, reg: str | float | None = "ledoit_wolf",
+                 align: bool = False) -> None:
         self.sfreq = sfreq
         self.band = band
         self.n_components = n_components
         self.reg = reg
+        self.align = align
 
     def _validate_params_for(self, X: np.ndarray) -> None:
         super()._validate_params_for(X)
@@ -155,12 +177,12 @@ class CSPLDA(_WindowClassifier):
                 raise ValueError(f"band must satisfy 0 < low < high < sfreq/2 = {self.sfreq / 2} Hz, "
                                  f"got {self.band}")
 
-    def fit(self, X: np.ndarray, y: Any) -> "CSPLDA":
+    def fit(self, X: np.ndarray, y: Any, groups: Any = None) -> "CSPLDA":
         """Fit on ``X : (n_windows, n_chans, n_times)`` and labels ``y : (n_windows,)``."""
         import mne
 
         with mne.utils.use_log_level("WARNING"):  # CSP logs its rank estimate per class at INFO
-            return super().fit(X, y)
+            return super().fit(X, y, groups)
 
     def _make_pipeline(self) -> Pipeline:
         from mne.decoding import CSP  # imported here: mne is slow to import
@@ -170,11 +192,11 @@ class CSPLDA(_WindowClassifier):
         lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
         return make_pipeline(csp, lda)
 
-    def _transform_input(self, X: np.ndarray) -> np.ndarray:
-        if self.band is None:
-            return X
-        sos = butter(4, self.band, btype="bandpass", fs=self.sfreq, output="sos")
-        return sosfiltfilt(sos, X, axis=-1)
+    def _transform_input(self, X: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+        if self.band is not None:
+            sos = butter(4, self.band, btype="bandpass", fs=self.sfreq, output="sos")
+            X = sosfiltfilt(sos, X, axis=-1)
+        return align_windows(X, groups) if self.align else X
 
 
 class BandPowerLR(_WindowClassifier):
@@ -241,7 +263,7 @@ class BandPowerLR(_WindowClassifier):
             feats.append(np.log10(psd[..., mask].mean(axis=-1) + 1e-12))  # (N, C)
         return np.stack(feats, axis=-1).reshape(X.shape[0], -1)
 
-    def _transform_input(self, X: np.ndarray) -> np.ndarray:
+    def _transform_input(self, X: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
         return self.band_powers(X)
 
 

@@ -13,6 +13,12 @@ Inputs are windows as the pipeline cuts them, ``X : ndarray, shape (n_windows, n
 in µV (``normalization: none``: a covariance needs the channels' relative scale, which per-window
 z-scoring removes), sampled at ``sfreq``. The band-pass is the one of :class:`CSPLDA` (8-30 Hz, mu
 and beta; MOABB uses 8-32 Hz), applied per window with zero phase.
+
+``recenter=True``: Riemannian re-centering (Zanini et al. 2018), the covariance form of Euclidean
+alignment: each group's covariances (``groups`` of ``fit`` / ``predict_proba``, a person per window;
+default one group) become ``M^{-1/2} C M^{-1/2}`` with ``M`` their Riemannian mean (pyriemann's
+``mean_riemann``), so every person's mean sits at the identity. Unsupervised: at test time it uses
+the test person's own windows, no labels.
 """
 
 from __future__ import annotations
@@ -29,10 +35,11 @@ class _CovarianceClassifier(_WindowClassifier):
     """Shared band-pass + parameter checks of the covariance-based peers."""
 
     def __init__(self, sfreq: float = 200.0, band: tuple[float, float] | None = (8.0, 30.0),
-                 estimator: str = "oas") -> None:
+                 estimator: str = "oas", recenter: bool = False) -> None:
         self.sfreq = sfreq
         self.band = band
         self.estimator = estimator
+        self.recenter = recenter
 
     def _validate_params_for(self, X: np.ndarray) -> None:
         super()._validate_params_for(X)
@@ -42,11 +49,38 @@ class _CovarianceClassifier(_WindowClassifier):
             raise ValueError(f"band must satisfy 0 < low < high < sfreq/2 = {self.sfreq / 2} Hz, "
                              f"got {self.band}")
 
-    def _transform_input(self, X: np.ndarray) -> np.ndarray:
-        if self.band is None:
+    def _transform_input(self, X: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+        """Band-passed windows, or (``recenter``) their re-centred covariances ``(N, C, C)``."""
+        if self.band is not None:
+            sos = butter(4, self.band, btype="bandpass", fs=self.sfreq, output="sos")
+            X = sosfiltfilt(sos, X, axis=-1)
+        if not self.recenter:
             return X
-        sos = butter(4, self.band, btype="bandpass", fs=self.sfreq, output="sos")
-        return sosfiltfilt(sos, X, axis=-1)
+        return recenter(self._covariances().transform(X), groups)
+
+    def _covariances(self):
+        from pyriemann.estimation import Covariances
+
+        return Covariances(estimator=self.estimator)
+
+    def _head(self, *steps) -> Pipeline:
+        """The pipeline after the covariances (which ``recenter`` computes itself)."""
+        return make_pipeline(*(() if self.recenter else (self._covariances(),)), *steps)
+
+
+def recenter(covs: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """Riemannian re-centering: ``covs (N, C, C)`` → each group's ``M^{-1/2} C M^{-1/2}`` with ``M``
+    the group's Riemannian mean (``groups (N,)``, None = one group)."""
+    from pyriemann.geometry.base import invsqrtm
+    from pyriemann.geometry.mean import mean_riemann
+
+    groups = np.zeros(len(covs), dtype=int) if groups is None else np.asarray(groups)
+    out = np.empty_like(covs)
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        w = invsqrtm(mean_riemann(covs[idx]))
+        out[idx] = w @ covs[idx] @ w
+    return out
 
 
 class TSLR(_CovarianceClassifier):
@@ -55,16 +89,14 @@ class TSLR(_CovarianceClassifier):
     name = "TS+LR"
 
     def __init__(self, sfreq: float = 200.0, band: tuple[float, float] | None = (8.0, 30.0),
-                 estimator: str = "oas", C: float = 1.0) -> None:
-        super().__init__(sfreq, band, estimator)
+                 estimator: str = "oas", C: float = 1.0, recenter: bool = False) -> None:
+        super().__init__(sfreq, band, estimator, recenter)
         self.C = C
 
     def _make_pipeline(self) -> Pipeline:
-        from pyriemann.estimation import Covariances
         from pyriemann.tangentspace import TangentSpace
 
-        return make_pipeline(Covariances(estimator=self.estimator), TangentSpace(metric="riemann"),
-                             LogisticRegression(C=self.C, max_iter=2000))
+        return self._head(TangentSpace(metric="riemann"), LogisticRegression(C=self.C, max_iter=2000))
 
 
 class MDM(_CovarianceClassifier):
@@ -74,6 +106,5 @@ class MDM(_CovarianceClassifier):
 
     def _make_pipeline(self) -> Pipeline:
         from pyriemann.classification import MDM as _MDM
-        from pyriemann.estimation import Covariances
 
-        return make_pipeline(Covariances(estimator=self.estimator), _MDM(metric="riemann"))
+        return self._head(_MDM(metric="riemann"))

@@ -47,6 +47,8 @@ def applicable(st, x: torch.Tensor, task: str) -> bool:
         return False
     sp, tok = st.spatial, st.tokenizer
     conv = sp.branches[sp.branch_of[task]]
+    if getattr(tok, "kind", "conv") != "conv" or tok.small.conv.groups > 1 or tok.wide.conv.groups > 1:
+        return False  # the dense conv paths only
     if conv.kernel_size[0] != 1 or x.shape[1] != conv.in_channels:
         return False
     mods = [conv, tok.small.conv, tok.wide.conv]

@@ -15,6 +15,7 @@ from eegmamba._checks import check_option, check_positive
 from eegmamba.ops.dispatch import BACKENDS  # noqa: F401  (re-exported: the scan backends)
 
 CLS_POSITIONS = ("start", "middle", "end")
+TOKENIZERS = ("conv", "filterbank", "separable", "stack")  # eegmamba.model.tokenizer_paths
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,14 @@ class EEGMambaConfig:
     small_stride: int = 8
     wide_kernel: int = 100
     wide_stride: int = 50
+    # --- Tokenizer paths (issue 17; eegmamba/model/tokenizer_paths.py): "conv" (dense, the original),
+    # "filterbank" (depthwise temporal filters -> log power -> pointwise), "separable", "stack";
+    # groups of the conv / stack convs; dropout and path drop inside the paths (0 = as before)
+    tokenizer: str = "conv"
+    tokenizer_groups: int = 1
+    tokenizer_dropout: float = 0.0
+    tokenizer_drop_path: float = 0.0
+    stack_kernel: int = 9
     # --- Class token position (Eq. 7 puts it first: "start" = [cls, small, wide]). With a BiMamba
     # stack the token at index 0 gets the sequence only through the backward scan, whose state is
     # dominated by the nearest tokens (the window's start, small path); "middle" = [small, cls, wide]
@@ -124,14 +133,20 @@ class EEGMambaConfig:
         if len(set(names)) != len(names):
             raise ValueError(f"EEGMambaConfig.tasks has duplicate task names: {names}")
         for f in ("d_model", "n_layers", "d_state", "d_conv", "expand", "small_kernel",
-                  "small_stride", "wide_kernel", "wide_stride", "spatial_kernel", "n_experts", "top_k"):
+                  "small_stride", "wide_kernel", "wide_stride", "spatial_kernel", "n_experts", "top_k",
+                  "tokenizer_groups", "stack_kernel"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"EEGMambaConfig.{f} must be a positive int, got {v!r}")
         if self.top_k > self.n_experts:
             raise ValueError(f"EEGMambaConfig.top_k={self.top_k} > n_experts={self.n_experts}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"EEGMambaConfig.dropout must be in [0, 1), got {self.dropout}")
+        for f in ("dropout", "tokenizer_dropout", "tokenizer_drop_path"):
+            if not 0.0 <= getattr(self, f) < 1.0:
+                raise ValueError(f"EEGMambaConfig.{f} must be in [0, 1), got {getattr(self, f)}")
+        check_option(self.tokenizer, TOKENIZERS, "EEGMambaConfig.tokenizer")
+        if self.d_model % self.tokenizer_groups:
+            raise ValueError(f"EEGMambaConfig.d_model {self.d_model} is not a multiple of "
+                             f"tokenizer_groups {self.tokenizer_groups}")
         check_option(self.backend, BACKENDS, "EEGMambaConfig.backend")
         check_option(self.cls_position, CLS_POSITIONS, "EEGMambaConfig.cls_position")
 

@@ -41,7 +41,8 @@ class EEGMamba(nn.Module):
         self.task_index = {t.name: i for i, t in enumerate(c.tasks)}
         self.st_adaptive = STAdaptive(
             c.tasks, c.d_model, c.spatial_kernel, c.small_kernel, c.small_stride, c.wide_kernel,
-            c.wide_stride, c.cls_position,
+            c.wide_stride, c.cls_position, kind=c.tokenizer, groups=c.tokenizer_groups,
+            dropout=c.tokenizer_dropout, drop_path=c.tokenizer_drop_path, stack_kernel=c.stack_kernel,
         )
         self.blocks = nn.ModuleList(
             BiMambaBlock(c.d_model, c.d_state, c.d_conv, c.expand, c.resolved_dt_rank,

@@ -80,14 +80,14 @@ class STAdaptive(nn.Module):
 
     def __init__(self, tasks: tuple[TaskSpec, ...], d_model: int, spatial_kernel: int,
                  small_kernel: int, small_stride: int, wide_kernel: int, wide_stride: int,
-                 cls_position: str = "start") -> None:
+                 cls_position: str = "start", **tokenizer: object) -> None:
         super().__init__()
         if cls_position not in CLS_POSITIONS:
             raise ValueError(f"cls_position must be one of {CLS_POSITIONS}, got {cls_position!r}")
         names = tuple(t.name for t in tasks)
         self.spatial = SpatialAdaptiveConv(tasks, d_model, spatial_kernel)
         self.tokenizer = DualPathTokenizer(d_model, small_kernel, small_stride, wide_kernel,
-                                           wide_stride, names)
+                                           wide_stride, names, **tokenizer)  # kind, groups, ...
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model))
         nn.init.trunc_normal_(self.cls_token, std=0.02)  # ViT's init (Dosovitskiy et al., 2021)
         self.cls_position = cls_position

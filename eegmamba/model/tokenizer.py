@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from eegmamba.model.tokenizer_paths import (PATH_KINDS, FilterBankPath, SeparablePath, StackPath,
+                                            TokenDrop)
 from eegmamba.ops._strided_conv import conv1d_tokens, inference_segment_weight
 
 
@@ -66,7 +68,8 @@ def upgrade_shared_norm(state: dict, prefix: str, tasks: tuple[str, ...]) -> boo
 
 
 class ConvPath(nn.Module):
-    """One tokenizer path: ``Conv1d(D, D, kernel, stride) -> per-task BatchNorm1d -> GELU``.
+    """One tokenizer path: ``Conv1d(D, D, kernel, stride) -> per-task BatchNorm1d -> GELU``
+    (``groups`` > 1: a grouped conv; ``dropout`` / ``drop_path``: :class:`TokenDrop`, identity in eval).
 
     Parameters
     ----------
@@ -78,39 +81,61 @@ class ConvPath(nn.Module):
         Task names (one BatchNorm each).
     """
 
-    def __init__(self, d_model: int, kernel: int, stride: int, tasks: tuple[str, ...]) -> None:
+    def __init__(self, d_model: int, kernel: int, stride: int, tasks: tuple[str, ...],
+                 groups: int = 1, dropout: float = 0.0, drop_path: float = 0.0) -> None:
         super().__init__()
         self.kernel, self.stride = kernel, stride
-        self.conv = nn.Conv1d(d_model, d_model, kernel, stride=stride, padding=kernel // 2)
+        self.conv = nn.Conv1d(d_model, d_model, kernel, stride=stride, padding=kernel // 2,
+                              groups=groups)
         self.norm = TaskBatchNorm(d_model, tasks)
         self.act = nn.GELU()
+        self.drop = TokenDrop(dropout, drop_path)
+
+    def n_tokens(self, n_times: int) -> int:
+        return n_tokens(n_times, self.kernel, self.stride)
 
     def forward(self, y: torch.Tensor, task: str) -> torch.Tensor:
         """``y (B, D, L)`` → tokens ``(B, N_path, D)``."""
-        if self.kernel % self.stride:
-            return self.act(self.norm(self.conv(y), task)).transpose(1, 2)
+        if self.kernel % self.stride or self.conv.groups > 1:
+            return self.drop(self.act(self.norm(self.conv(y), task)).transpose(1, 2))
         # the same conv as one GEMM, token-major (faster on CPU; _strided_conv)
         t = conv1d_tokens(y, self.conv.weight, self.conv.bias, self.stride, self.conv.padding[0],
                           inference_segment_weight(self.conv, self.stride))
-        return self.act(self.norm(t.transpose(1, 2), task)).transpose(1, 2)
+        return self.drop(self.act(self.norm(t.transpose(1, 2), task)).transpose(1, 2))
 
 
 class DualPathTokenizer(nn.Module):
     """``T = Concat(T(CNN_s(y_SA)), T(CNN_w(y_SA)), dim=1)`` (Eq. 6).
 
     Input ``y (B, D, L)`` and the task name; output ``(B, N_s + N_w, D)``, small-kernel tokens first.
+    ``kind``: the paths' type (:mod:`eegmamba.model.tokenizer_paths`); ``groups`` for ``conv`` and
+    ``stack``, ``stack_kernel`` for ``stack``; ``dropout`` / ``drop_path`` inside every path.
     """
 
     def __init__(self, d_model: int, small_kernel: int, small_stride: int, wide_kernel: int,
-                 wide_stride: int, tasks: tuple[str, ...]) -> None:
+                 wide_stride: int, tasks: tuple[str, ...], kind: str = "conv", groups: int = 1,
+                 dropout: float = 0.0, drop_path: float = 0.0, stack_kernel: int = 9) -> None:
         super().__init__()
-        self.small = ConvPath(d_model, small_kernel, small_stride, tasks)
-        self.wide = ConvPath(d_model, wide_kernel, wide_stride, tasks)
+        if kind not in PATH_KINDS:
+            raise ValueError(f"tokenizer kind must be one of {PATH_KINDS}, got {kind!r}")
+        self.kind = kind
+        reg = {"dropout": dropout, "drop_path": drop_path}
+
+        def path(kernel: int, stride: int) -> nn.Module:
+            if kind == "conv":
+                return ConvPath(d_model, kernel, stride, tasks, groups, **reg)
+            if kind == "filterbank":
+                return FilterBankPath(d_model, kernel, stride, tasks, **reg)
+            if kind == "separable":
+                return SeparablePath(d_model, kernel, stride, tasks, **reg)
+            return StackPath(d_model, stack_kernel, stride, tasks, groups, **reg)
+
+        self.small = path(small_kernel, small_stride)
+        self.wide = path(wide_kernel, wide_stride)
 
     def n_tokens_per_path(self, n_times: int) -> tuple[int, int]:
         """``(N_s, N_w)`` for a window of ``n_times`` samples."""
-        return (n_tokens(n_times, self.small.kernel, self.small.stride),
-                n_tokens(n_times, self.wide.kernel, self.wide.stride))
+        return self.small.n_tokens(n_times), self.wide.n_tokens(n_times)
 
     def n_tokens(self, n_times: int) -> int:
         """Total tokens ``N = N_s + N_w`` for a window of ``n_times`` samples."""

@@ -1,4 +1,5 @@
-"""Named EEGMamba variants (paper Table 8) and a tiny one for tests."""
+"""Named EEGMamba variants (paper Table 8), the single-task tokenizer variants of issue 17 and a tiny
+one for tests."""
 
 from __future__ import annotations
 
@@ -22,6 +23,40 @@ def eegmamba_single(tasks: Any, **overrides: Any) -> EEGMambaConfig:
     if len(tasks) != 1:
         raise ValueError(f"eegmamba_single takes exactly one task, got {len(tasks)}")
     return EEGMambaConfig(tasks=tasks, **{"d_model": 128, "n_layers": 2, "use_moe": False, **overrides})
+
+
+# EEGMamba at the single-task sizes with another small/wide convolution module (eegmamba/model/tokenizer_paths.py);
+# everything else as eegmamba_single. Regularisation inside the paths (dropout, path drop) is our
+# choice for cross-subject transfer; the bare 'conv' paths had none (issue 17).
+TOKENIZER_VARIANTS = {
+    # EEGNet's inductive bias: 0.25 s and 0.5 s depthwise temporal filters on each spatial filter,
+    # log band power over 0.25 s / 0.5 s windows at half-overlap (23 + 11 tokens for 3 s)
+    "eegmamba_fb": {"tokenizer": "filterbank", "small_kernel": 50, "small_stride": 25,
+                    "wide_kernel": 100, "wide_stride": 50, "tokenizer_dropout": 0.25,
+                    "tokenizer_drop_path": 0.1},
+    # the original geometry (16/8 and 100/50 samples) as depthwise + pointwise convs
+    "eegmamba_sep": {"tokenizer": "separable", "tokenizer_dropout": 0.1, "tokenizer_drop_path": 0.1},
+    # small grouped convs (9 samples, 8 groups) with pooling: 2x2x2 (small) and 2x5x5 (wide)
+    "eegmamba_stack": {"tokenizer": "stack", "tokenizer_groups": 8, "stack_kernel": 9,
+                       "tokenizer_dropout": 0.1, "tokenizer_drop_path": 0.1},
+    # the original dense paths as 8-group convs
+    "eegmamba_grouped": {"tokenizer": "conv", "tokenizer_groups": 8, "tokenizer_dropout": 0.1,
+                         "tokenizer_drop_path": 0.1},
+}
+
+
+def _register_tokenizer_variant(name: str, base: dict) -> None:
+    def make(tasks: Any, **overrides: Any) -> EEGMambaConfig:
+        sizes = {"d_model": 128, "n_layers": 2, "use_moe": False}  # eegmamba_single's
+        return EEGMambaConfig(tasks=_tasks(tasks), **{**sizes, **base, **overrides})
+
+    make.__doc__ = (f"EEGMamba at eegmamba_single's sizes (D=128, 2 BiMamba layers, no MoE; one "
+                    f"head per task) with tokenizer paths {base['tokenizer']!r}: {base}.")
+    register_variant(name, EEGMamba, EEGMambaConfig)(make)
+
+
+for _name, _base in TOKENIZER_VARIANTS.items():
+    _register_tokenizer_variant(_name, _base)
 
 
 @register_variant("eegmamba_multi", EEGMamba, EEGMambaConfig)

@@ -135,6 +135,9 @@ class Calibration:
         job = {"base_checkpoint": base.key, "task": base.task, "config": dataclasses.asdict(cfg),
                "threads": self.options.threads, "nice": self.options.nice,
                "classes": list(self.profile.classes), "provenance": prov}
+        reference = self.out.pipeline.windower.reference  # alignment: stored with the checkpoint
+        if reference is not None:
+            job["alignment_reference"] = reference.state_dict()
         (self._job / "job.json").write_text(json.dumps(job, indent=1, default=str))
         nice = self.options.nice  # applied by the worker itself (no preexec_fn: we have threads)
         self._proc = subprocess.Popen(

@@ -53,6 +53,8 @@ def run(job_dir: Path) -> int:
                    "history": res.history, "info": res.info, "trials": trials,
                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     metadata = {**meta.get("metadata", {}), "calibration": calibration}
+    if "alignment_reference" in job:  # the person's reference: a later session starts aligned
+        metadata["alignment_reference"] = job["alignment_reference"]
     out = save_checkpoint(job_dir / "candidate", res.model, metadata)
     _say("done", checkpoint=str(out), before=res.before, after=res.after, improved=res.improved,
          summary=res.summary(), info=res.info)

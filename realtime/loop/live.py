@@ -437,6 +437,7 @@ class LiveLoop:
                 model_version=self.engine.models[o.pipeline.model_key].version,
                 accuracy_by_round={r: (o.correct_by_round[r] / n, n)
                                    for r, n in sorted(o.scored_by_round.items())},
+                alignment=o.pipeline.alignment_age(),
             )
             for o in self.outputs
         )

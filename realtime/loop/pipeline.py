@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from eegmamba._checks import UserInputError
+from eegmamba.alignment import EuclideanReference
 from eegmamba.channels import match_channels
 from eegmamba.preprocessing import Preprocessor
 from eegmamba.profiles import Profile
@@ -67,10 +68,14 @@ class ProfilePipeline:
     stream_sfreq : float, Hz, the stream's nominal rate
     channel_map : dict, optional, profile channel name → stream channel name, applied before the
         profile's aliases (the ``--channel-map`` option)
+    alignment_state : dict, optional, a stored alignment reference (``EuclideanReference.state_dict``,
+        a calibrated checkpoint's ``alignment_reference``): the stream starts aligned with it, no
+        warm-up, and keeps updating it; ignored when the profile does not align
     """
 
     def __init__(self, profile: Profile, stream_key: str, stream_channels: list[str],
-                 stream_sfreq: float, model_key: str, channel_map: dict[str, str] | None = None) -> None:
+                 stream_sfreq: float, model_key: str, channel_map: dict[str, str] | None = None,
+                 alignment_state: dict | None = None) -> None:
         if stream_sfreq <= 0:
             raise UserInputError(
                 f"stream {stream_key!r} declares an irregular rate; profile {profile.name!r} needs a "
@@ -94,7 +99,9 @@ class ProfilePipeline:
                 "or map names with --channel-map PROFILE_NAME=STREAM_NAME"
             ) from None
         self.pre = Preprocessor(profile, stream_sfreq, len(self.picks))
-        self.windower = Windower.from_profile(profile, in_sfreq=stream_sfreq)
+        ref = (EuclideanReference.from_state(alignment_state)
+               if alignment_state is not None and profile.alignment.enabled else "causal")
+        self.windower = Windower.from_profile(profile, in_sfreq=stream_sfreq, reference=ref)
         self.drops: Counter = Counter()
         self.n_windows = 0
         # per chunk: (first timestamp, last timestamp, arrival)
@@ -111,7 +118,9 @@ class ProfilePipeline:
         declared one); starts over like :meth:`reset`."""
         self.reset(count_as="unverified")
         self.pre = Preprocessor(self.profile, sfreq, len(self.picks))
-        self.windower = Windower.from_profile(self.profile, in_sfreq=sfreq)
+        ref = self.windower.reference  # the same person: keep the alignment reference
+        self.windower = Windower.from_profile(self.profile, in_sfreq=sfreq,
+                                              reference=ref if ref is not None else "causal")
         self._max_held = max(1, int(sfreq))
         self.reset()  # fresh state for the new step objects
 
@@ -130,6 +139,12 @@ class ProfilePipeline:
     def _merge_windower_drops(self) -> None:
         self.drops.update(self.windower.drops)
         self.windower.drops.clear()
+
+    def alignment_age(self) -> dict | None:
+        """The Euclidean-alignment reference's age (``EuclideanReference.age``, ``since_update_s``
+        on the stream clock) for the dashboard; None without alignment."""
+        ref = self.windower.reference
+        return None if ref is None else ref.age(self._arrivals[-1][1] if self._arrivals else None)
 
     def all_drops(self) -> Counter:
         return self.drops + self.windower.drops

@@ -7,6 +7,8 @@ collide), and the legend maps letters to classes.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
@@ -74,6 +76,14 @@ def accuracy_text(p: ProfileStats, names: tuple[str, ...] = ()) -> str:
     return text
 
 
+def alignment_text(a: Mapping) -> str:
+    """``EA 142 s, updated 0.5 s ago`` or ``EA warming up 12/20 s (windows wait)``."""
+    if not a["ready"]:
+        return f"EA warming up {a['seconds']:.0f}/{a['warmup_s']:.0f} s (windows wait)"
+    since = a.get("since_update_s")
+    return f"EA {a['seconds']:.0f} s" + ("" if since is None else f", updated {since:.1f} s ago")
+
+
 def profile_panel(p: ProfileStats, round_names: tuple[str, ...] = ()) -> Panel:
     body = Table.grid(padding=(0, 1))
     body.add_column(justify="right", no_wrap=True)
@@ -96,6 +106,8 @@ def profile_panel(p: ProfileStats, round_names: tuple[str, ...] = ()) -> Panel:
     dropped = sum(p.drops.values())
     drops = ", ".join(f"{k} {v}" for k, v in sorted(p.drops.items())) if dropped else "0"
     body.add_row("dropped", drops, "")
+    if p.alignment is not None:
+        body.add_row("alignment", alignment_text(p.alignment), "")
     parts = [body]
     if p.confusion:
         parts += [Text("confusion (rows: truth, columns: decided)", style="dim"), confusion_table(p)]

@@ -89,3 +89,24 @@ def test_latency_tool_times_and_writes_json(tmp_path):
         assert r["thread_cpu_p50_ms"] > 0
     mamba = next(v for k, v in data["results"].items() if k.startswith("EEGMamba (eegmamba_single"))
     assert {"st_adaptive", "blocks.0", "blocks.1", "classifier"} <= set(mamba["module_p50_ms"])
+
+
+def test_latency_tool_times_every_tokenizer_variant_in_one_run(tmp_path):
+    lat = _load("bench_inference_latency")
+    threads = torch.get_num_threads()
+    out = tmp_path / "tok.json"
+    try:
+        rc = lat.main(["--variant", "tokenizers", "--n-times", "600", "--backends", "ref",
+                       "--runs", "2", "--warmup", "0", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0
+    res = json.loads(out.read_text())["results"]
+    names = {k.split(" (")[1].split(",")[0] for k in res if k.startswith("EEGMamba")}
+    assert names == {"eegmamba_single", "eegmamba_fb", "eegmamba_sep", "eegmamba_stack",
+                     "eegmamba_grouped"}
+    dense = res["EEGMamba (eegmamba_single, ref)"]
+    for k, r in res.items():
+        assert r["flops"] > 0 and r["n_params"] > 0
+        if k.startswith("EEGMamba") and "single" not in k:
+            assert r["n_params"] < dense["n_params"] / 3 and r["flops"] < dense["flops"]

@@ -1,0 +1,102 @@
+"""Tokenizer variants (issue 17): every registered variant builds, tokenizes a 3 s MI window into the
+token count it declares, trains (gradients reach the tokenizer), regularises only in training, saves
+and loads through the checkpoint; the bundled checkpoint's config (no tokenizer fields) still
+builds the original dense paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from eegmamba import TaskSpec, create_model
+from eegmamba.checkpoint import load_checkpoint, save_checkpoint
+from eegmamba.model.config import EEGMambaConfig
+from eegmamba.model.tokenizer_paths import TokenDrop, pool_factors
+from eegmamba.model.variants import TOKENIZER_VARIANTS
+from eegmamba.registry import build_model
+
+MI = TaskSpec("motor_imagery", 22, 600, 2)
+DEMO = Path(__file__).resolve().parents[2] / "eegmamba" / "assets" / "demo" / "mi_checkpoint"
+
+
+@pytest.mark.parametrize("name", sorted(TOKENIZER_VARIANTS))
+def test_variant_tokenizes_trains_and_round_trips(name, tmp_path):
+    torch.manual_seed(0)
+    model = create_model(name, tasks=[MI], backend="ref", d_model=32)
+    tok = model.st_adaptive.tokenizer
+    assert tok.kind == TOKENIZER_VARIANTS[name]["tokenizer"]
+    x = torch.randn(6, 22, 600)
+    y = model.st_adaptive.spatial(x, "motor_imagery")
+    n_s, n_w = tok.n_tokens_per_path(600)
+    assert tok.small(y, "motor_imagery").shape == (6, n_s, 32)
+    assert tok.wide(y, "motor_imagery").shape == (6, n_w, 32)
+    assert n_w < n_s <= 76
+    loss = torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1] * 3))
+    loss.backward()
+    grads = [p.grad for p in tok.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+    model.eval()
+    with torch.no_grad():
+        a, b = model(x), model(x)  # no dropout / path drop at evaluation
+    assert torch.equal(a, b)
+    folder = save_checkpoint(tmp_path / name, model)
+    loaded, meta = load_checkpoint(folder)
+    assert meta["variant"] == name
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), a, atol=1e-6)
+
+
+def test_lighter_variants_have_far_fewer_tokenizer_parameters():
+    def n_tok(name):
+        m = create_model(name, tasks=[MI])
+        return sum(p.numel() for p in m.st_adaptive.tokenizer.parameters())
+
+    dense = n_tok("eegmamba_single")
+    assert dense > 1.8e6  # the 128x128 kernel-100 conv is most of the model
+    for name in TOKENIZER_VARIANTS:
+        assert n_tok(name) < dense / 7, name
+
+
+def test_token_drop_zeroes_whole_windows_only_in_training():
+    drop = TokenDrop(0.0, drop_path=0.5)
+    t = torch.ones(2000, 4, 3)
+    out = drop(t)
+    zeroed = (out == 0).all(2).all(1)
+    assert 0.45 < zeroed.float().mean() < 0.55
+    assert torch.equal(out[~zeroed], torch.full_like(out[~zeroed], 2.0))
+    assert torch.equal(drop.eval()(t), t)
+    assert pool_factors(50) == (2, 5, 5) and pool_factors(8) == (2, 2, 2)
+
+
+def test_bundled_checkpoint_config_builds_the_original_paths():
+    meta = json.loads((DEMO / "model.json").read_text())
+    cfg = meta["config"]
+    assert "tokenizer" not in cfg  # written before the variants
+    model = build_model(meta["variant"], cfg)
+    assert model.st_adaptive.tokenizer.kind == "conv"
+    assert model.st_adaptive.tokenizer.small.conv.groups == 1
+    loaded, _ = load_checkpoint(DEMO)
+    assert loaded.config.tokenizer == "conv"
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="tokenizer must be one of"):
+        EEGMambaConfig(tasks=(MI,), tokenizer="fft")
+    with pytest.raises(ValueError, match="not a multiple of tokenizer_groups"):
+        EEGMambaConfig(tasks=(MI,), tokenizer_groups=3)
+    with pytest.raises(ValueError, match="tokenizer_drop_path must be in"):
+        EEGMambaConfig(tasks=(MI,), tokenizer_drop_path=1.0)
+
+
+@pytest.mark.parametrize("k, L", [(50, 600), (100, 600), (7, 33), (100, 80)])
+def test_fft_depthwise_conv_equals_conv1d(k, L):
+    from eegmamba.model.tokenizer_paths import depthwise_fft
+
+    g = torch.Generator().manual_seed(k)
+    y, w = torch.randn(3, 8, L, generator=g), torch.randn(8, 1, k, generator=g)
+    ref = torch.nn.functional.conv1d(y, w, padding=k // 2, groups=8)
+    assert torch.allclose(depthwise_fft(y, w, k // 2), ref, atol=1e-4)
