@@ -20,16 +20,16 @@ durations: K1 = 100 samples, K2 = 25 (500 ms at 50 Hz); pooling stays (1, 4) and
 paper. Dropout: 0.25 cross-subject, 0.5 within-subject (the paper's two settings).
 
 Training (paper, Section 2.2.1): Adam with default parameters (lr 1e-3), cross-entropy, up to 500
-epochs with "validation stopping" (keep the weights of the lowest validation loss). The batch size
-is not given in the paper; we use 64. Max-norm constraints are applied after every optimiser step,
-as Keras does.
+epochs with "validation stopping" (keep the weights of the lowest validation loss): that is
+``EEGNetTrainConfig.recipe()``. The batch size is not given in the paper; we use 64. Training runs
+through the project's one engine (``fit_eegnet``), so EEGNet can also be trained by the project's
+recipe. Max-norm constraints are applied after every optimiser step, as Keras does.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -128,7 +128,9 @@ class EEGNet(nn.Module):
 
 @dataclass(frozen=True)
 class EEGNetTrainConfig:
-    """Optimisation of EEGNet (paper: Adam defaults, validation stopping; batch and caps ours)."""
+    """The paper's optimisation of EEGNet (Adam defaults, validation stopping; batch and caps ours).
+    ``recipe()`` is that as an engine recipe; pass a :class:`Recipe` to ``fit_eegnet`` instead to
+    train EEGNet by the project's recipe (what the protocols do)."""
 
     lr: float = 1e-3
     batch_size: int = 64
@@ -136,63 +138,49 @@ class EEGNetTrainConfig:
     patience: int = 10
     seed: int = 0
 
+    def recipe(self):
+        """Adam at ``lr`` (AdamW without decay is Adam), constant rate, no clipping, smoothing or
+        EMA, validation loss once per epoch."""
+        from eegmamba.training.engine.recipe import Recipe
 
-def _batches(n: int, batch_size: int, rng: np.random.Generator):
-    order = rng.permutation(n)
-    for i in range(0, n, batch_size):
-        yield order[i:i + batch_size]
+        return Recipe(lr=self.lr, batch_size=self.batch_size, epochs=self.epochs, patience=self.patience,
+                      seed=self.seed, weight_decay=0.0, schedule="constant", warmup_frac=0.0, clip=0.0,
+                      label_smoothing=0.0, ema=0.0, evals_per_epoch=1, select="val_loss",
+                      min_steps_per_epoch=1)
 
 
-@torch.no_grad()
 def eegnet_proba(model: EEGNet, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Softmax probabilities ``(N, n_outputs)`` float64 for windows ``X (N, C, T)`` (eval mode)."""
-    was = model.training
-    model.eval()
-    out = [torch.softmax(model(torch.from_numpy(np.ascontiguousarray(X[i:i + batch_size]))), 1)
-           for i in range(0, len(X), batch_size)]
-    model.train(was)
-    return torch.cat(out).double().numpy() if out else np.zeros((0, model.config.n_outputs))
+    """Softmax probabilities ``(N, n_outputs)`` float64 for windows ``X (N, C, T)`` (eval mode);
+    ``eegmamba.training.engine.predict.predict_proba``."""
+    from eegmamba.training.engine.predict import predict_proba
+
+    return predict_proba(model, X, None, batch_size=batch_size)
 
 
 def fit_eegnet(model: EEGNet, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None,
-               y_val: np.ndarray | None, cfg: EEGNetTrainConfig = EEGNetTrainConfig()) -> dict:
-    """Train ``model`` in place; keep the weights of the lowest validation loss (or the last epoch
-    when there is no validation set). Returns ``{"best_epoch", "epochs_run", "history"}``.
+               y_val: np.ndarray | None, cfg=EEGNetTrainConfig(), *, augment=None,
+               device: str | torch.device = "cpu", console=None, label: str = "",
+               state_path=None) -> dict:
+    """Train ``model`` with the one engine (``eegmamba.training.engine``) and load the selected
+    weights (the last ones when there is no validation set). The max-norm constraints are applied
+    after every optimiser step. ``cfg``: an :class:`EEGNetTrainConfig` (the paper's Adam) or an
+    engine ``Recipe``. Returns ``{"best_epoch", "epochs_run", "history", "fit"}``.
 
     X, X_val : ndarray, shape (N, C, T), float32; y, y_val : ndarray, shape (N,), int64
     """
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    best = (math.inf, 0, copy.deepcopy(model.state_dict()))
-    history, bad = [], 0
-    Xt, yt = torch.from_numpy(np.ascontiguousarray(X)), torch.from_numpy(np.asarray(y, np.int64))
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        tot, n = 0.0, 0
-        for b in _batches(len(yt), cfg.batch_size, rng):
-            if len(b) < 2:  # BatchNorm needs two windows in training mode
-                continue
-            loss = F.cross_entropy(model(Xt[b]), yt[b])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            model.apply_max_norm()
-            tot, n = tot + float(loss.detach()) * len(b), n + len(b)
-        rec = {"epoch": epoch, "train_loss": tot / max(n, 1)}
-        if X_val is not None and len(X_val):
-            p = eegnet_proba(model, X_val)
-            rec["val_loss"] = float(-np.mean(np.log(np.clip(p[np.arange(len(y_val)), y_val], 1e-12, 1))))
-            improved = rec["val_loss"] < best[0] - 1e-6
-        else:
-            improved = True
-        history.append(rec)
-        if improved:
-            best, bad = (rec.get("val_loss", -math.inf), epoch, copy.deepcopy(model.state_dict())), 0
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    model.load_state_dict(best[2])
+    from eegmamba.training.engine.loop import Engine, TaskData
+
+    recipe = cfg.recipe() if isinstance(cfg, EEGNetTrainConfig) else cfg
+    torch.manual_seed(recipe.seed)
+    val = None if X_val is None or not len(X_val) else {None: TaskData(X_val, np.asarray(y_val, np.int64))}
+    eng = Engine(model, {None: TaskData(np.ascontiguousarray(X), np.asarray(y, np.int64))}, val, recipe,
+                 device, after_step=lambda m: m.apply_max_norm(), augment=augment, aux=False,
+                 n_classes={None: model.config.n_outputs}, console=console, label=label,
+                 state_path=state_path)
+    if state_path is not None and Path(state_path).is_file():
+        eng.load_state(state_path)
+    fit = eng.fit()
+    model.load_state_dict(fit.best_state)
     model.eval()
-    return {"best_epoch": best[1], "epochs_run": len(history), "history": history}
+    return {"best_epoch": fit.best_epoch, "epochs_run": len(fit.history), "history": fit.history,
+            "fit": fit.summary()}

@@ -1,5 +1,5 @@
 """Fine-tuning an ``EEGM2Classifier`` from an ``eegmamba-pretrain`` output folder, and a small
-fixed-step training loop (used by ``tools/eegm2_experiment.py``; ``eegmamba-train`` has its own).
+fixed-step fine-tuning (used by ``tools/eegm2_experiment.py``) on the one training engine.
 
 The pretrained encoder fixes the signal: its ordered channels (compared after ``normalize_name``)
 and rate must equal the fine-tuning data's, else ``EEGM2Classifier.check_pretrained`` raises a
@@ -17,7 +17,6 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from eegmamba._checks import UserInputError, check_option
 from eegmamba.channels import normalize_name
@@ -124,39 +123,39 @@ class FinetuneConfig:
                 raise UserInputError(f"{name} must be a finite number >= 0, got {v!r}")
 
 
+    def recipe(self):
+        """This fixed-step run as an engine recipe: constant rates (encoder ``lr_encoder``, head
+        ``lr_head``), AdamW decay on the decayed group, no clipping, smoothing or EMA, no validation."""
+        from eegmamba.training.engine.recipe import Recipe
+
+        return Recipe(lr=self.lr_encoder, head_lr_mult=self.lr_head / self.lr_encoder,
+                      weight_decay=self.weight_decay, batch_size=self.batch_size, epochs=10**6,
+                      max_steps=self.steps, min_steps_per_epoch=1, schedule="constant", warmup_frac=0.0,
+                      clip=0.0, label_smoothing=0.0, ema=0.0, seed=self.seed)
+
+
 def finetune(model: EEGM2Classifier, X: np.ndarray, y: np.ndarray, cfg: FinetuneConfig,
              device: torch.device | str = "cpu") -> list[float]:
     """Train ``model`` for ``cfg.steps`` cross-entropy steps on windows ``X (N, C, T)``, labels
-    ``y (N,)`` int; batches are seeded reshuffles of all windows. Returns the loss per step."""
+    ``y (N,)`` int, with the one engine (``eegmamba.training.engine``; batches are seeded
+    reshuffles of all windows). Returns the loss per step."""
+    from eegmamba.training.engine.loop import Engine, TaskData
+
     if len(X) != len(y) or len(X) == 0:
         raise ValueError(f"finetune: need as many labels as windows (> 0), got {len(X)} and {len(y)}")
     check_option(model.config.freeze, FREEZE_MODES, "freeze")
-    device = torch.device(device)
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.param_groups(cfg.lr_encoder, cfg.lr_head), weight_decay=cfg.weight_decay)
-    rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
-    order, pos, losses = rng.permutation(len(X)), 0, []
-    for _ in range(cfg.steps):
-        if pos >= len(order):
-            order, pos = rng.permutation(len(X)), 0
-        idx = order[pos:pos + cfg.batch_size]
-        pos += cfg.batch_size
-        xb = torch.from_numpy(np.ascontiguousarray(X[idx])).to(device)
-        yb = torch.from_numpy(np.asarray(y[idx], dtype=np.int64)).to(device)
-        loss = F.cross_entropy(model(xb), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses: list[float] = []
+    eng = Engine(model, {None: TaskData(np.ascontiguousarray(X), np.asarray(y, dtype=np.int64))}, None,
+                 cfg.recipe(), device, aux=False, on_step=lambda step, parts: losses.append(parts["loss"]))
+    model.load_state_dict(eng.fit().best_state)
     return losses
 
 
-@torch.no_grad()
 def predict_proba(model: nn.Module, X: np.ndarray, batch_size: int = 64,
                   device: torch.device | str = "cpu") -> np.ndarray:
-    """Softmax probabilities ``(N, n_classes)`` float64 for windows ``X (N, C, T)`` (eval mode)."""
-    model.to(device).eval()
-    out = [torch.softmax(model(torch.from_numpy(np.ascontiguousarray(X[i:i + batch_size])).to(device)),
-                         dim=1).double().cpu().numpy() for i in range(0, len(X), batch_size)]
-    return np.concatenate(out)
+    """Softmax probabilities ``(N, n_classes)`` float64 for windows ``X (N, C, T)`` (eval mode);
+    ``eegmamba.training.engine.predict.predict_proba``."""
+    from eegmamba.training.engine.predict import predict_proba as proba
+
+    return proba(model.to(device), X, None, device, batch_size)

@@ -1,10 +1,12 @@
-"""The EEGM2 pretraining loop: reconstruction loss, AdamW + OneCycle, subject-grouped validation,
-best-validation weights, resumable and Ctrl-C safe.
+"""The EEGM2 pretraining: reconstruction loss as the step of the one training engine
+(``eegmamba.training.engine``), AdamW + warmup/cosine, subject-grouped validation, best-validation
+weights, resumable and Ctrl-C safe.
 
 Official setup (``Jiazhen-Hong/EEGM2`` @ 0fade32, design notes §3): AdamW with weight decay 1e-2,
 OneCycle (``div_factor`` 2, ``final_div_factor`` 100, ``pct_start`` 0.1, cosine), gradient-norm
-clipping at 1.0, batch 64, best validation loss kept; our defaults are these. Departure (ours): a
-seeded split (the official one is unseeded).
+clipping at 1.0, batch 64, best validation loss kept; our defaults are these. Departures (ours): a
+seeded split (the official one is unseeded); the warmup is linear (``PretrainConfig.recipe``); no
+weight decay on norms, biases, ``A_log``, ``D`` (the engine's parameter groups).
 
 Validation windows come from held-out subjects (``eegmamba.training.cv.validation_split``: subjects,
 else files, else the last part in time with overlapping training windows dropped and counted). With
@@ -18,9 +20,7 @@ the current step; the loop then raises ``KeyboardInterrupt``. A second Ctrl-C in
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,11 +28,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from eegmamba._interrupt import StopFlag
 from eegmamba._checks import UserInputError
 from eegmamba.eegm2.loss import ReconLoss, ReconLossConfig
 from eegmamba.pretrain.data import PretrainData
 from eegmamba.training.cv import ValSplit, validation_split
+from eegmamba.training.engine.loop import Engine, TaskData
+from eegmamba.training.engine.predict import map_batches
+from eegmamba.training.engine.recipe import Recipe
 
 PARTS = ("l1", "spectral", "mse", "total")
 
@@ -78,28 +80,37 @@ class PretrainConfig:
         d["loss"] = self.loss.to_dict()
         return d
 
+    def recipe(self) -> Recipe:
+        """These settings as an engine recipe: the official OneCycle as linear warmup over 10 % of
+        the steps from lr/2, then cosine to lr/200 (OneCycle's warmup is cosine-shaped; ours is
+        linear, the one schedule of the engine); validation once per epoch, best validation loss
+        kept, no early stop, no smoothing or EMA (a reconstruction, not a classifier)."""
+        return Recipe(lr=self.lr, weight_decay=self.weight_decay, clip=self.clip, epochs=self.epochs,
+                      max_steps=self.max_steps, batch_size=self.batch_size, min_steps_per_epoch=1,
+                      warmup_frac=0.1, warmup_start=0.5, final_lr_frac=0.005, label_smoothing=0.0,
+                      ema=0.0, evals_per_epoch=1, select="val_loss", patience=self.epochs,
+                      val_frac=self.val_frac, seed=self.seed, amp=False)
 
-@torch.no_grad()
+
 def evaluate(model: nn.Module, X: np.ndarray, loss: ReconLoss, device: torch.device,
              batch_size: int = 32, seed: int = 12345) -> dict[str, float]:
     """Window-weighted mean of each loss part over ``X (N, C, T)`` in eval mode (masks, if any,
     drawn from a generator seeded with ``seed``, so repeated calls use the same masks)."""
-    was = model.training
-    model.eval()
     gen = torch.Generator().manual_seed(seed)
-    sums = dict.fromkeys(PARTS, 0.0)
-    for i in range(0, len(X), batch_size):
-        xb = torch.from_numpy(np.ascontiguousarray(X[i:i + batch_size])).to(device)
+
+    def parts_times_n(m: nn.Module, xb: torch.Tensor) -> torch.Tensor:
         xin, mask = loss.mask_input(xb, gen)
-        _, parts = loss(xb, model(xin), mask)
-        for k in PARTS:
-            sums[k] += parts[k] * len(xb)
-    model.train(was)
-    return {k: v / max(len(X), 1) for k, v in sums.items()}
+        _, parts = loss(xb, m(xin), mask)
+        return torch.tensor([parts[k] * len(xb) for k in PARTS], dtype=torch.float64)
+
+    out = map_batches(model, X, parts_times_n, device, batch_size)
+    sums = torch.stack(out).sum(0).tolist() if out else [0.0] * len(PARTS)
+    return {k: v / max(len(X), 1) for k, v in zip(PARTS, sums)}
 
 
 class Pretrainer:
-    """Pretrain ``model`` (an EEGM2 autoencoder) on ``data``.
+    """Pretrain ``model`` (an EEGM2 autoencoder) on ``data`` with the one training engine
+    (``eegmamba.training.engine.Engine``) and the reconstruction loss as its step.
 
     Parameters
     ----------
@@ -115,74 +126,58 @@ class Pretrainer:
     def __init__(self, model: nn.Module, data: PretrainData, cfg: PretrainConfig,
                  device: torch.device, state_path: str | Path | None = None, progress=None) -> None:
         self.model, self.data, self.cfg, self.device = model.to(device), data, cfg, device
-        self.state_path = Path(state_path) if state_path else None
-        self.progress = progress
         self.loss = ReconLoss(cfg.loss)
         self.split: ValSplit = validation_split(
             np.arange(len(data)), data.subjects, data.files, data.t_start,
             data.profile.window.length_s, cfg.val_frac, cfg.seed)
         if len(self.split.train_idx) == 0 or len(self.split.val_idx) == 0:
             raise UserInputError(f"cannot split {len(data)} windows into training and validation")
-        self.steps_per_epoch = math.ceil(len(self.split.train_idx) / cfg.batch_size)
-        full = cfg.epochs * self.steps_per_epoch
-        self.total_steps = min(full, cfg.max_steps) if cfg.max_steps else full
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.sched = torch.optim.lr_scheduler.OneCycleLR(
-            self.opt, max_lr=cfg.lr, total_steps=self.total_steps, pct_start=0.1, div_factor=2.0,
-            final_div_factor=100.0, anneal_strategy="cos")
-        self.epoch, self.step, self.global_step = 0, 0, 0
-        self.partial = dict.fromkeys(PARTS, 0.0) | {"n": 0.0}
-        self.history: list[dict] = []
-        self.best = {"epoch": 0, "val_total": math.inf, "parts": {}}
-        self.best_state: dict | None = None
-        self.initial_val: dict | None = None
+        self.engine = Engine(self.model, {None: TaskData(data.X[self.split.train_idx], None)}, None,
+                             cfg.recipe(), device, state_path=state_path, progress=progress,
+                             loss_step=self._loss_step, validate=lambda _engine: self._validate(),
+                             initial_eval=True, aux=False)
+        self.steps_per_epoch = self.engine.steps_per_epoch
+        self.total_steps = self.engine.total_steps
 
-    # --- state -------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                "scheduler": self.sched.state_dict(), "epoch": self.epoch, "step": self.step,
-                "global_step": self.global_step, "partial": dict(self.partial),
-                "history": self.history, "best": self.best, "best_state": self.best_state,
-                "initial_val": self.initial_val, "rng": torch.get_rng_state()}
+    def _loss_step(self, model, xb, _y, _task, gen):
+        xin, mask = self.loss.mask_input(xb, gen)
+        return self.loss(xb, model(xin), mask)
+
+    def _validate(self) -> dict:
+        val = self.validate()
+        return {"val_loss": val["total"], **{f"val_{k}": v for k, v in val.items()}}
+
+    # --- the engine's state, under the names this class always had ---------------------------
+    epoch = property(lambda self: self.engine.epoch)
+    global_step = property(lambda self: self.engine.global_step)
+    history = property(lambda self: self.engine.result.history)
+    best_state = property(lambda self: self.engine.result.best_state)
+    done = property(lambda self: self.engine.done)
+
+    @property
+    def best(self) -> dict:
+        """``{"epoch", "val_total", "parts"}`` of the selected validation (as before the engine)."""
+        r = self.engine.result
+        e = next((e for e in r.evals if e["step"] == r.best_step), None)
+        if e is None:
+            return {"epoch": 0, "val_total": math.inf, "parts": {}}
+        return {"epoch": r.best_epoch, "val_total": e["val_total"],
+                "parts": {k: e[f"val_{k}"] for k in PARTS}}
+
+    @property
+    def initial_val(self) -> dict | None:
+        h = self.history
+        return {k: h[0][f"val_{k}"] for k in PARTS} if h and h[0]["epoch"] == 0 else None
 
     def save_state(self) -> None:
-        if self.state_path is not None:
-            tmp = self.state_path.with_suffix(".tmp")
-            torch.save(self.state_dict(), tmp)
-            tmp.replace(self.state_path)
+        self.engine.save_state()
 
     def load_state(self, path: str | Path) -> None:
         s = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(s["model"])
-        self.opt.load_state_dict(s["optimizer"])
-        self.sched.load_state_dict(s["scheduler"])
-        self.epoch, self.step, self.global_step = s["epoch"], s["step"], s["global_step"]
-        self.partial, self.history = dict(s["partial"]), list(s["history"])
-        self.best, self.best_state, self.initial_val = s["best"], s["best_state"], s["initial_val"]
-        torch.set_rng_state(s["rng"])
-
-    @property
-    def done(self) -> bool:
-        return self.epoch >= self.cfg.epochs or self.global_step >= self.total_steps
-
-    # --- loop --------------------------------------------------------------------------------
-    def _batches(self, epoch: int) -> list[np.ndarray]:
-        order = np.random.default_rng([self.cfg.seed, epoch]).permutation(self.split.train_idx)
-        bs = self.cfg.batch_size
-        return [order[i:i + bs] for i in range(0, len(order), bs)]
-
-    def _train_step(self, idx: np.ndarray) -> dict[str, float]:
-        xb = torch.from_numpy(self.data.X[idx]).to(self.device)
-        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.global_step)
-        xin, mask = self.loss.mask_input(xb, gen)
-        total, parts = self.loss(xb, self.model(xin), mask)
-        self.opt.zero_grad(set_to_none=True)
-        total.backward()
-        if self.cfg.clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
-        self.opt.step()
-        self.sched.step()
-        return parts
+        if "engine" not in s:
+            raise UserInputError(f"{path} was written by an older eegmamba-pretrain (before the "
+                                 "training engine); it cannot be resumed: start the run again")
+        self.engine.load_state(path)
 
     def validate(self) -> dict[str, float]:
         """Loss parts on the validation windows (same masks every call)."""
@@ -193,60 +188,18 @@ class Pretrainer:
         """Train until ``epochs`` or ``max_steps``; returns the history (one dict per epoch, epoch 0 =
         the initial model's validation loss). Raises ``KeyboardInterrupt`` after saving the state
         when Ctrl-C was pressed."""
-        if self.initial_val is None:
-            self.initial_val = self.validate()
-            self.history.append({"epoch": 0, "step": 0, "lr": self.sched.get_last_lr()[0],
-                                 "seconds": 0.0, **{f"val_{k}": v for k, v in self.initial_val.items()}})
-        self.model.train()
-        with StopFlag() as stop:
-            while not self.done:
-                t0, seen = time.perf_counter(), 0
-                if self.progress is not None:
-                    self.progress.start_epoch(self.epoch + 1, self.step)
-                for k, idx in enumerate(self._batches(self.epoch)):
-                    if k < self.step:
-                        continue  # resumed mid-epoch: these steps were done before
-                    if self.global_step >= self.total_steps:
-                        break
-                    parts = self._train_step(idx)
-                    for p in PARTS:
-                        self.partial[p] += parts[p] * len(idx)
-                    self.partial["n"] += len(idx)
-                    self.step, self.global_step, seen = k + 1, self.global_step + 1, seen + len(idx)
-                    if self.progress is not None:
-                        self.progress.advance(self.partial["total"] / self.partial["n"],
-                                              seen / (time.perf_counter() - t0))
-                    if stop.requested:
-                        self.save_state()
-                        raise KeyboardInterrupt
-                self._end_epoch(time.perf_counter() - t0)
-                self.save_state()
-                if stop.requested:
-                    raise KeyboardInterrupt
+        self.engine.fit()
         return self.history
-
-    def _end_epoch(self, seconds: float) -> None:
-        n = max(self.partial["n"], 1.0)
-        val = self.validate()
-        record = {"epoch": self.epoch + 1, "step": self.global_step, "lr": self.sched.get_last_lr()[0],
-                  "seconds": seconds, **{f"train_{k}": self.partial[k] / n for k in PARTS},
-                  **{f"val_{k}": v for k, v in val.items()}}
-        if val["total"] < self.best["val_total"]:
-            self.best = {"epoch": self.epoch + 1, "val_total": val["total"], "parts": val}
-            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
-        self.history.append(record)
-        self.epoch, self.step = self.epoch + 1, 0
-        self.partial = dict.fromkeys(PARTS, 0.0) | {"n": 0.0}
-        if self.progress is not None:
-            self.progress.end_epoch(record)
 
     def summary(self) -> dict:
         """Training summary for the metadata: epochs, steps, split, initial/best/last validation."""
         last = self.history[-1] if self.history else {}
+        best = self.best
         return {"epochs_run": self.epoch, "steps": self.global_step, "total_steps": self.total_steps,
-                "steps_per_epoch": self.steps_per_epoch, "best_epoch": self.best["epoch"],
-                "best_val": self.best["parts"], "initial_val": self.initial_val,
+                "steps_per_epoch": self.steps_per_epoch, "best_epoch": best["epoch"],
+                "best_val": best["parts"], "initial_val": self.initial_val,
                 "last_val": {k: last.get(f"val_{k}") for k in PARTS},
                 "train_windows": int(len(self.split.train_idx)),
                 "val_windows": int(len(self.split.val_idx)), "validation": self.split.describe(),
-                "dropped_overlap": int(self.split.dropped_overlap)}
+                "dropped_overlap": int(self.split.dropped_overlap),
+                "recipe": self.cfg.recipe().to_dict()}

@@ -17,7 +17,6 @@ settings, training summary, input files with SHA-256, command, machine, versions
 from __future__ import annotations
 
 import dataclasses
-import json
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -34,6 +33,8 @@ from eegmamba.pretrain.loop import Pretrainer, PretrainConfig
 from eegmamba.pretrain.report import plot_losses, plot_reconstruction, write_history_csv, write_report_md
 from eegmamba.registry import build_model, variant_config
 from eegmamba.training import provenance as prov
+from eegmamba.training.engine.predict import map_batches
+from eegmamba.training.engine.runfolder import RunFolder, provenance, write_json
 from eegmamba.training.progress import TrainProgress
 from eegmamba.training.trainer import resolve_device, seed_everything
 
@@ -108,20 +109,8 @@ def build_data(run: PretrainRun) -> PretrainData:
 
 
 def _check_resume(out: Path, run: PretrainRun, resume: bool) -> None:
-    run_file = out / RUN_FILE
-    if not resume:
-        if run_file.exists() or (out / MODEL_DIR).exists():
-            raise UserInputError(f"{out} already holds a pretraining run; use --resume to continue it "
-                                 "or choose another --out")
-        return
-    if not run_file.is_file() or not (out / STATE_FILE).is_file():
-        raise UserInputError(f"--resume: no interrupted run in {out} ({RUN_FILE} / {STATE_FILE} missing)")
-    before = json.loads(run_file.read_text())["run"]
-    now = json.loads(json.dumps(run.to_dict()))
-    diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-    if diff:
-        raise UserInputError(f"--resume: options differ from the interrupted run in {out} "
-                             f"({', '.join(diff)}); repeat the same command with --resume")
+    RunFolder(out, RUN_FILE).check({"run": run.to_dict()}, resume, required=(STATE_FILE,),
+                                   busy=(MODEL_DIR,), what="options", nested="run")
 
 
 def run_pretraining(run: PretrainRun, resume: bool = False, console=None,
@@ -151,7 +140,8 @@ def run_pretraining(run: PretrainRun, resume: bool = False, console=None,
     if resume:
         trainer.load_state(out / STATE_FILE)
     else:
-        (out / RUN_FILE).write_text(json.dumps({"run": run.to_dict(), "created": prov.now()}, indent=2))
+        write_json(out / RUN_FILE, {"run": run.to_dict(), "created": prov.now(),
+                                    "provenance": provenance(argv, "eegmamba-pretrain")})
     if console is not None:
         console.print(trainer.split.describe(), highlight=False)
     with progress:
@@ -180,8 +170,7 @@ def run_pretraining(run: PretrainRun, resume: bool = False, console=None,
     write_history_csv(out / "history.csv", history)
     images = [plot_losses(out / "loss_curves.png", history)]
     x = data.X[trainer.split.val_idx[0]]
-    with torch.no_grad():
-        recon = model(torch.from_numpy(x[None]).to(device))[0].cpu().numpy()
+    recon = reconstruct(model, x[None])[0]
     images.append(plot_reconstruction(out / "reconstruction.png", x, recon, data.ch_names,
                                       data.profile.sfreq))
     write_report_md(out / "report.md", meta, history, [str(p) for p in images])
@@ -197,9 +186,5 @@ def _command(argv: Sequence[str] | None) -> str:
 
 def reconstruct(model: torch.nn.Module, X: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """``model`` outputs for windows ``X (N, C, T)`` (eval mode, no grad), as float32 numpy."""
-    model.eval()
-    outs = []
-    with torch.no_grad():
-        for i in range(0, len(X), batch_size):
-            outs.append(model(torch.from_numpy(np.ascontiguousarray(X[i:i + batch_size]))).numpy())
-    return np.concatenate(outs) if outs else np.zeros_like(X)
+    out = map_batches(model, X, lambda m, xb: m(xb), batch_size=batch_size)
+    return torch.cat(out).numpy() if out else np.zeros_like(X)

@@ -1,10 +1,14 @@
 """The models a protocol compares ("arms"), each fitted and evaluated on the same windows.
 
-* ``eegmamba`` — single-task EEGMamba through the project's ``Trainer`` (paper settings: AdamW 2e-4,
-  weight decay 1e-6, batch 128; early stopping on the validation loss), z-scored windows (the
-  profile's normalization, what the live loop feeds it).
+* ``eegmamba`` — single-task EEGMamba through the project's one engine (``Trainer``), z-scored
+  windows (the profile's normalization, what the live loop feeds it).
 * ``eegnet`` — EEGNet-8,2, our implementation from the paper (``eegmamba.baselines.eegnet``), the
-  same z-scored windows, Adam 1e-3, early stopping on the same validation windows.
+  same z-scored windows, the same engine, selection on the same validation windows.
+
+Both neural arms train by ``ArmSettings.recipe`` (the engine's ``Recipe``; the arm's epochs,
+patience and batch from its own fields). ``recipe=None`` is the pre-engine setting, kept to
+reproduce old runs: EEGMamba by ``Recipe.paper()``, EEGNet by the paper's Adam 1e-3
+(``EEGNetTrainConfig.recipe()``); a run folder written before the recipe existed reads as that.
 * ``csp_lda``, ``ts_lr``, ``mdm`` — CSP + LDA, tangent space + LR, MDM on the same windows in µV
   (covariance methods need the channels' relative scale); fitted on every training window (they
   have no early stopping, so the validation windows are training data for them).
@@ -27,6 +31,8 @@ import numpy as np
 import torch
 
 from eegmamba.profiles import Profile
+from eegmamba.training.engine.hooks import augmentation_for
+from eegmamba.training.engine.recipe import Recipe
 
 NEURAL = ("eegmamba", "eegnet")
 CLASSICAL = ("csp_lda", "ts_lr", "mdm", "bandpower_lr")
@@ -65,6 +71,28 @@ class ArmSettings:
     eegnet_batch: int = 64
     eegnet_dropout: float = 0.25  # paper: 0.25 cross-subject, 0.5 within-subject
     device: str = "cpu"
+    recipe: Recipe | None = field(default_factory=Recipe)  # None: the pre-engine per-arm settings
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ArmSettings":
+        """Settings as a run.json records them (without ``recipe``: a pre-engine run)."""
+        d = dict(d)
+        r = d.pop("recipe", None)
+        return cls(**d, recipe=None if r is None else Recipe.from_dict(r))
+
+    def recipe_for(self, arm: str, seed: int, lr: float | None = None) -> Recipe:
+        """The recipe ``arm`` trains by: the shared recipe with the arm's epochs, patience, batch."""
+        if arm == "eegnet":
+            from eegmamba.baselines.eegnet import EEGNetTrainConfig
+
+            base = self.recipe or EEGNetTrainConfig().recipe()
+            sizes = dict(epochs=self.eegnet_epochs, patience=self.eegnet_patience,
+                         batch_size=self.eegnet_batch)
+        else:
+            base = self.recipe or Recipe.paper()
+            sizes = dict(epochs=self.eegmamba_epochs, patience=self.eegmamba_patience,
+                         batch_size=self.eegmamba_batch)
+        return base.replace(seed=seed, **sizes, **({"lr": lr} if lr else {}))
 
 
 @dataclass
@@ -78,14 +106,11 @@ class Fitted:
     profile: Profile | None = None
 
     def proba(self, w: Windows) -> np.ndarray:
-        if self.arm == "eegmamba":
-            from eegmamba.training.trainer import predict_proba
+        if self.arm in NEURAL:
+            from eegmamba.training.engine.predict import predict_proba
 
-            return predict_proba(self.model, w.z, self.profile.name, torch.device("cpu"), 128)
-        if self.arm == "eegnet":
-            from eegmamba.baselines.eegnet import eegnet_proba
-
-            return eegnet_proba(self.model, w.z)
+            task = self.profile.name if self.arm == "eegmamba" else None
+            return predict_proba(self.model, w.z, task, torch.device("cpu"), 128)
         if self.arm == "yasa":
             return self.model.proba(w.files, w.t_start)
         p = self.model.predict_proba(w.uv)
@@ -154,35 +179,32 @@ def fit_arm(arm: str, profile: Profile, train: Windows, val: Windows | None, set
         return Fitted(arm, est, n_classes, {"seconds": round(time.perf_counter() - t0, 1),
                                             "n_train": len(both)}, profile)
     if arm == "eegnet":
-        from eegmamba.baselines.eegnet import EEGNet, EEGNetConfig, EEGNetTrainConfig, fit_eegnet
+        from eegmamba.baselines.eegnet import EEGNet, EEGNetConfig, fit_eegnet
 
         torch.manual_seed(seed)
         model = init.model if init is not None else EEGNet(EEGNetConfig(
             profile.n_channels, profile.window_samples, n_classes, profile.sfreq,
             dropout=settings.eegnet_dropout))
-        cfg = EEGNetTrainConfig(lr=lr or 1e-3, batch_size=settings.eegnet_batch,
-                                epochs=settings.eegnet_epochs, patience=settings.eegnet_patience,
-                                seed=seed)
+        recipe = settings.recipe_for(arm, seed, lr)
         fit = fit_eegnet(model, train.z, train.y, None if val is None else val.z,
-                         None if val is None else val.y, cfg)
+                         None if val is None else val.y, recipe, augment=augmentation_for(profile),
+                         device=settings.device, console=console, label=label)
         info = {"best_epoch": fit["best_epoch"], "epochs_run": fit["epochs_run"],
-                "history": fit["history"]}
+                "history": fit["history"], "fit": fit["fit"], "recipe": recipe.to_dict()}
     elif arm == "eegmamba":
         from eegmamba import create_model
         from eegmamba.training.experiment import _task_spec
-        from eegmamba.training.trainer import TaskData, TrainConfig, Trainer, seed_everything
+        from eegmamba.training.trainer import TaskData, Trainer, seed_everything
 
         seed_everything(seed)
         model = init.model if init is not None else create_model(
             settings.eegmamba_variant, tasks=[_task_spec(profile)],
             cls_position=settings.eegmamba_cls_position)
-        cfg = TrainConfig(epochs=settings.eegmamba_epochs, batch_size=settings.eegmamba_batch,
-                          patience=settings.eegmamba_patience, seed=seed,
-                          **({"lr": lr} if lr else {}))
+        recipe = settings.recipe_for(arm, seed, lr)
         val_data = None if val is None else {profile.name: TaskData(val.z, val.y)}
-        tr = Trainer(model, {profile.name: TaskData(train.z, train.y)}, val_data, cfg,
+        tr = Trainer(model, {profile.name: TaskData(train.z, train.y)}, val_data, recipe,
                      torch.device(settings.device), state_path=state_path, console=console,
-                     label=label)
+                     label=label, augment=augmentation_for(profile))
         if state_path is not None and state_path.is_file():
             tr.load_state(state_path)
         fit = tr.fit()
@@ -191,7 +213,8 @@ def fit_arm(arm: str, profile: Profile, train: Windows, val: Windows | None, set
         if state_path is not None:
             state_path.unlink(missing_ok=True)
         info = {"best_epoch": fit.best_epoch, "epochs_run": len(fit.history),
-                "stopped_early": fit.stopped_early, "history": fit.history}
+                "stopped_early": fit.stopped_early, "history": fit.history, "fit": fit.summary(),
+                "recipe": recipe.to_dict()}
     else:
         raise ValueError(f"unknown arm {arm!r}; known: {', '.join(ARMS)}")
     info.update(seconds=round(time.perf_counter() - t0, 1), n_train=len(train),

@@ -48,6 +48,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from eegmamba._checks import UserInputError
+from eegmamba.training.engine.loop import Engine, TaskData
+from eegmamba.training.engine.predict import predict_logits
+from eegmamba.training.engine.recipe import Recipe
 from eegmamba.training.frozen_prefix import (PrefixCache, cache_matches, set_train_mode,
                                               trainable)
 
@@ -64,6 +67,8 @@ class CalibConfig:
     val_frac : fraction of each class's trials held out for the before/after comparison (0: none)
     es_frac : fraction of each class's remaining trials for early stopping
     seed : shuffling and the head's dropout
+    recipe : the engine recipe to fine-tune by (None: :meth:`engine_recipe`, the fields above on the
+        project's recipe)
     """
 
     layers: str = "last"
@@ -76,8 +81,22 @@ class CalibConfig:
     val_frac: float = 0.25
     es_frac: float = 0.2
     seed: int = 0
+    recipe: Recipe | None = None
+
+    def engine_recipe(self) -> Recipe:
+        """The recipe of this calibration: ``recipe`` if given, else the project's recipe with this
+        config's lr, weight decay, batch, epochs, patience and seed, validated once per epoch (an
+        epoch is a few steps here) and selected on the validation loss (the inner split holds a
+        handful of trials, where accuracy moves in large steps), without autocast."""
+        if self.recipe is not None:
+            return self.recipe
+        return Recipe(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
+                      epochs=self.epochs, patience=self.patience, seed=self.seed, evals_per_epoch=1,
+                      select="val_loss", amp=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.recipe, dict):  # from a job file (the live calibration worker)
+            object.__setattr__(self, "recipe", Recipe.from_dict(self.recipe, "calibration recipe"))
         if self.layers not in LAYERS:
             raise UserInputError(f"layers must be one of {', '.join(LAYERS)}, got {self.layers!r}")
         for name in ("n_last", "batch_size", "epochs", "patience"):
@@ -176,15 +195,9 @@ def _metrics(logits: torch.Tensor, y: np.ndarray, groups: np.ndarray) -> dict:
             "n_trials": int(len(np.unique(groups)))}
 
 
-@torch.no_grad()
 def _logits(model: nn.Module, X: np.ndarray, task: str | None, device: torch.device,
             batch: int) -> torch.Tensor:
-    was = model.training
-    model.eval()
-    out = [model(torch.from_numpy(X[i:i + batch]).to(device), task=task).float().cpu()
-           for i in range(0, len(X), batch)]
-    model.train(was)
-    return torch.cat(out)
+    return predict_logits(model, X, task, device, batch)
 
 
 def finetune(model: nn.Module, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, *,
@@ -257,68 +270,28 @@ def finetune(model: nn.Module, X: np.ndarray, y: np.ndarray, groups: np.ndarray 
         Z = cache.capture(X, device, cfg.batch_size)
         if not cache_matches(cache, new, X, Z, task, device):
             cache, Z = None, None
-    gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    opt = torch.optim.AdamW([p for p in new.parameters() if p.requires_grad], lr=cfg.lr,
-                            weight_decay=cfg.weight_decay)
     tr_idx, es_idx = np.flatnonzero(train_mask), np.flatnonzero(es_mask)
-    yt = torch.from_numpy(y)
+    data = Z if cache is not None else X
+    feed: dict = {}  # the cached-prefix runner, set once its context is entered
 
-    def forward(idx: np.ndarray, run) -> torch.Tensor:
-        if run is not None:
-            return run(Z[torch.from_numpy(idx)])
-        return new(torch.from_numpy(X[idx]).to(device), task=task)
+    def forward(m, xb, _task):
+        return feed["run"](xb) if cache is not None else m(xb, task=task)
 
-    history: list[dict] = []
-    refs = new.state_dict(keep_vars=True)  # taken before any stub replaces a frozen module
+    def part(idx: np.ndarray) -> TaskData:
+        return TaskData(data[torch.from_numpy(idx)] if cache is not None else X[idx], y[idx])
 
-    def snapshot() -> dict:
-        return {k: v.detach().clone() for k, v in refs.items()}
-
-    best = (math.inf, 0, snapshot())
-    stopped_early = interrupted = False
+    recipe = cfg.engine_recipe()
+    engine = Engine(new, {task: part(tr_idx)}, {task: part(es_idx)} if len(es_idx) else None, recipe,
+                    device, forward=forward, train_mode=lambda m: set_train_mode(m, train_mods),
+                    aux=cfg.layers != "head", on_epoch_end=(lambda e, rec: on_epoch(rec)) if on_epoch
+                    else None, should_stop=should_stop, interrupt="return",
+                    n_classes={task: n_classes})
     ctx = cache.feeding(X.shape) if cache is not None else contextlib.nullcontext(None)
     with ctx as run:
-        for epoch in range(1, cfg.epochs + 1):
-            te = time.perf_counter()
-            set_train_mode(new, train_mods)
-            perm = tr_idx[torch.randperm(len(tr_idx), generator=gen).numpy()]
-            tot, n = 0.0, 0
-            for i in range(0, len(perm), cfg.batch_size):
-                b = perm[i:i + cfg.batch_size]
-                logits = forward(b, run)
-                loss = F.cross_entropy(logits.float(), yt[b].to(device))
-                aux = getattr(new, "last_aux_loss", None)
-                if aux is not None and cfg.layers != "head" and getattr(new, "config", None) is not None:
-                    loss = loss + getattr(new.config, "aux_loss_weight", 0.0) * aux.float()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                tot, n = tot + float(loss.detach()) * len(b), n + len(b)
-                if should_stop is not None and should_stop():
-                    interrupted = True
-                    break
-            rec = {"epoch": epoch, "train_loss": tot / max(n, 1)}
-            if len(es_idx):
-                new.eval()
-                with torch.no_grad():
-                    lg = torch.cat([forward(es_idx[i:i + cfg.batch_size], run).float().cpu()
-                                    for i in range(0, len(es_idx), cfg.batch_size)])
-                rec["val_loss"] = float(F.cross_entropy(lg, yt[es_idx]))
-                rec["val_acc"] = float((lg.argmax(1) == yt[es_idx]).float().mean())
-            rec["seconds"] = round(time.perf_counter() - te, 3)
-            history.append(rec)
-            score = rec.get("val_loss", -epoch)  # no early-stopping split: the last epoch wins
-            if score < best[0] - 1e-6:
-                best = (score, epoch, snapshot())
-            if on_epoch is not None and on_epoch(rec):
-                interrupted = True
-            if interrupted:
-                break
-            if len(es_idx) and epoch - best[1] >= cfg.patience:
-                stopped_early = True
-                break
-    new.load_state_dict(best[2])
+        feed["run"] = run
+        fit = engine.fit()
+    new.load_state_dict(fit.best_state)
     new.eval()
     for p in new.parameters():
         p.requires_grad_(False)
@@ -326,11 +299,12 @@ def finetune(model: nn.Module, X: np.ndarray, y: np.ndarray, groups: np.ndarray 
     if held.any():
         after = _metrics(_logits(new, X[held], task, device, cfg.batch_size), y[held], groups[held])
     info = {"layers": cfg.layers, "n_last": cfg.n_last if cfg.layers == "last" else None,
-            "n_trainable": int(n_trainable), "cached": cache is not None, "best_epoch": best[1],
-            "epochs_run": len(history), "stopped_early": stopped_early, "interrupted": interrupted,
+            "n_trainable": int(n_trainable), "cached": cache is not None, "best_epoch": fit.best_epoch,
+            "epochs_run": len(fit.history), "stopped_early": fit.stopped_early,
+            "interrupted": fit.interrupted, "fit": fit.summary(), "recipe": recipe.to_dict(),
             "n_train": int(train_mask.sum()), "n_es": int(es_mask.sum()), "n_holdout": int(held.sum()),
             "config": asdict(cfg), "seconds": round(time.perf_counter() - t0, 2)}
-    return CalibResult(new, before, after, history, _trials(groups, train_mask),
+    return CalibResult(new, before, after, fit.history, _trials(groups, train_mask),
                        _trials(groups, es_mask), _trials(groups, held), info)
 
 

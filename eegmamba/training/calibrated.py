@@ -10,8 +10,9 @@ Per subject ``s`` that has the within-subject run's ``train_runs`` (EEGMMIDB 4 +
 2. ``scratch`` — the within-subject model of ``s`` (trained from scratch on runs 4 + 8; read from
    the within-subject run).
 3. ``calibrated`` — neural arms: the fold model of (1), every layer fine-tuned on ``s``'s runs 4 + 8
-   with the within-subject protocol's split (early stopping on the last 20 % in time of each run)
-   and the same optimiser settings as its training (EEGMamba AdamW 2e-4 / 1e-6, EEGNet Adam 1e-3);
+   with the within-subject protocol's split (selection on the last 20 % in time of each run)
+   and the same recipe as its training (the cross-subject run's ``settings.recipe``; a run written
+   before the recipe existed: EEGMamba AdamW 2e-4 / 1e-6, EEGNet Adam 1e-3);
    (2) and (3) differ only in where the weights start. Classical arms (no fine-tuning exists for
    them): refitted on the fold's training subjects' windows pooled with ``s``'s runs 4 + 8 (our
    choice; they are the peers, not the subject of this protocol).
@@ -30,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from eegmamba._checks import UserInputError
-from eegmamba.training import provenance as prov
 from eegmamba.training.arms import CLASSICAL, NEURAL, ArmSettings, fit_arm, load_fitted
+from eegmamba.training.engine.runfolder import RunFolder
 from eegmamba.training.metrics import compute_metrics, summarize_folds
 from eegmamba.training.protocols import (ProtocolConfig, ProtocolData, cross_subject_units, load_data,
                                          subject_run_units)
@@ -41,7 +42,7 @@ CONDITIONS = ("uncalibrated", "scratch", "calibrated")
 
 def _config(record: dict) -> ProtocolConfig:
     c = dict(record["config"])
-    c["settings"] = ArmSettings(**c["settings"])
+    c["settings"] = ArmSettings.from_dict(c["settings"])
     for k in ("data", "subjects", "runs", "train_runs", "test_runs"):
         if c.get(k) is not None:
             c[k] = tuple(c[k])
@@ -87,21 +88,8 @@ class CalibratedRun:
         record = {"cross_subject_run": str(self.xs), "within_subject_run": str(self.ws),
                   "train_runs": ws_rec["config"]["train_runs"], "test_runs": ws_rec["config"]["test_runs"],
                   "xs_data_sha256": xs_rec["data_sha256"], "ws_data_sha256": ws_rec["data_sha256"]}
-        path = self.out / "run.json"
-        if path.is_file():
-            old = json.loads(path.read_text())
-            if not self.resume:
-                raise UserInputError(f"{self.out} already holds a run; use --resume to continue it "
-                                     "or choose another --out")
-            if {k: old.get(k) for k in record} != record:
-                raise UserInputError(f"--resume: the input runs differ from those of {self.out} (see "
-                                     "its run.json); resume with the same options")
-            return old
-        self.out.mkdir(parents=True, exist_ok=True)
-        record["provenance"] = {"command": prov.command_line(self.argv), "started": prov.now(),
-                                "machine": prov.machine(), "versions": prov.versions()}
-        path.write_text(json.dumps(record, indent=1) + "\n")
-        return record
+        return RunFolder(self.out).open(record, self.resume, argv=self.argv, resume_creates=True,
+                                        what="the input runs")
 
     def run(self) -> dict:
         t0 = time.time()

@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eegnet-patience", type=int, default=10, help="EEGNet early-stopping patience")
     p.add_argument("--cross-subject-run", help="calibrated: the cross-subject run folder")
     p.add_argument("--within-subject-run", help="calibrated: the within-subject run folder")
+    p.add_argument("--recipe", metavar="FILE.yaml", help="training recipe of the neural arms "
+                   "(eegmamba.training.engine.recipe; preset modern|paper + options); default modern; "
+                   "'legacy': the pre-engine settings (EEGMamba paper AdamW 2e-4, EEGNet Adam 1e-3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue a run in --out (same options), "
                    "or add --models to it")
@@ -75,6 +78,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
     from eegmamba._checks import UserInputError
     from eegmamba.training.arms import ArmSettings
+    from eegmamba.training.engine.recipe import Recipe, load_recipe
     from eegmamba.training.protocols import ProtocolConfig, ProtocolRun
 
     a = build_parser().parse_args(argv)
@@ -83,7 +87,9 @@ def _main(argv: Sequence[str] | None) -> int:
             raise UserInputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
     settings = ArmSettings(eegmamba_epochs=a.epochs, eegmamba_patience=a.patience,
                            eegmamba_batch=a.batch_size, eegmamba_variant=a.variant,
-                           eegnet_epochs=a.eegnet_epochs, eegnet_patience=a.eegnet_patience)
+                           eegnet_epochs=a.eegnet_epochs, eegnet_patience=a.eegnet_patience,
+                           recipe=None if a.recipe == "legacy" else
+                           load_recipe(a.recipe) if a.recipe else Recipe())
     console = Console()
     if a.protocol == "calibrated":
         if not a.cross_subject_run or not a.within_subject_run:

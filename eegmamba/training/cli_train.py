@@ -12,9 +12,11 @@ from typing import Sequence
 from eegmamba.cli_common import run_cli
 from eegmamba.data.xdf import add_xdf_options, apply_xdf_options
 
-DEFAULTS = {"folds": 5, "epochs": 100, "batch_size": 128, "patience": 10, "device": "auto",
-            "variant": None, "seed": 0, "out": None, "final": True, "baseline": True,
-            "pretrained": None, "freeze": "full", "unfreeze_last": 2}
+# epochs, batch_size, patience, seed: None = the recipe's (file, else the default Recipe: 100, 64,
+# 10, 0), so a --recipe file is not overridden by defaults; given options win over the file
+DEFAULTS = {"folds": 5, "epochs": None, "batch_size": None, "patience": None, "device": "auto",
+            "variant": None, "seed": None, "out": None, "final": True, "baseline": True,
+            "pretrained": None, "freeze": "full", "unfreeze_last": 2, "recipe": None}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,11 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (required unless the run file sets it)")
     p.add_argument("--run", help="YAML run file (see eegmamba.training.runfile); options given here win")
     p.add_argument("--folds", type=int, help=f"cross-validation folds (default {DEFAULTS['folds']})")
-    p.add_argument("--epochs", type=int, help=f"max epochs per fold (default {DEFAULTS['epochs']})")
+    p.add_argument("--epochs", type=int, help="max epochs per fold (default: the recipe's, 100)")
     p.add_argument("--batch-size", dest="batch_size", type=int,
-                   help=f"windows per step (default {DEFAULTS['batch_size']})")
+                   help="windows per step (default: the recipe's, 64; clipped to the training set)")
+    p.add_argument("--recipe", metavar="FILE.yaml", help="training recipe (eegmamba.training.engine."
+                   "recipe: preset modern|paper and any of its options, e.g. lr, weight_decay, "
+                   "label_smoothing, ema, evals_per_epoch, select, balance); the options here win")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs on the validation "
-                   f"loss (default {DEFAULTS['patience']})")
+                   "selection metric (default: the recipe's, 10)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto")
     p.add_argument("--variant", help="model variant (default eegmamba_single for one task, "
                    "eegmamba_multi for several)")
@@ -43,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "encoder stages train (default full)")
     p.add_argument("--unfreeze-last", dest="unfreeze_last", type=int, help="with --freeze partial: "
                    "the last K encoder stages train (default 2)")
-    p.add_argument("--seed", type=int, help=f"random seed (default {DEFAULTS['seed']})")
+    p.add_argument("--seed", type=int, help="random seed (default: the recipe's, 0)")
     p.add_argument("--no-final", dest="final", action="store_false", default=None,
                    help="skip the final model trained on all subjects")
     p.add_argument("--no-baseline", dest="baseline", action="store_false", default=None,
@@ -60,7 +65,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from eegmamba._checks import UserInputError
     from eegmamba.training.experiment import Experiment, RunConfig, TaskInput
     from eegmamba.training.runfile import load_run_file
-    from eegmamba.training.trainer import TrainConfig
+    from eegmamba.training.engine.recipe import Recipe, load_recipe
 
     args = build_parser().parse_args(argv)
     apply_xdf_options(args)
@@ -81,8 +86,8 @@ def _main(argv: Sequence[str] | None) -> int:
         raise UserInputError("nothing to train: give --profile P --data PATH (or --run FILE.yaml)")
     if not opts["out"]:
         raise UserInputError("--out is required (the output folder)")
-    train = TrainConfig(epochs=opts["epochs"], batch_size=opts["batch_size"], patience=opts["patience"],
-                        seed=opts["seed"])
+    sizes = {k: opts[k] for k in ("epochs", "patience", "seed", "batch_size") if opts[k] is not None}
+    train = load_recipe(opts["recipe"], **sizes) if opts["recipe"] else Recipe(**sizes)
     cfg = RunConfig(tasks=tuple(TaskInput(p, tuple(d)) for p, d in tasks), out=opts["out"],
                     folds=opts["folds"], variant=opts["variant"], device=opts["device"], train=train,
                     final=opts["final"], baseline=opts["baseline"], pretrained=opts["pretrained"],

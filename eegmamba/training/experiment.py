@@ -7,8 +7,9 @@ Output folder::
     folds/fold_K/checkpoint/    best-validation weights of fold K (safetensors + JSON metadata)
     folds/fold_K/result.json    fold K's metrics, history, test predictions
     folds/fold_K/state.pt       resumable training state (deleted when the fold is done)
-    final/                      checkpoint trained on ALL subjects for the CV-chosen number of epochs
-                                (median over folds of the best validation epoch); use this one
+    final/                      checkpoint trained on ALL subjects for the CV-chosen length (median
+                                over folds of the selected validation's position in epochs, as
+                                steps on all subjects; the schedule as planned); use this one
     results.json, report.md, *.png
 
 Windows are built once per task; each fold trains on the other folds' subjects, early-stops on a
@@ -38,8 +39,11 @@ from eegmamba.training.baseline import run_baseline
 from eegmamba.training.cv import n_folds_for, subject_folds, validation_split
 from eegmamba.training.distributed import DistInfo, barrier, cleanup, init_from_env
 from eegmamba.training.metrics import compute_metrics, confusion, per_group_metrics
-from eegmamba.training.trainer import (TaskData, TrainConfig, Trainer, predict_proba, resolve_device,
-                                       seed_everything)
+from eegmamba.training.engine.hooks import augmentation_for
+from eegmamba.training.engine.loop import steps_per_epoch
+from eegmamba.training.engine.predict import predict_proba
+from eegmamba.training.engine.runfolder import RunFolder, write_json
+from eegmamba.training.trainer import TaskData, TrainConfig, Trainer, resolve_device, seed_everything
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class RunConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["tasks"] = [{"profile": t.profile, "data": list(t.data)} for t in self.tasks]
+        d["train"] = self.train.to_dict()  # the recipe, recorded in run.json and results.json
         d["variant"] = self.resolved_variant
         return d
 
@@ -103,12 +108,6 @@ def _task_spec(profile: Profile):
                     sfreq=profile.sfreq, ch_names=profile.channels.names, class_names=profile.classes)
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, allow_nan=True) + "\n")
-    tmp.replace(path)
-
-
 class Experiment:
     """One ``eegmamba-train`` run (module docstring). ``run()`` returns the results dict."""
 
@@ -125,22 +124,12 @@ class Experiment:
 
     # --- setup ---------------------------------------------------------------------------------
     def _prepare_out(self, run_record: dict) -> None:
-        run_json = self.out / "run.json"
-        if self.resume:
-            if not run_json.is_file():
-                raise UserInputError(f"--resume: {run_json} not found; nothing to resume in {self.out}")
-            old = json.loads(run_json.read_text())
-            if old["config"] != run_record["config"] or old["data_sha256"] != run_record["data_sha256"]:
-                raise UserInputError(f"--resume: options or data differ from the run in {self.out} "
-                                     "(see its run.json); resume with the same options")
-        elif run_json.exists():
-            raise UserInputError(f"{self.out} already holds a run; use --resume to continue it or "
-                                 "choose another --out")
+        folder = RunFolder(self.out)
+        resumed = folder.check(run_record, self.resume, compare=("config", "data_sha256"))
         barrier(self.dist)  # every rank has checked before rank 0 writes run.json
-        if self.dist.is_main:
+        if self.dist.is_main and not resumed:
             self.out.mkdir(parents=True, exist_ok=True)
-            if not self.resume:
-                _write_json(run_json, run_record)
+            write_json(folder.path, run_record)
         barrier(self.dist)
 
     def run(self) -> dict:
@@ -198,7 +187,7 @@ class Experiment:
             from eegmamba.training.report import write_report
 
             results = self._results(fold_results, final, notes, time.time() - t_start)
-            _write_json(self.out / "results.json", results)
+            write_json(self.out / "results.json", results)
             write_report(self.out, results)
             _say(self.console, f"results: {self.out / 'results.json'}, report: {self.out / 'report.md'}")
         barrier(self.dist)
@@ -231,10 +220,10 @@ class Experiment:
                                     "encoder": cfg.encoder.replace(n_times=p.window_samples)})
         return model
 
-    def _trainer(self, model, train, val, epochs: int, state: Path, label: str) -> Trainer:
-        tcfg = TrainConfig(**{**asdict(self.cfg.train), "epochs": epochs})
-        tr = Trainer(model, train, val, tcfg, self.device, self.dist, state, self.console, label,
-                     self.on_epoch_end)
+    def _trainer(self, model, train, val, state: Path, label: str, stop_at_step: int = 0) -> Trainer:
+        augment = {p.name: augmentation_for(p) for p in self.profiles}
+        tr = Trainer(model, train, val, self.cfg.train, self.device, self.dist, state, self.console,
+                     label, self.on_epoch_end, stop_at_step=stop_at_step, augment=augment)
         if self.resume and state.is_file():
             tr.load_state(state)
             _say(self.console, f"{label}: resuming at epoch {tr.epoch + 1}, step {tr.step}")
@@ -261,12 +250,12 @@ class Experiment:
                                f"{', '.join(fold.test_subjects)} ({len(fold.test_idx)} windows); "
                                f"{sp.describe()}")
         model = self._model(self.cfg.train.seed + k)
-        tr = self._trainer(model, train, val, self.cfg.train.epochs, fdir / "state.pt",
-                           f"fold {k + 1}/{self.n_folds}")
+        tr = self._trainer(model, train, val, fdir / "state.pt", f"fold {k + 1}/{self.n_folds}")
         fit = tr.fit()
         model.load_state_dict(fit.best_state)
-        result = {"fold": k + 1, "best_epoch": fit.best_epoch, "stopped_early": fit.stopped_early,
-                  "history": fit.history, "tasks": {}}
+        result = {"fold": k + 1, "best_epoch": fit.best_epoch, "best_step": fit.best_step,
+                  "steps_per_epoch": fit.steps_per_epoch, "stopped_early": fit.stopped_early,
+                  "fit": fit.summary(), "history": fit.history, "evals": fit.evals, "tasks": {}}
         if self.dist.is_main:
             for p in self.profiles:
                 result["tasks"][p.name] = self._evaluate_fold(p, k, model, splits[p.name])
@@ -275,7 +264,7 @@ class Experiment:
             training = {**self.provenance, "fold": k + 1, "trained_on_subjects": subjects,
                         "best_epoch": fit.best_epoch, "finished": prov.now()}
             save_checkpoint(fdir / "checkpoint", model, prov.checkpoint_metadata(self.profiles, training))
-            _write_json(fdir / "result.json", result)
+            write_json(fdir / "result.json", result)
             (fdir / "state.pt").unlink(missing_ok=True)
         barrier(self.dist)
         return result
@@ -306,18 +295,24 @@ class Experiment:
     # --- final model ---------------------------------------------------------------------------
     def _final(self, fold_results: list[dict]) -> dict:
         fdir = self.out / "final"
-        epochs = max(1, int(round(float(np.median([r["best_epoch"] for r in fold_results])))))
+        # the selected length in epochs (fractional: validation runs several times per epoch)
+        frac = float(np.median([r.get("best_step", r["best_epoch"] * r.get("steps_per_epoch", 1))
+                                / r.get("steps_per_epoch", 1) for r in fold_results]))
+        epochs = max(1, math.ceil(frac - 1e-9))
         if (fdir / "model.json").is_file():
             _say(self.console, "final model: done already (resumed run), skipped")
-            return {"path": "final", "epochs": epochs}
-        _say(self.console, f"final model: all subjects, {epochs} epoch(s) (median best epoch over folds)")
+            return {"path": "final", "epochs": epochs, "epochs_selected": round(frac, 4)}
+        _say(self.console, f"final model: all subjects, {frac:.2f} epoch(s) (median selected length "
+                           "over folds; the schedule as planned for the folds)")
         state_dir = self.out / "final_state"
         if self.dist.is_main:
             state_dir.mkdir(parents=True, exist_ok=True)
         barrier(self.dist)
         train = {n: TaskData(ws.X, ws.y) for n, ws in self.sets.items()}
         model = self._model(self.cfg.train.seed + 1000)
-        fit = self._trainer(model, train, None, epochs, state_dir / "state.pt", "final").fit()
+        spe = steps_per_epoch(self.cfg.train, {n: len(d.y) for n, d in train.items()})
+        steps = max(1, int(round(frac * spe)))
+        fit = self._trainer(model, train, None, state_dir / "state.pt", "final", steps).fit()
         model.load_state_dict(fit.best_state)
         if self.dist.is_main:
             subjects = sorted({s for ws in self.sets.values() for s in ws.subjects.tolist()})
@@ -326,7 +321,8 @@ class Experiment:
             save_checkpoint(fdir, model, prov.checkpoint_metadata(self.profiles, training))
             shutil.rmtree(state_dir, ignore_errors=True)
         barrier(self.dist)
-        return {"path": "final", "epochs": epochs, "history": fit.history}
+        return {"path": "final", "epochs": epochs, "epochs_selected": round(frac, 4), "steps": steps,
+                "history": fit.history}
 
     def _results(self, folds: list[dict], final: dict | None, notes: list[str], seconds: float) -> dict:
         from eegmamba.training.report import summarize_task

@@ -42,7 +42,9 @@ class TrainProgress:
         if self.console is None:
             return
         val = (f"  val_loss {record['val_loss']:.4f}  val_acc {record['val_acc']:.3f}"
-               if "val_loss" in record else "")
+               if "val_acc" in record else "")
+        if "val_balanced_acc" in record:
+            val += f"  bal_acc {record['val_balanced_acc']:.3f}  auroc {record['val_auroc']:.3f}"
         parts = (f" (ce {record['train_ce']:.4f} + aux {record['train_aux']:.4f})"
                  if record.get("train_aux") else "")
         self.console.print(f"{self.label} epoch {record['epoch']}/{self.epochs}  train_loss "

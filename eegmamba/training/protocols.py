@@ -40,6 +40,7 @@ from eegmamba.data.recording import subject_and_run
 from eegmamba.profiles import Profile, load_profile
 from eegmamba.training import provenance as prov
 from eegmamba.training.arms import ARMS, NEURAL, ArmSettings, Windows, fit_arm
+from eegmamba.training.engine.runfolder import RunFolder
 from eegmamba.training.cv import subject_folds, time_split_per_file, validation_split
 from eegmamba.training.metrics import (compute_metrics, per_class_metrics, per_group_metrics,
                                        summarize_folds)
@@ -68,6 +69,8 @@ class ProtocolConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("arms")  # arms may be added to a run folder later
+        if d["settings"]["recipe"] is None:  # legacy settings: recorded as a pre-engine run was
+            d["settings"].pop("recipe")
         return d
 
 
@@ -243,23 +246,11 @@ class ProtocolRun:
             self.console.print(text, highlight=False)
 
     def _prepare(self, files: list[str]) -> dict:
-        record = json.loads(json.dumps({"config": self.cfg.to_dict(), "files": files,
-                                        "data_sha256": [prov.sha256_file(f) for f in files]}))
-        path = self.out / "run.json"
-        if path.is_file():
-            old = json.loads(path.read_text())
-            if not self.resume:
-                raise UserInputError(f"{self.out} already holds a run; use --resume to continue it "
-                                     "(or add models to it) or choose another --out")
-            if {k: old[k] for k in record} != record:
-                raise UserInputError(f"--resume: options or data differ from the run in {self.out} "
-                                     "(see its run.json); resume with the same options")
-        else:
-            self.out.mkdir(parents=True, exist_ok=True)
-            record["provenance"] = {"command": prov.command_line(self.argv), "started": prov.now(),
-                                    "machine": prov.machine(), "versions": prov.versions()}
-            path.write_text(json.dumps(record, indent=1) + "\n")
-        return json.loads(path.read_text())
+        record = {"config": self.cfg.to_dict(), "files": files,
+                  "data_sha256": [prov.sha256_file(f) for f in files]}
+        return RunFolder(self.out).open(record, self.resume, argv=self.argv, resume_creates=True,
+                                        compare=("config", "files", "data_sha256"),
+                                        add_hint=" (or add models to it)")
 
     def run(self) -> dict:
         t0 = time.time()

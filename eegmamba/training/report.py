@@ -133,6 +133,18 @@ def _learning_curves(out: Path, folds: list[dict]) -> str:
     return "learning_curves.png"
 
 
+def _recipe_line(r: dict) -> str:
+    """The training recipe in one line (keys of ``Recipe.to_dict``; older runs lack some)."""
+    if "schedule" not in r:
+        return f"lr {r.get('lr')}, weight decay {r.get('weight_decay')} (pre-engine run)"
+    return (f"AdamW lr {r['lr']:g} (weight decay {r['weight_decay']:g} "
+            f"{'on every parameter' if r['decay_all'] else 'on weights only'}), {r['schedule']} with "
+            f"{r['warmup_frac']:.0%} warmup, clip {r['clip']:g}, label smoothing {r['label_smoothing']:g}, "
+            f"EMA {r['ema']:g}, batch {r['batch_size']}, selection on {r['select']} "
+            f"({r['eval_every'] or r['evals_per_epoch']} {'steps' if r['eval_every'] else 'per epoch'}), "
+            f"balance {r['balance']}")
+
+
 def write_report(out: str | Path, results: dict) -> Path:
     """Write ``report.md`` and its PNGs into ``out``; returns the report path."""
     out = Path(out)
@@ -143,7 +155,8 @@ def write_report(out: str | Path, results: dict) -> Path:
              f"- folds: {results['n_folds']} subject-grouped" +
              (f" ({'; '.join(results['folds_note'])})" if results["folds_note"] else ""),
              f"- seed: {run['seed']}; variant: {run['config']['variant']}; epochs (max): "
-             f"{run['config']['train']['epochs']}, patience {run['config']['train']['patience']}", ""]
+             f"{run['config']['train']['epochs']}, patience {run['config']['train']['patience']}",
+             f"- recipe: {_recipe_line(run['config']['train'])}", ""]
     for name, task in results["tasks"].items():
         bname = task["baseline_name"] or "baseline"
         lines += [f"## {name}", "", f"Classes: {', '.join(task['classes'])}. Dropped windows: "
@@ -174,8 +187,10 @@ def write_report(out: str | Path, results: dict) -> Path:
     lines += ["## Learning curves", "", f"![learning curves]({_learning_curves(out, results['folds'])})", ""]
     if results.get("final"):
         f = results["final"]
-        lines += ["## Final model", "", f"`final/`: trained on all subjects for {f['epochs']} epoch(s) "
-                  "(median over folds of the best validation epoch). Its numbers are not in the table: "
+        length = (f"{f['epochs_selected']:g} epoch(s), {f['steps']} steps" if "steps" in f
+                  else f"{f['epochs']} epoch(s)")
+        lines += ["## Final model", "", f"`final/`: trained on all subjects for {length} (median over "
+                  "folds of the selected validation's position). Its numbers are not in the table: "
                   "it has no held-out subject; the fold checkpoints in `folds/fold_K/checkpoint` are the "
                   "ones the table evaluates.", ""]
     path = out / "report.md"

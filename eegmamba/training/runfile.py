@@ -12,6 +12,7 @@ Schema (every key optional except ``tasks``; unknown keys are rejected, naming f
     seed: 0
     final: true                # train final/ on all subjects after CV
     baseline: true             # classical baseline on the same folds
+    recipe: recipe.yaml        # training recipe file (eegmamba.training.engine.recipe)
     tasks:
       - profile: motor_imagery # name or path to a profile YAML
         data: [../shared/data/motor_imagery]   # files/folders; relative to this file's folder
@@ -29,7 +30,7 @@ import yaml
 from eegmamba._checks import UserInputError
 
 OPTIONS = {"out": str, "folds": int, "epochs": int, "batch_size": int, "patience": int, "device": str,
-           "variant": str, "seed": int, "final": bool, "baseline": bool}
+           "variant": str, "seed": int, "final": bool, "baseline": bool, "recipe": str}
 
 
 def load_run_file(path: str | Path) -> dict[str, Any]:
@@ -55,6 +56,8 @@ def load_run_file(path: str | Path) -> dict[str, Any]:
             if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
                 raise UserInputError(f"{path}: {key} must be {typ.__name__}, got {v!r}")
             out[key] = v
+    if "recipe" in out and not Path(out["recipe"]).is_absolute():
+        out["recipe"] = str((path.parent / out["recipe"]).resolve())
     if "out" in out:
         out["out"] = str((path.parent / out["out"]).resolve()) if not Path(out["out"]).is_absolute() \
             else out["out"]
