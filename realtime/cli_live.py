@@ -33,7 +33,8 @@ def _units(text: str) -> str:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="eegmamba-live",
-        description="Classify a live LSL EEG stream with EEGMamba and publish the decisions on LSL.",
+        description="Classify live LSL EEG streams (one, several, or --all) with EEGMamba and "
+                    "publish the decisions on LSL.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--list", action="store_true",

@@ -29,23 +29,36 @@ from realtime.loop.pipeline import ProfilePipeline
 from realtime.screen.signal_quality import SignalMonitor
 from realtime.stats import SkippedStream
 from realtime.stream.acquisition import Acquisition
+from realtime.stream.monitor import strings_message
 from realtime.stream.resolve import StreamQuery, StreamSelection, describe_info, stream_key
 
 logger = logging.getLogger(__name__)
 
 
 def fit(profiles: Sequence[Profile], model_keys: Sequence[str], key: str, ch_names: list[str],
-        srate: float, channel_map: dict[str, str] | None = None
+        srate: float, channel_map: dict[str, str] | None = None,
+        alignment_states: Sequence[dict | None] | None = None, strings: bool = False,
         ) -> tuple[list[ProfilePipeline], list[str]]:
     """The pipelines of the profiles that fit a stream (``key``, its channel labels and nominal
-    rate) and, for those that do not, the reasons (one line each)."""
+    rate; ``strings``: its samples are text) and, for those that do not, the reasons (one line
+    each). ``alignment_states``: per profile, its checkpoint's stored alignment reference."""
+    if strings:
+        return [], [strings_message(key)]
     pipelines, reasons = [], []
-    for profile, model_key in zip(profiles, model_keys):
+    states = alignment_states or [None] * len(profiles)
+    for profile, model_key, state in zip(profiles, model_keys, states):
         try:
-            pipelines.append(ProfilePipeline(profile, key, ch_names, srate, model_key, channel_map))
+            pipelines.append(ProfilePipeline(profile, key, ch_names, srate, model_key, channel_map,
+                                             state))
         except (UserInputError, ValueError) as exc:
-            reasons.append(str(exc))
+            reasons.append(_short(str(exc)))
     return pipelines, reasons
+
+
+def _short(reason: str, limit: int = 120) -> str:
+    """A misfit reason on one short line: the problem, without the list of what is available."""
+    reason = reason.split("; available")[0].split("; or map names")[0]
+    return reason if len(reason) <= limit else reason[:limit - 1] + "…"
 
 
 def would_take(entries, selection: StreamSelection, profiles: Sequence[Profile],
@@ -58,7 +71,7 @@ def would_take(entries, selection: StreamSelection, profiles: Sequence[Profile],
         if e.info is None or not selection.matches(e.info):
             continue
         pipelines, reasons = fit(profiles, [""] * len(profiles), e.name, e.ch_names, e.srate,
-                                 channel_map)
+                                 channel_map, strings=e.fmt == "string")
         out[i] = (f"takes ({', '.join(p.profile.name for p in pipelines)})" if pipelines
                   else "skips: " + "; ".join(reasons))
     return out
@@ -73,6 +86,7 @@ class StreamFinder:
     selection : StreamSelection
     profiles, model_keys : the profiles and the engine key of each one's model, in order
     channel_map, units, accept_measured_rate : as ``eegmamba-live``'s options, for every stream
+    alignment_states : per profile, the alignment reference its checkpoint stores (or None)
     rescan_s : seconds between two looks for new streams once :meth:`start` ran
     info_timeout_s : seconds a stream may take to send its description (channel labels)
     """
@@ -81,9 +95,11 @@ class StreamFinder:
                  profiles: Sequence[Profile], model_keys: Sequence[str], *,
                  channel_map: dict[str, str] | None = None, units: str | None = None,
                  accept_measured_rate: bool = False, rescan_s: float = 1.0,
-                 info_timeout_s: float = 2.0) -> None:
+                 info_timeout_s: float = 2.0,
+                 alignment_states: Sequence[dict | None] | None = None) -> None:
         self.acquisition, self.loop, self.selection = acquisition, loop, selection
         self.profiles, self.model_keys = list(profiles), list(model_keys)
+        self.alignment_states = list(alignment_states or [None] * len(self.profiles))
         self.channel_map = dict(channel_map or {})
         self.units, self.accept_measured_rate = units, accept_measured_rate
         self.rescan_s, self.info_timeout_s = rescan_s, info_timeout_s
@@ -153,7 +169,8 @@ class StreamFinder:
         ch_names = full.get_channel_labels() or [f"ch{i}" for i in range(info.channel_count())]
         key = self._key(info)
         pipelines, reasons = fit(self.profiles, self.model_keys, key, ch_names,
-                                 info.nominal_srate(), self.channel_map)
+                                 info.nominal_srate(), self.channel_map, self.alignment_states,
+                                 strings=info.channel_format() == pylsl.cf_string)
         if not pipelines:
             self._skip(info, "; ".join(reasons))
             return None

@@ -25,16 +25,14 @@ classified.
 
 Streams can join a running loop (:meth:`LiveLoop.attach`, from any thread; a session serving every
 headset of a lab does so as they appear, :mod:`realtime.finder`): their outputs join at the next
-step.
+step (:mod:`realtime.loop.served` keeps the outputs and their indexes).
 """
 
 from __future__ import annotations
 
-import queue
-import re
 import time
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -42,12 +40,12 @@ import pylsl
 
 from realtime.stream.acquisition import Acquisition, Inlet
 from realtime.loop.inference import InferenceEngine
-from realtime.loop.outlets import Decision, DecisionLog, DecisionOutlets, StreamIdentity
+from realtime.loop.outlets import Decision, DecisionLog, StreamIdentity
 from realtime.loop.pipeline import PendingWindow, ProfilePipeline
 from realtime.loop.runtime import freeze_gc, switch_interval
 from realtime.loop.scheduler import BatchCost, Scheduler  # noqa: F401  (BatchCost re-exported)
-from realtime.loop.smoothing import Smoother
-from realtime.loop.truth import GroundTruth, TruthScore
+from realtime.loop.served import Output, ServedStreams, Tap
+from realtime.loop.truth import GroundTruth
 from realtime.stats import LatencyTracker, ProfileStats, Snapshot
 
 
@@ -71,29 +69,6 @@ class StageTimes:
     preprocessed: float
     inferred: float
     pushed: float
-
-
-@dataclass
-class _Output:
-    """What one pipeline publishes, with its running state."""
-
-    pipeline: ProfilePipeline
-    name: str
-    classes: tuple[str, ...]
-    outlets: DecisionOutlets
-    smoother: Smoother
-    score: TruthScore = field(default_factory=TruthScore)
-    stream: StreamIdentity | None = None  # set with per-stream names
-    seq: int = 0
-    label: str | None = None
-    probs: tuple[float, ...] = ()
-    history: deque = field(default_factory=lambda: deque(maxlen=40))
-    latency: LatencyTracker = field(default_factory=LatencyTracker)
-    processing: LatencyTracker = field(default_factory=LatencyTracker)
-
-    @property
-    def ground_truth(self) -> GroundTruth | None:
-        return self.score.truth
 
 
 class LiveLoop:
@@ -148,21 +123,13 @@ class LiveLoop:
         inlet_keys = {i.key for i in acquisition.inlets}
         if not streams <= inlet_keys:
             raise ValueError(f"pipelines name streams {sorted(streams - inlet_keys)} not acquired")
-        self.per_stream_names = len(streams) > 1 if per_stream_names is None else per_stream_names
-        self.outputs: list[_Output] = []  # replaced, not changed in place: readers see a snapshot
-        self._by_stream: dict[str, list[_Output]] = {}
-        self._lost: dict[str, bool] = {}
-        self._output_of: dict[int, _Output] = {}
-        self._pipelines_by_model: dict[str, list[ProfilePipeline]] = {}
+        many = len(streams) > 1 if per_stream_names is None else per_stream_names
+        self.served = ServedStreams(many, lambda k: engine.models[k].class_names, log)
         self._inlets = acquisition.inlets
         self._inlet_of = {i.key: i for i in self._inlets}
-        self._joining: queue.SimpleQueue = queue.SimpleQueue()  # (outputs, taps) from attach()
-        # stream key -> callables tap(chunks, hold) given every chunk list of that stream and its
-        # hold reason, on this thread, before inference (the calibration collects labelled windows
-        # and swaps models there)
-        self.taps: dict[str, list[Callable[[list, str | None], None]]] = {}
-        self._register([self._output(p, (ground_truth or {}).get(i), self._identity(p.stream_key))
-                        for i, p in enumerate(pipelines)])
+        truth = ground_truth or {}
+        self.served.register([self.served.make(p, truth.get(i), self._identity(p.stream_key))
+                              for i, p in enumerate(pipelines)])
         self.latency = LatencyTracker()
         self.round = 0  # scored decisions are tallied per round (advanced by new_round, swap_model)
         self.n_stream_resets = 0
@@ -170,11 +137,23 @@ class LiveLoop:
         self.switch_interval_s = switch_interval_s
 
     # ------------------------------------------------------------------ outputs
+    @property
+    def outputs(self) -> list[Output]:
+        """One per pipeline, in the order served."""
+        return self.served.outputs
+
+    @property
+    def taps(self) -> dict[str, list[Tap]]:
+        """Stream key → callables ``tap(chunks, hold)`` (:attr:`ServedStreams.taps`)."""
+        return self.served.taps
+
+    @property
+    def per_stream_names(self) -> bool:
+        return self.served.per_stream_names
+
     def output_name(self, profile: str, stream_key: str) -> str:
         """Outlet base name: ``<profile>``, or ``<profile>@<stream key>`` with per-stream names."""
-        if not self.per_stream_names:
-            return profile
-        return f"{profile}@{re.sub(r'[^A-Za-z0-9_.-]', '_', stream_key)}"
+        return self.served.name(profile, stream_key)
 
     def _identity(self, stream_key: str) -> StreamIdentity | None:
         inlet = self._inlet_of.get(stream_key)
@@ -182,63 +161,17 @@ class LiveLoop:
             return None
         return StreamIdentity(inlet.info.name(), inlet.source_id, inlet.info.hostname())
 
-    def _output(self, p: ProfilePipeline, truth: GroundTruth | None,
-                stream: StreamIdentity | None) -> _Output:
-        name = self.output_name(p.profile.name, p.stream_key)
-        classes = self.engine.models[p.model_key].class_names
-        outlets = DecisionOutlets(name, classes, log=self.log, stream=stream)
-        return _Output(p, name, classes, outlets, Smoother(p.profile.smoothing), TruthScore(truth),
-                       stream=stream)
-
-    def _register(self, outputs: list[_Output]) -> None:
-        for o in outputs:
-            key = o.pipeline.stream_key
-            self._by_stream.setdefault(key, []).append(o)
-            self._lost.setdefault(key, False)
-            self._output_of[id(o.pipeline)] = o
-            self._pipelines_by_model.setdefault(o.pipeline.model_key, []).append(o.pipeline)
-        self.outputs = self.outputs + list(outputs)
-
     def attach(self, pipelines: list[ProfilePipeline], *, stream: StreamIdentity | None = None,
-               taps: list[Callable[[list, str | None], None]] = ()) -> list[str]:
+               taps: list[Tap] = ()) -> list[str]:
         """Serve one more stream (any thread; its outlets are made here): ``pipelines`` all name its
         stream key, ``taps`` see its chunks (as :attr:`taps`). Call *before* adding its inlet to
         the acquisition: the loop takes the stream's outputs in at its next step, and never drains
         an inlet it has no outputs for while some are joining. Returns the output names."""
-        keys = {p.stream_key for p in pipelines}
-        if len(keys) != 1:
-            raise ValueError(f"attach takes the pipelines of one stream, got streams {sorted(keys)}")
-        outputs = [self._output(p, None, stream) for p in pipelines]
-        self._joining.put((outputs, list(taps)))
-        return [o.name for o in outputs]
+        return self.served.attach(pipelines, stream, taps)
 
     def detach(self, stream_key: str) -> None:
-        """Undo :meth:`attach` for a stream whose inlet could not be added (any thread): its
-        outputs leave at the next step and their outlets close. (It produced no window.)"""
-        self._joining.put((stream_key, None))
-
-    def _join(self) -> None:
-        """Take in the outputs of streams attached since the last step (this thread only)."""
-        while True:
-            try:
-                outputs, taps = self._joining.get_nowait()
-            except queue.Empty:
-                return
-            if taps is None:  # detach(stream_key)
-                self._unregister(outputs)
-                continue
-            self._register(outputs)
-            self.taps.setdefault(outputs[0].pipeline.stream_key, []).extend(taps)
-
-    def _unregister(self, stream_key: str) -> None:
-        gone = self._by_stream.pop(stream_key, [])
-        self._lost.pop(stream_key, None)
-        self.taps.pop(stream_key, None)
-        for o in gone:
-            del self._output_of[id(o.pipeline)]
-            self._pipelines_by_model[o.pipeline.model_key].remove(o.pipeline)
-            o.outlets.close()
-        self.outputs = [o for o in self.outputs if o.pipeline.stream_key != stream_key]
+        """Undo :meth:`attach` for a stream whose inlet could not be added (any thread)."""
+        self.served.detach(stream_key)
 
     # ------------------------------------------------------------------ running
     @property
@@ -264,15 +197,15 @@ class LiveLoop:
         the number of decisions."""
         clock = pylsl.local_clock
         woke = clock()
-        self._join()
+        self.served.join()
         inlets = self.acquisition.inlets
         if inlets is not self._inlets:  # a stream was added (copy-on-write tuple)
             self._inlets, self._inlet_of = inlets, {i.key: i for i in inlets}
         for inlet in inlets:
-            outputs = self._by_stream.get(inlet.key)
+            outputs = self.served.by_stream.get(inlet.key)
             if not outputs:
-                self._join()  # attached between the _join above and the inlet's add
-                outputs = self._by_stream.get(inlet.key)
+                self.served.join()  # attached between the _join above and the inlet's add
+                outputs = self.served.by_stream.get(inlet.key)
                 if not outputs:
                     inlet.drain()
                     continue
@@ -295,11 +228,11 @@ class LiveLoop:
         inferred = clock()
         self.scheduler.classified(items, t0, inferred)
         for p, pr in zip(items, probs):
-            self._publish(self._output_of[id(p.pipeline)], p, pr, woke, inferred, len(items))
+            self._publish(self.served.output_of[id(p.pipeline)], p, pr, woke, inferred, len(items))
         return len(items)
 
     @staticmethod
-    def _hold(inlet: Inlet, outputs: list[_Output]) -> str | None:
+    def _hold(inlet: Inlet, outputs: list[Output]) -> str | None:
         """The inlet's hold reason; switches its pipelines to an accepted measured rate first."""
         rate = inlet.accepted_srate
         if rate is not None:
@@ -309,19 +242,19 @@ class LiveLoop:
                     o.smoother.reset()
         return inlet.hold
 
-    def _watch_loss(self, inlet: Inlet, outputs: list[_Output]) -> None:
+    def _watch_loss(self, inlet: Inlet, outputs: list[Output]) -> None:
         """A lost stream restarts its decision smoothing. Its pipelines go on: when samples come
         back the timestamp model reports the hole as a break with them, and the windowing rule drops
         the windows holding both sides (``gap``); a stream that only paused and then delivered
         its backlog (a burst) loses no window."""
         lost = inlet.state == "lost"
-        if lost and not self._lost[inlet.key]:
+        if lost and not self.served.lost[inlet.key]:
             for o in outputs:
                 o.smoother.reset()
             self.n_stream_resets += 1
-        self._lost[inlet.key] = lost
+        self.served.lost[inlet.key] = lost
 
-    def _publish(self, o: _Output, p: PendingWindow, probs: np.ndarray, woke: float,
+    def _publish(self, o: Output, p: PendingWindow, probs: np.ndarray, woke: float,
                  inferred: float, batch: int) -> None:
         idx, smoothed = o.smoother(probs)
         now = pylsl.local_clock()
@@ -365,12 +298,12 @@ class LiveLoop:
     def _prime(self, wait: float) -> float:
         """Warm idle models up before their next window is due (:meth:`Scheduler.prime`); return
         how long to wait for data."""
-        return self.scheduler.prime(self._pipelines_by_model, wait, pylsl.local_clock,
+        return self.scheduler.prime(self.served.pipelines_by_model, wait, pylsl.local_clock,
                                     self._flush, self._warm)
 
     def _flush(self, pipeline: ProfilePipeline) -> list[PendingWindow]:
         key = pipeline.stream_key
-        hold = self._hold(self._inlet_of[key], self._by_stream[key])
+        hold = self._hold(self._inlet_of[key], self.served.by_stream[key])
         return pipeline.flush(pylsl.local_clock, hold=hold)
 
     def _warm(self, model_key: str) -> None:
@@ -395,7 +328,7 @@ class LiveLoop:
 
     def close(self) -> None:
         """Close the outlets; windows still waiting are counted as dropped (``shutdown``)."""
-        self._join()
+        self.served.join()
         self.scheduler.shutdown()
         for o in self.outputs:
             o.outlets.close()

@@ -196,3 +196,26 @@ def test_selection_stream_key_and_cli_queries():
     assert q("--all") == [] and q("--all", "--type", "ExG") == [StreamQuery(stype="ExG")]
     assert q("--all", "--stream", "A", "--type", "EEG") == [StreamQuery("A", "EEG")]
     assert isinstance(_parser().parse_args(["--all"]), argparse.Namespace)
+
+
+def test_accept_keeps_one_share_of_the_streams(seizure_checkpoint, player, short_recording):
+    """The interface worker processes and shards build on: ``SessionOptions(all_streams=True,
+    accept=...)`` serves only the streams the predicate keeps (here by ``stream_key``), in one
+    process, with per-stream outputs."""
+    from realtime.session import Session, SessionOptions
+
+    mine, other = (player(short_recording, speed=2.0, repeat=math.inf, markers=False).start()
+                   for _ in "mo")
+    opts = SessionOptions(
+        profiles=["seizure"], checkpoints=[str(seizure_checkpoint)], device="cpu",
+        streams=[StreamQuery(name=mine.name), StreamQuery(name=other.name)], all_streams=True,
+        accept=lambda info: stream_key(info) == mine.source_id, resolve_timeout_s=3.0)
+    session = Session(opts)
+    try:
+        session.loop.run(6.0)
+        snap = session.snapshot()
+    finally:
+        session.close()
+    assert [s.name for s in snap.streams] == [mine.name]
+    assert [p.name for p in snap.profiles] == [f"seizure@{mine.name}"]
+    assert snap.profiles[0].n_decisions > 0 and not snap.skipped
