@@ -251,6 +251,8 @@ class Snapshot:
     round_names: tuple[str, ...] = ()  # names of LiveLoop rounds (accuracy_by_round keys)
     skipped: tuple[SkippedStream, ...] = ()  # selected streams not served (many-stream session)
     selection: str | None = None  # what a many-stream session serves (None: one stream)
+    # how each checkpoint runs, (level, line): "warning" an override, "info" live-only settings
+    notices: tuple[tuple[str, str], ...] = ()
 
 
 QUALITY_REASONS = ("rail", "flat_run", "flat", "saturated", "nonfinite")

@@ -33,6 +33,7 @@ import torch
 from eegmamba._checks import UserInputError
 from eegmamba.checkpoint import save_checkpoint
 from eegmamba.data.dataset import WindowSet, build_windows
+from eegmamba.device import resolve_device
 from eegmamba.profiles import Profile, load_profile
 from eegmamba.training import provenance as prov
 from eegmamba.training.baseline import run_baseline
@@ -43,7 +44,7 @@ from eegmamba.training.engine.hooks import augmentation_for
 from eegmamba.training.engine.loop import steps_per_epoch
 from eegmamba.training.engine.predict import predict_proba
 from eegmamba.training.engine.runfolder import RunFolder, write_json
-from eegmamba.training.trainer import TaskData, TrainConfig, Trainer, resolve_device, seed_everything
+from eegmamba.training.trainer import TaskData, TrainConfig, Trainer, seed_everything
 
 
 @dataclass(frozen=True)

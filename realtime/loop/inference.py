@@ -17,7 +17,7 @@ import torch
 
 from eegmamba._checks import UserInputError
 from eegmamba.checkpoint import load_checkpoint
-from eegmamba.training.trainer import resolve_device
+from eegmamba.device import resolve_device
 
 logger = logging.getLogger(__name__)
 
