@@ -17,7 +17,7 @@ import logging
 import re
 import threading
 import time
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import pylsl
 
@@ -94,6 +94,10 @@ class StreamFinder:
     info_timeout_s : seconds a stream may take to send its description (channel labels)
     cues : the session's cue streams (``--markers``; ``realtime.stream.pairing``): each served
         stream's cue stream is subscribed before its EEG inlet opens, or when it appears later
+    own_models : each stream's pipelines decide with a model of their own (an engine alias
+        ``<model key>@<stream key>``: a live calibration swaps one stream's model, not every one's)
+    on_attach : called as ``on_attach(key, info, pipelines, names, truths)`` once a stream's
+        outputs are attached, before its inlet opens (the session's calibrations start there)
     """
 
     def __init__(self, acquisition: Acquisition, loop: LiveLoop, selection: StreamSelection,
@@ -102,14 +106,15 @@ class StreamFinder:
                  accept_measured_rate: bool = False, rescan_s: float = 1.0,
                  info_timeout_s: float = 2.0,
                  alignment_states: Sequence[dict | None] | None = None,
-                 cues: "CueRouter | None" = None) -> None:
+                 cues: "CueRouter | None" = None, own_models: bool = False,
+                 on_attach: Callable | None = None) -> None:
         self.acquisition, self.loop, self.selection = acquisition, loop, selection
         self.profiles, self.model_keys = list(profiles), list(model_keys)
         self.alignment_states = list(alignment_states or [None] * len(self.profiles))
         self.channel_map = dict(channel_map or {})
         self.units, self.accept_measured_rate = units, accept_measured_rate
         self.rescan_s, self.info_timeout_s = rescan_s, info_timeout_s
-        self.cues = cues
+        self.cues, self.own_models, self.on_attach = cues, own_models, on_attach
         self.resolver = pylsl.ContinuousResolver(forget_after=2.0)
         self.served: dict[str, str] = {}  # stream_key -> acquisition key
         self.skipped: dict[str, SkippedStream] = {}  # outlet uid -> why not served
@@ -194,7 +199,13 @@ class StreamFinder:
         if self.cues is not None:  # its cue inlet first: no cue of its first windows is missed
             truths = self.cues.truths(info, key, info.nominal_srate(),
                                       [p.profile.name for p in pipelines], visible)
-        self.loop.attach(pipelines, stream=identity, taps=[m.tap for m in monitors], truths=truths)
+        if self.own_models:
+            for p in pipelines:
+                p.model_key = self.loop.engine.alias(p.model_key, f"{p.model_key}@{key}").key
+        names = self.loop.attach(pipelines, stream=identity, taps=[m.tap for m in monitors],
+                                 truths=truths)
+        if self.on_attach is not None:
+            self.on_attach(key, info, pipelines, names, truths)
         query = StreamQuery(name=info.name() or None, source_id=info.source_id() or None)
         try:
             self.acquisition.add(query, key=key, info=info, timeout=self.info_timeout_s,

@@ -129,14 +129,28 @@ class CuePairing:
 
 class PendingTruth:
     """The ground truth of one output, bound to its cue timeline once the cue stream is subscribed
-    (None for every window until then)."""
+    (None for every window until then). Also the calibration's timeline (``cues``, ``cue_at``,
+    ``n_markers``): empty until bound."""
 
     def __init__(self) -> None:
-        self.timeline = None
+        self.timeline = None  # a view at the EEG stream's tolerance (CueTimeline.view)
+        self.root = None  # the timeline the cue stream feeds (its counters)
 
     def __call__(self, t_start: float, t_end: float) -> str | None:
         tl = self.timeline
         return None if tl is None else tl.truth(t_start, t_end)
+
+    def cues(self) -> list:
+        tl = self.timeline
+        return [] if tl is None else tl.cues()
+
+    def cue_at(self, t_start: float, t_end: float):
+        tl = self.timeline
+        return (None, "unlabelled") if tl is None else tl.cue_at(t_start, t_end)
+
+    @property
+    def n_markers(self) -> int:
+        return 0 if self.root is None else self.root.n_markers
 
 
 class _Subscription:
@@ -216,6 +230,7 @@ class CueRouter:
             self.subs[ck] = sub
         tol = 0.5 / sfreq if sfreq > 0 else 0.0
         for i, truth in bound:
+            truth.root = sub.timelines[i]
             truth.timeline = sub.timelines[i].view(tol)
         self.paired[key] = ck
         del self._pending[key]

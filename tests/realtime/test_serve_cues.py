@@ -110,3 +110,35 @@ def test_explicit_pairs_score_a_stream_against_the_cues_named(tmp_path):
         scored, correct = _expected(logged[row["name"]], cue_file, t0s[cue_name])
         assert row["n_scored"] == scored >= 2, (name, row, scored)
         assert math.isclose(row["accuracy"], correct / scored)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_calibrate_with_workers_calibrates_each_streams_own_model(tmp_path):
+    import json
+
+    prefix = split_prefix(2, 2, worker_of)
+    pairs = [(FILES[0], f"{prefix}-0"), (FILES[1], f"{prefix}-1")]
+    env, out = lsl_env(tmp_path), tmp_path / "cal"
+    with cue_replays(pairs, env):
+        live = live_all(tmp_path, env, "--workers", "2", "--markers", "auto", "--calibrate",
+                        "--calib-trials", "4", "--calib-layers", "head", "--calib-out", str(out))
+        ends = {}
+        for _, name in pairs:
+            m = live.wait_for(rf"calibration motor_imagery@{re.escape(name)}: (swapped|kept|failed)",
+                              timeout=200)[0]
+            ends[name] = m.group(1)
+        if "swapped" in ends.values():  # a decision of the swapped model
+            live.wait_for(r"#\d+ .* v1$", timeout=20)
+        rc, err = live.stop(signal.SIGTERM)
+    assert rc == 0 and "Traceback" not in err, err
+    assert set(ends.values()) <= {"swapped", "kept"}, "\n".join(live.lines[-30:])
+    logged = log_by_output(tmp_path / "log.jsonl")
+    for _, name in pairs:
+        versions = {d["model_version"] for d in logged[f"motor_imagery@{name}"]}
+        if ends[name] == "swapped":  # its own copy, saved in its own folder, for it alone
+            meta = json.loads((out / name / "model.json").read_text())
+            assert f'"name": "{name}"' in json.dumps(meta)  # provenance: its EEG stream
+            assert versions == {0, 1}
+        else:
+            assert versions == {0}, (name, ends)
