@@ -281,7 +281,8 @@ def _fresh(folder: Path) -> Path:
 
 
 def stream_calibrations(loop, key: str, info, pipelines, names, truths, checkpoints: list[str],
-                        options: CalibrationOptions, base: str, cue_names: str) -> list[Calibration]:
+                        options: CalibrationOptions, base: str, cue_names: str
+                        ) -> list[Calibration]:
     """Several streams (``realtime.finder``'s ``on_attach``): one calibration per pipeline of the
     stream ``key`` that has cues (``truths``: ``realtime.stream.pairing.PendingTruth``), each on
     the stream's own model copy, saved under ``<base>/<stream key>`` (``/<profile>`` with several

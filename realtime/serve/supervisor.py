@@ -98,7 +98,8 @@ class Supervisor:
         if opts.calibrate is not None and opts.calibrate.out is None:  # one folder for all workers
             from realtime.calibration.calibrator import default_out
 
-            self.opts.calibrate = dataclasses.replace(opts.calibrate, out=default_out(opts.calibrate))
+            self.opts.calibrate = dataclasses.replace(opts.calibrate,
+                                                      out=default_out(opts.calibrate))
         self.n_workers, self.share = n_workers, share
         self.on_event, self.on_decision, self.log = on_event, on_decision, log
         self.tick_s = tick_s

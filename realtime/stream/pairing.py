@@ -107,15 +107,16 @@ class CuePairing:
                 return found.name()
             if time.monotonic() > deadline:
                 raise UserInputError(
-                    f"--markers: no cue stream {' or '.join(map(repr, self.wanted(eeg)))} (irregular "
-                    f"rate) for EEG stream {eeg.name()!r} within {timeout:g} s; give the stimulus "
+                    f"--markers: no cue stream {' or '.join(map(repr, self.wanted(eeg)))} "
+                    f"(irregular rate) for EEG stream {eeg.name()!r} within {timeout:g} s; give the stimulus "
                     "program's marker stream with --markers NAME (see eegmamba-live --list)")
 
     def find(self, eeg: pylsl.StreamInfo, visible: Sequence[pylsl.StreamInfo]
              ) -> pylsl.StreamInfo | None:
         """The visible cue stream for ``eeg`` (module docstring's ranking), or None."""
         names = self.wanted(eeg)
-        found = [i for i in visible if i.name() in names and i.nominal_srate() == pylsl.IRREGULAR_RATE]
+        found = [i for i in visible
+                 if i.name() in names and i.nominal_srate() == pylsl.IRREGULAR_RATE]
         if not found:
             return None
         sid = eeg.source_id()

@@ -58,6 +58,26 @@ def test_pairing_finds_each_streams_own_cue_stream():
     assert CuePairing.of(None, {}) is None
 
 
+@pytest.mark.timeout(60)
+def test_one_stream_markers_auto_and_pairs_find_its_cue_stream(player):
+    from realtime.session import Session, SessionOptions
+
+    replay = player(FILES[2], wait_for_consumer_s=20.0, wait_for_markers=True).start()
+    other = player(FILES[0], markers=True).start()  # another headset's cues, visible too
+    for markers, pairs, cues in (("auto", {}, replay.marker_name),
+                                 (None, {replay.name: other.marker_name}, other.marker_name)):
+        session = Session(SessionOptions(profiles=["motor_imagery"], stream=replay.name,
+                                         markers=markers, marker_pairs=pairs, device="cpu"))
+        try:
+            assert session.markers_inlet.info.name() == cues
+            assert session.snapshot().profiles[0].scored
+        finally:
+            session.close()
+    with pytest.raises(UserInputError, match="no cue stream"):
+        Session(SessionOptions(profiles=["motor_imagery"], stream=replay.name, device="cpu",
+                               marker_pairs={replay.name: "nobody-markers"}, resolve_timeout_s=1.0))
+
+
 def _expected(decisions, path, t0) -> tuple[int, int]:
     """(scored, correct) of ``decisions`` by the replayed file's labels (the one-stream rule)."""
     replay = SimpleNamespace(paths=[path], sfreq=160.0, speed=1.0, t0=t0)
@@ -67,7 +87,7 @@ def _expected(decisions, path, t0) -> tuple[int, int]:
     return len(scored), sum(t == lab for t, lab in scored)
 
 
-def _run(tmp_path, pairs, markers_args, n_decisions=24):
+def _run(tmp_path, pairs, markers_args, n_decisions=28):
     env = lsl_env(tmp_path)
     with cue_replays(pairs, env) as t0s:
         live = live_all(tmp_path, env, "--workers", "2", *markers_args)
@@ -91,7 +111,7 @@ def test_markers_auto_with_workers_scores_each_stream_as_alone(tmp_path):
         row = rows[f"motor_imagery@{name}"]
         scored, correct = _expected(logged[row["name"]], path, t0s[name])
         assert row["decisions"] == len(logged[row["name"]])
-        assert row["n_scored"] == scored >= 3, (name, row, scored)
+        assert row["n_scored"] == scored >= 2, (name, row, scored)
         assert math.isclose(row["accuracy"], correct / scored), (name, row, correct)
         assert f"'{name}-markers'" in out  # the cue stream in the summary
 
@@ -103,8 +123,8 @@ def test_explicit_pairs_score_a_stream_against_the_cues_named(tmp_path):
     the worker that owns the EEG stream."""
     prefix = split_prefix(2, 2, worker_of)
     (f0, s0), (f1, s1) = pairs = [(FILES[0], f"{prefix}-0"), (FILES[2], f"{prefix}-1")]
-    t0s, rows, logged, _ = _run(tmp_path, pairs,
-                                ["--markers", f"{s0}={s1}-markers", "--markers", f"{s1}={s0}-markers"])
+    crossed = ["--markers", f"{s0}={s1}-markers", "--markers", f"{s1}={s0}-markers"]
+    t0s, rows, logged, _ = _run(tmp_path, pairs, crossed)
     for name, cue_file, cue_name in ((s0, f1, s1), (s1, f0, s0)):
         row = rows[f"motor_imagery@{name}"]
         scored, correct = _expected(logged[row["name"]], cue_file, t0s[cue_name])
@@ -125,8 +145,8 @@ def test_calibrate_with_workers_calibrates_each_streams_own_model(tmp_path):
                         "--calib-trials", "4", "--calib-layers", "head", "--calib-out", str(out))
         ends = {}
         for _, name in pairs:
-            m = live.wait_for(rf"calibration motor_imagery@{re.escape(name)}: (swapped|kept|failed)",
-                              timeout=200)[0]
+            end = rf"calibration motor_imagery@{re.escape(name)}: (swapped|kept|failed)"
+            m = live.wait_for(end, timeout=200)[0]
             ends[name] = m.group(1)
         if "swapped" in ends.values():  # a decision of the swapped model
             live.wait_for(r"#\d+ .* v1$", timeout=20)
