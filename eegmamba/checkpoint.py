@@ -4,6 +4,9 @@ A checkpoint is a folder with ``model.safetensors`` and ``model.json``. The JSON
 its config, the package version and whatever the caller adds (profile, channel names, sampling rate,
 window length, preprocessing parameters, training provenance). Loading validates both files and never
 unpickles anything: the model is rebuilt from the registry and the tensors are checked name by name.
+``variant`` is the registry name of whatever model it is (an EEGMamba variant, ``eegnet``,
+``eegconformer``, an EEGM2 classifier; every checkpoint has one, so an old one names its EEGMamba
+variant): loading, the contract and the live loop do not depend on which.
 
 The contract (:func:`check_checkpoint`, the one check eval, live, calibration and ``--list`` use):
 the profile stored in a checkpoint is the source of truth for how its input is made. A profile given
