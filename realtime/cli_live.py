@@ -18,6 +18,7 @@ from eegmamba.units import parse_units_option
 from realtime.screen.panels import round_name
 from realtime.stream.lsl_config import quiet_liblsl
 from realtime.stream.markers import parse_marker_map
+from realtime.stream.pairing import parse_markers
 from realtime.stream.resolve import StreamQuery
 from realtime.session import Session, SessionOptions, parse_channel_map
 from realtime.stats import quality_notes
@@ -67,9 +68,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="LSL source id to look for (repeat for several)")
     src.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the stream")
     truth = p.add_argument_group("truth and cues from a marker stream")
-    truth.add_argument("--markers", metavar="NAME",
+    truth.add_argument("--markers", action="append", default=[], metavar="NAME",
                        help="LSL marker stream whose cues give live accuracy (and calibration "
-                            "labels): a stimulus program's, or eegmamba-replay's <name>-markers")
+                            "labels): a stimulus program's, or eegmamba-replay's <name>-markers. "
+                            "Several headsets: 'auto' (each stream's <name>-markers or "
+                            "<name>-annotations), EEG=MARKERS pairs (repeatable), or one NAME "
+                            "cueing every stream")
     truth.add_argument("--marker-map", action="append", default=[], metavar="MARKER=CLASS",
                        help="map a marker string to a profile class or 'ignore' (repeatable; "
                             "default: the profile's label rules and the class names)")
@@ -274,6 +278,7 @@ def _main(argv: Sequence[str] | None) -> int:
     elif any(v is not None for v in (args.calib_trials, args.calib_seconds, args.calib_out)):
         raise UserInputError("--calib-* options need --calibrate")
     streams = _stream_queries(args)
+    markers, marker_pairs = parse_markers(args.markers)
     one = (lambda v: v[0] if v and not streams else None)  # one-stream session: today's options
     opts = SessionOptions(
         profiles=args.profile, checkpoints=args.checkpoint, stream=one(args.stream),
@@ -283,7 +288,8 @@ def _main(argv: Sequence[str] | None) -> int:
         resolve_timeout_s=args.timeout, inference_delay_s=args.inference_delay_ms / 1000.0,
         threads=args.threads, prime=not args.no_prime, units=args.units,
         accept_measured_rate=args.accept_measured_rate,
-        markers=args.markers, marker_map=parse_marker_map(args.marker_map),
+        markers=markers, marker_pairs=marker_pairs,
+        marker_map=parse_marker_map(args.marker_map),
         marker_run=args.marker_run, cue_s=args.cue_s, calibrate=calibrate,
         calib_compare=args.calib_compare, profile_over_checkpoint=args.profile_over_checkpoint,
     )

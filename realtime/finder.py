@@ -17,7 +17,7 @@ import logging
 import re
 import threading
 import time
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import pylsl
 
@@ -31,6 +31,9 @@ from realtime.stats import SkippedStream
 from realtime.stream.acquisition import Acquisition
 from realtime.stream.monitor import strings_message
 from realtime.stream.resolve import StreamQuery, StreamSelection, describe_info, stream_key
+
+if TYPE_CHECKING:
+    from realtime.stream.pairing import CueRouter
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +92,12 @@ class StreamFinder:
     alignment_states : per profile, the alignment reference its checkpoint stores (or None)
     rescan_s : seconds between two looks for new streams once :meth:`start` ran
     info_timeout_s : seconds a stream may take to send its description (channel labels)
+    cues : the session's cue streams (``--markers``; ``realtime.stream.pairing``): each served
+        stream's cue stream is subscribed before its EEG inlet opens, or when it appears later
+    own_models : each stream's pipelines decide with a model of their own (an engine alias
+        ``<model key>@<stream key>``: a live calibration swaps one stream's model, not every one's)
+    on_attach : called as ``on_attach(key, info, pipelines, names, truths)`` once a stream's
+        outputs are attached, before its inlet opens (the session's calibrations start there)
     """
 
     def __init__(self, acquisition: Acquisition, loop: LiveLoop, selection: StreamSelection,
@@ -96,13 +105,16 @@ class StreamFinder:
                  channel_map: dict[str, str] | None = None, units: str | None = None,
                  accept_measured_rate: bool = False, rescan_s: float = 1.0,
                  info_timeout_s: float = 2.0,
-                 alignment_states: Sequence[dict | None] | None = None) -> None:
+                 alignment_states: Sequence[dict | None] | None = None,
+                 cues: "CueRouter | None" = None, own_models: bool = False,
+                 on_attach: Callable | None = None) -> None:
         self.acquisition, self.loop, self.selection = acquisition, loop, selection
         self.profiles, self.model_keys = list(profiles), list(model_keys)
         self.alignment_states = list(alignment_states or [None] * len(self.profiles))
         self.channel_map = dict(channel_map or {})
         self.units, self.accept_measured_rate = units, accept_measured_rate
         self.rescan_s, self.info_timeout_s = rescan_s, info_timeout_s
+        self.cues, self.own_models, self.on_attach = cues, own_models, on_attach
         self.resolver = pylsl.ContinuousResolver(forget_after=2.0)
         self.served: dict[str, str] = {}  # stream_key -> acquisition key
         self.skipped: dict[str, SkippedStream] = {}  # outlet uid -> why not served
@@ -119,11 +131,14 @@ class StreamFinder:
         those that do not fit. Returns the acquisition keys of the streams served by this look."""
         new = []
         with self._lock:
-            for info in sorted(self.resolver.results(), key=lambda i: i.created_at()):
+            visible = self.resolver.results()
+            if self.cues is not None:  # cue streams awaited by streams already served
+                self.cues.scan(visible)
+            for info in sorted(visible, key=lambda i: i.created_at()):
                 if (stream_key(info) in self.served or info.uid() in self.skipped
                         or not self.selection.matches(info)):
                     continue
-                key = self._take(info)
+                key = self._take(info, visible)
                 if key is not None:
                     new.append(key)
         return new
@@ -157,7 +172,8 @@ class StreamFinder:
         infos = [i for i in self.resolver.results() if q.matches(i)]
         return any(stream_key(i) in self.served or i.uid() in self.skipped for i in infos)
 
-    def _take(self, info: pylsl.StreamInfo) -> str | None:
+    def _take(self, info: pylsl.StreamInfo, visible: Sequence[pylsl.StreamInfo] = ()
+              ) -> str | None:
         """Serve ``info`` if a profile fits it (returns its acquisition key), else list it."""
         try:
             full = pylsl.StreamInlet(info).info(timeout=self.info_timeout_s)
@@ -179,13 +195,25 @@ class StreamFinder:
         identity = StreamIdentity(info.name(), info.source_id(), info.hostname())
         monitors = [SignalMonitor(self.loop.output_name(p.profile.name, key), p.profile, p.picks,
                                   info.nominal_srate()) for p in pipelines]
-        self.loop.attach(pipelines, stream=identity, taps=[m.tap for m in monitors])
+        truths = None
+        if self.cues is not None:  # its cue inlet first: no cue of its first windows is missed
+            truths = self.cues.truths(info, key, info.nominal_srate(),
+                                      [p.profile.name for p in pipelines], visible)
+        if self.own_models:
+            for p in pipelines:
+                p.model_key = self.loop.engine.alias(p.model_key, f"{p.model_key}@{key}").key
+        names = self.loop.attach(pipelines, stream=identity, taps=[m.tap for m in monitors],
+                                 truths=truths)
+        if self.on_attach is not None:
+            self.on_attach(key, info, pipelines, names, truths)
         query = StreamQuery(name=info.name() or None, source_id=info.source_id() or None)
         try:
             self.acquisition.add(query, key=key, info=info, timeout=self.info_timeout_s,
                                  units=self.units, accept_measured_rate=self.accept_measured_rate)
         except Exception as exc:  # noqa: BLE001 - e.g. gone again: tried again as a new outlet
             self.loop.detach(key)
+            if self.cues is not None:
+                self.cues.forget(key)
             self._error(f"{describe_info(info)}: not opened ({type(exc).__name__}: {exc})")
             self._skip(info, f"could not be opened: {type(exc).__name__}: {exc}")
             return None

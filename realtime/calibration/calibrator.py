@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -71,17 +72,23 @@ class Calibration:
 
     Parameters
     ----------
-    loop : LiveLoop; output : the index of the profile's output in ``loop.outputs``
+    loop : LiveLoop; output : the index of the profile's output in ``loop.outputs``, or the
+        pipeline of an output still joining (a stream found by ``realtime.finder``; then ``name``
+        is its output's name)
     timeline : CueTimeline of the marker stream; options : CalibrationOptions
     provenance : dict recorded in the checkpoint (streams, marker stream, command line)
+    checkpoint : the checkpoint folder the model under the pipeline's key was loaded from (default:
+        the key itself; a stream's own model copy is an alias ``<folder>@<stream>``)
     """
 
-    def __init__(self, loop, output: int, timeline, options: CalibrationOptions,
-                 provenance: dict | None = None) -> None:
+    def __init__(self, loop, output, timeline, options: CalibrationOptions,
+                 provenance: dict | None = None, name: str | None = None,
+                 checkpoint: str | None = None) -> None:
         self.loop, self.options, self.timeline = loop, options, timeline
-        self.out = loop.outputs[output]
-        pipe = self.out.pipeline
+        pipe = loop.outputs[output].pipeline if isinstance(output, int) else output
+        self.pipeline, self.name = pipe, name or pipe.profile.name
         self.profile, self.model_key = pipe.profile, pipe.model_key
+        self.checkpoint = checkpoint or pipe.model_key  # the folder fine-tuning starts from
         self.collector = Collector(self.profile, pipe.picks, pipe.pre.in_sfreq, timeline,
                                    options.trials, options.seconds)
         self.provenance = dict(provenance or {})
@@ -132,11 +139,11 @@ class Calibration:
                 "profile": self.profile.name, "classes": list(self.profile.classes),
                 "n_windows": int(len(y)), "n_trials": int(len(set(groups.tolist()))),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        job = {"base_checkpoint": base.key, "task": base.task, "config": dataclasses.asdict(cfg),
+        job = {"base_checkpoint": self.checkpoint, "task": base.task, "config": dataclasses.asdict(cfg),
                "threads": self.options.threads, "nice": self.options.nice,
                "classes": list(self.profile.classes), "provenance": prov,
                "profile": self.profile.to_dict()}  # what the windows were made with: stored
-        reference = self.out.pipeline.windower.reference  # alignment: stored with the checkpoint
+        reference = self.pipeline.windower.reference  # alignment: stored with the checkpoint
         if reference is not None:
             job["alignment_reference"] = reference.state_dict()
         (self._job / "job.json").write_text(json.dumps(job, indent=1, default=str))
@@ -223,10 +230,7 @@ class Calibration:
 
     # ------------------------------------------------------------------ output
     def _out_dir(self) -> Path:
-        if self.options.out:
-            return Path(self.options.out)
-        who = self.options.subject or "subject"
-        return Path("eegmamba-calibration") / f"{who}-{time.strftime('%Y%m%d-%H%M%S')}"
+        return Path(self.options.out or default_out(self.options))
 
     def _save(self, done: dict) -> str:
         out = self._out_dir()
@@ -246,7 +250,7 @@ class Calibration:
         if self.phase == "collecting" and self.timeline.n_markers:
             self.message = (f"cues from {self.provenance.get('marker_stream', {}).get('name', '?')!r}"
                             f" ({self.timeline.n_markers} markers)")
-        return CalibrationStats(self.profile.name, self.phase, self.collector.stats(), self.epoch,
+        return CalibrationStats(self.name, self.phase, self.collector.stats(), self.epoch,
                                 self.options.epochs, dict(self.last_epoch), self.before, self.after,
                                 self.message, tuple(self.swaps), self.saved, self.options.layers)
 
@@ -260,3 +264,40 @@ class Calibration:
         if self._monitor is not None:
             self._monitor.join(5)
         shutil.rmtree(self._job, ignore_errors=True)
+
+
+def default_out(options: CalibrationOptions) -> str:
+    """``--calib-out``'s default: ``eegmamba-calibration/<subject>-<time>``."""
+    return time.strftime(f"eegmamba-calibration/{options.subject or 'subject'}-%Y%m%d-%H%M%S")
+
+
+def _fresh(folder: Path) -> Path:
+    """``folder``, or ``folder-2``, ``-3``... when it holds files (a restarted worker calibrates
+    its stream again: the first calibration's checkpoint stays)."""
+    out, n = folder, 2
+    while out.exists() and any(out.iterdir()):
+        out, n = folder.with_name(f"{folder.name}-{n}"), n + 1
+    return out
+
+
+def stream_calibrations(loop, key: str, info, pipelines, names, truths, checkpoints: list[str],
+                        options: CalibrationOptions, base: str, cue_names: str
+                        ) -> list[Calibration]:
+    """Several streams (``realtime.finder``'s ``on_attach``): one calibration per pipeline of the
+    stream ``key`` that has cues (``truths``: ``realtime.stream.pairing.PendingTruth``), each on
+    the stream's own model copy, saved under ``<base>/<stream key>`` (``/<profile>`` with several
+    profiles). ``checkpoints``: the folders the models were loaded from (their engine keys);
+    ``cue_names``: for the provenance."""
+    if truths is None:
+        return []  # no cue stream paired: served, not calibrated
+    folder = Path(base) / re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+    prov = {"eeg_stream": {"name": info.name(), "source_id": info.source_id(),
+                           "host": info.hostname()},
+            "marker_stream": {"name": cue_names}, "replay": None}
+    out = []
+    for p, name, truth in zip(pipelines, names, truths):
+        where = _fresh(folder / p.profile.name if len(pipelines) > 1 else folder)
+        ckpt = next(c for c in checkpoints if p.model_key.startswith(f"{c}@"))
+        out.append(Calibration(loop, p, truth, dataclasses.replace(options, out=str(where)), prov,
+                               name=name, checkpoint=ckpt))
+    return out

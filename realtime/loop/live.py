@@ -162,12 +162,13 @@ class LiveLoop:
         return StreamIdentity(inlet.info.name(), inlet.source_id, inlet.info.hostname())
 
     def attach(self, pipelines: list[ProfilePipeline], *, stream: StreamIdentity | None = None,
-               taps: list[Tap] = ()) -> list[str]:
+               taps: list[Tap] = (), truths: list[GroundTruth | None] | None = None) -> list[str]:
         """Serve one more stream (any thread; its outlets are made here): ``pipelines`` all name its
         stream key, ``taps`` see its chunks (as :attr:`taps`). Call *before* adding its inlet to
         the acquisition: the loop takes the stream's outputs in at its next step, and never drains
-        an inlet it has no outputs for while some are joining. Returns the output names."""
-        return self.served.attach(pipelines, stream, taps)
+        an inlet it has no outputs for while some are joining. ``truths``: per pipeline, what
+        scores its decisions (a cue stream's timeline). Returns the output names."""
+        return self.served.attach(pipelines, stream, taps, truths)
 
     def detach(self, stream_key: str) -> None:
         """Undo :meth:`attach` for a stream whose inlet could not be added (any thread)."""

@@ -94,13 +94,14 @@ class ServedStreams:
         self.outputs = self.outputs + list(outputs)
 
     def attach(self, pipelines: list[ProfilePipeline], stream: StreamIdentity | None = None,
-               taps: list[Tap] = ()) -> list[str]:
-        """Outputs for one more stream's pipelines, made here, served from the next :meth:`join`;
-        returns their names."""
+               taps: list[Tap] = (), truths: list[GroundTruth | None] | None = None) -> list[str]:
+        """Outputs for one more stream's pipelines, made here, served from the next :meth:`join`
+        (``truths``: per pipeline, what scores its decisions); returns their names."""
         keys = {p.stream_key for p in pipelines}
         if len(keys) != 1:
             raise ValueError(f"attach takes the pipelines of one stream, got streams {sorted(keys)}")
-        outputs = [self.make(p, None, stream) for p in pipelines]
+        truths = truths or [None] * len(pipelines)
+        outputs = [self.make(p, t, stream) for p, t in zip(pipelines, truths)]
         self._joining.put((outputs, list(taps)))
         return [o.name for o in outputs]
 

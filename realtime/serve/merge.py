@@ -179,7 +179,9 @@ class Merger:
             n_errors=sum(s.n_errors for s in snaps),
             last_error=errors[-1] if errors else (self.events[-1] if self.events else None),
             title=self.title, signals=tuple(x for s in snaps for x in s.signals),
-            markers=tuple(x for s in snaps for x in s.markers),
+            # a cue stream cueing streams of several workers: once, as the worker with most sees it
+            markers=tuple({m.name: m for m in sorted((x for s in snaps for x in s.markers),
+                                                     key=lambda m: m.n_markers)}.values()),
             calibrations=tuple(x for s in snaps for x in s.calibrations),
             round_names=next((s.round_names for s in snaps if s.round_names), ()),
             # every worker sees (and lists) the same streams that fit no profile: once each

@@ -95,6 +95,11 @@ class Supervisor:
         # named streams were checked by the supervisor; each worker keeps those of its share,
         # found at the start or later (a worker's share may miss some names: no error there)
         self.opts = dataclasses.replace(opts, log=None, accept=None, all_streams=True)
+        if opts.calibrate is not None and opts.calibrate.out is None:  # one folder for all workers
+            from realtime.calibration.calibrator import default_out
+
+            self.opts.calibrate = dataclasses.replace(opts.calibrate,
+                                                      out=default_out(opts.calibrate))
         self.n_workers, self.share = n_workers, share
         self.on_event, self.on_decision, self.log = on_event, on_decision, log
         self.tick_s = tick_s

@@ -24,6 +24,7 @@ evaluation scores.
 from __future__ import annotations
 
 import bisect
+import copy
 import math
 import threading
 from collections import Counter
@@ -169,6 +170,13 @@ class CueTimeline:
                     duration = None
             self.add(str(samples[0, j]), float(t), duration)
 
+    def view(self, tolerance_s: float) -> "CueTimeline":
+        """The same cues (shared, growing as this timeline is fed) judged with another tolerance:
+        one cue stream scoring EEG streams of different rates (half a sample period of each)."""
+        v = copy.copy(self)  # shares the lock, the cue lists and the counts
+        v.tolerance_s = float(tolerance_s)
+        return v
+
     def cues(self) -> list[Cue]:
         with self._lock:
             return list(self._cues)
@@ -206,16 +214,10 @@ def duration_channel_of(ch_names: list[str]) -> int | None:
     return None
 
 
-def subscribe(acquisition, name: str, profiles: list[Profile], overrides: dict[str, str],
-              run: int | None = None, max_cue_s: float | None = None, timeout: float = 10.0,
-              eeg_sfreq: float = 0.0, source_id: str | None = None):
-    """Acquire the marker stream ``name`` (and ``source_id`` when given: an in-process replay's own
-    markers) and feed one ``CueTimeline`` per profile from the acquisition thread. Returns
-    ``(inlet, timelines)``; a stream that is not a marker stream (a regular rate) is a user error.
-    ``eeg_sfreq`` (Hz): the EEG stream's rate; window edges within half of its sample period of a
-    cue's onset/end count as that sample."""
-    from realtime.stream.acquisition import StreamQuery
-
+def marker_maps(profiles: list[Profile], overrides: dict[str, str], run: int | None = None
+                ) -> list[MarkerMap]:
+    """One ``MarkerMap`` per profile, each with the overrides naming its classes; an override
+    naming no class of any profile is a user error (as are ambiguous markers, ``MarkerMap``)."""
     maps = [MarkerMap(p, {k: v for k, v in overrides.items() if v in (*p.classes, IGNORE)}, run)
             for p in profiles]
     unknown = {k: v for k, v in overrides.items()
@@ -223,14 +225,32 @@ def subscribe(acquisition, name: str, profiles: list[Profile], overrides: dict[s
     if unknown:
         k, v = next(iter(unknown.items()))
         raise UserInputError(f"--marker-map {k}={v}: {v!r} is not a class of any profile run here")
+    return maps
+
+
+def subscribe(acquisition, name: str, profiles: list[Profile], overrides: dict[str, str],
+              run: int | None = None, max_cue_s: float | None = None, timeout: float = 10.0,
+              eeg_sfreq: float = 0.0, source_id: str | None = None, info=None,
+              key: str | None = None):
+    """Acquire the marker stream ``name`` (and ``source_id`` when given: an in-process replay's own
+    markers) and feed one ``CueTimeline`` per profile from the acquisition thread. Returns
+    ``(inlet, timelines)``; a stream that is not a marker stream (a regular rate) is a user error.
+    ``eeg_sfreq`` (Hz): the EEG stream's rate; window edges within half of its sample period of a
+    cue's onset/end count as that sample. ``info``: the stream, already resolved (a many-stream
+    session's cue streams, ``realtime.stream.pairing``); ``key``: its acquisition key (default
+    ``<name> (markers)``)."""
+    from realtime.stream.acquisition import StreamQuery
+
+    maps = marker_maps(profiles, overrides, run)
     timelines: list[CueTimeline] = []
 
     def on_chunk(chunk) -> None:
         for tl in timelines:
             tl.add_chunk(chunk.samples, chunk.timestamps)
 
-    inlet = acquisition.add(StreamQuery(name=name, source_id=source_id), key=f"{name} (markers)",
-                            timeout=timeout, on_chunk=on_chunk)
+    inlet = acquisition.add(StreamQuery(name=name, source_id=source_id),
+                            key=key or f"{name} (markers)", timeout=timeout, on_chunk=on_chunk,
+                            info=info)
     if inlet.sfreq > 0:
         raise UserInputError(f"--markers {name}: stream {name!r} is sampled at {inlet.sfreq:g} Hz "
                              "(a signal, not a marker stream); give the stimulus program's "
