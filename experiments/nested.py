@@ -195,6 +195,7 @@ class NestedRun:
         te, te_uv = _build(files, base, base.window.hop_s)
         self.base, self.train, self.test, self.train_uv, self.test_uv = base, tr, te, tr_uv, te_uv
         self.z: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.causal: dict = {}
         for c in self.configs + list(self.peers.values()):
             key = self._zkey(c)
             if key in self.z:
@@ -208,10 +209,35 @@ class NestedRun:
                 if not (np.array_equal(new.files, old.files) and np.array_equal(new.t_start, old.t_start)):
                     raise RuntimeError(f"{c.id}: its windows differ from the base profile's")
             self.z[key] = (a.X, b.X)
+            if prof.alignment.enabled and prof.alignment.offline_reference != "causal":
+                self.causal[key] = self._causal_test(files, prof)
         run_of = {f: subject_and_run(f)[1] or -1 for f in files}
         self.train_runs = np.array([run_of[f] for f in tr.files])
         self.test_runs = np.array([run_of[f] for f in te.files])
         self._units()
+
+    def _causal_test(self, files: list[str], prof: Profile):
+        """Test-grid windows of ``prof`` aligned by the causal live rule (each recording's
+        reference built from its own stream; windows in the warm-up are dropped and counted)."""
+        causal = prof.with_overrides({"alignment": {"offline_reference": "causal"}})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return build_windows(files, causal, causal.window.hop_s)
+
+    def score_causal(self, c: GridConfig, fitted, u) -> dict | None:
+        """An EA network arm scored on the fold's test subjects with the causal live reference
+        (the grid's ``alignment_at_test``); None for arms without alignment."""
+        ws = self.causal.get(self._zkey(c)) if _arm(c) in ("eegmamba", "eegnet") else None
+        if ws is None:
+            return None
+        keep = np.isin(ws.subjects, u.test_subjects) & np.isin(
+            np.array([subject_and_run(f)[1] or -1 for f in ws.files]), self.imagery)
+        w = Windows(ws.X[keep], ws.X[keep], ws.y[keep], ws.files[keep], ws.t_start[keep])
+        proba = fitted.proba(w)
+        trials = trial_ids(w.files, w.t_start, w.y, self.base.window.hop_s)
+        return {**score(w.y, proba, ws.subjects[keep], trials),
+                "note": "windows inside each recording's alignment warm-up are not scored "
+                        f"(over all recordings of the run: {ws.drops.get('alignment_warmup', 0)} windows)"}
 
     def _zkey(self, c: GridConfig) -> str:
         return repr(c.profile.alignment) if not c.peer or c.model == "eegnet" else "base"
@@ -346,6 +372,7 @@ class NestedRun:
         te = self.test_windows(u)
         w = self.windows(c, te, "test")
         proba = fitted.proba(w)
+        causal = self.score_causal(c, fitted, u)
         trials = trial_ids(w.files, w.t_start, w.y, self.base.window.hop_s)
         subj = self.test.subjects[te]
         fit = fitted.info.get("fit", {})
@@ -356,7 +383,8 @@ class NestedRun:
                "alignment": _alignment(c),
                **score(w.y, proba, subj, trials), "y_true": w.y.tolist(), "subjects": subj.tolist(),
                "trial": trials.tolist(), "proba": proba.round(5).tolist(),
-               "seconds": fitted.info.get("seconds"), "finished": prov.now()}
+               "causal_alignment": causal, "seconds": fitted.info.get("seconds"),
+               "finished": prov.now()}
         write_json(path, res, indent=None)
         m, t = res["per_window"], res["per_trial"]
         self._say(f"{arm_id} fold {u.fold} seed {seed} ({steps} steps): window AUROC {m['auroc']:.3f} "

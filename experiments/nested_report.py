@@ -33,6 +33,10 @@ def collect(out: str | Path) -> dict:
              if d.is_dir()}
     choices = {c["fold"]: c for c in _read(units / "choice")}
     test = {d.name: _read(d) for d in sorted((units / "test").glob("*")) if d.is_dir()}
+    for arm in list(test):  # EA networks also scored with the causal live reference
+        causal = [{**u, **u["causal_alignment"]} for u in test[arm] if u.get("causal_alignment")]
+        if causal:
+            test[f"{arm}[causal EA]"] = causal
     arms = {}
     for arm, us in test.items():
         by_fold = defaultdict(list)

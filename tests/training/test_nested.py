@@ -22,7 +22,7 @@ RECIPE = {"preset": "modern", "epochs": 1, "batch_size": 8, "evals_per_epoch": 2
 
 
 def _grid(root, data) -> str:
-    ea = {"alignment": {"method": "euclidean", "offline_reference": "recording"}}
+    ea = {"alignment": {"method": "euclidean", "offline_reference": "recording", "warmup_s": 4.0}}
     grid = {"name": "t", "profile": str(root / "syn.yaml"),
             "configurations": [
                 {"id": "a_ea", "why": "aligned", "model": {"variant": "eegmamba_tiny", "d_model": 8},
@@ -86,6 +86,10 @@ def test_choice_is_written_before_any_test_window_and_refits_replay_its_steps(ru
             assert t["steps"] == c["peers"][t["arm"]]["best_step"] == t["steps_run"]
         assert set(t["subjects"]) == set(t["test_subjects"])
         assert t["n_trials"] < t["n_windows"] and 0 <= t["per_trial"]["auroc"] <= 1
+        if t["alignment"] == "euclidean" and t["model"] != "csp_lda":  # also the causal live rule
+            assert 0 < t["causal_alignment"]["n_windows"] < t["n_windows"]
+        else:
+            assert t["causal_alignment"] is None
     chosen = {c["chosen"] for c in choices.values()}
     best = {f: max(("a_ea", "b_noea"), key=lambda k: inner[f"{k}/fold_{f}.json"]["best_val_auroc"])
             for f in (1, 2)}
@@ -114,7 +118,7 @@ def test_resume_skips_finished_units_and_report_has_the_paired_test(run, capsys)
     assert t["n"] == 4 and t["wins"] + t["losses"] <= 4
     report = (out / "report.md").read_text()
     for text in ("## Selection", "## Chosen per outer fold", "eegmamba_chosen", "ts_lr_recentred",
-                 "Wilcoxon", "vs_eegnet_same_alignment"):
+                 "Wilcoxon", "vs_eegnet_same_alignment", "eegnet_ea[causal EA]"):
         assert text in report
 
 
