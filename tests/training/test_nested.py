@@ -131,3 +131,30 @@ def test_wilcoxon_and_trials():
     files = np.array(["f"] * 5 + ["g"] * 2)
     ids = trial_ids(files, np.array([0, .5, 1, 4, 4.5, 0, .5]), np.array([0, 0, 0, 1, 1, 0, 0]), 0.5)
     assert ids.tolist() == [0, 0, 0, 1, 1, 2, 2]
+
+
+def test_with_executed_adds_runs_3_7_11_to_training_only(run, tmp_path):
+    out, _, grid = run
+    g = yaml.safe_load(open(grid))
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        for r in (3, 4):
+            write_edf(data / f"S00{i + 1}R0{r}.edf", seed=10 * i + r, duration_s=24.0)
+    run_imag = NestedRun(NestedConfig(grid=grid, out=str(tmp_path / "a"), data=(str(data),)))
+    run_exec = NestedRun(NestedConfig(grid=grid, out=str(tmp_path / "b"), data=(str(data),),
+                                      with_executed=True))
+    run_imag.load()
+    run_exec.load()
+    assert g["protocol"]["runs"] == [4]
+    for ui, ue in zip(run_imag.units, run_exec.units):
+        assert ui.test_subjects == ue.test_subjects  # the folds of the imagery windows
+        tr_runs = run_exec.train_runs
+        subj = run_exec.train.subjects
+        assert set(tr_runs[ue.val_idx]) == {4} and set(run_exec.test_runs[ue._test_idx]) == {4}
+        assert set(tr_runs[ue.fit_idx]) == {3, 4} and set(tr_runs[ue.refit_idx]) == {3, 4}
+        assert set(subj[ue.fit_idx]) == set(run_imag.train.subjects[ui.fit_idx])
+        assert set(subj[ue.refit_idx]).isdisjoint(ue.test_subjects)
+        assert set(subj[ue.refit_idx]) == set(subj[ue.fit_idx]) | set(subj[ue.val_idx])
+        # imagery windows of the unit are those of the imagery-only run
+        assert len(ue.val_idx) == len(ui.val_idx) and len(ue._test_idx) == len(ui._test_idx)
