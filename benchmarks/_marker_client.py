@@ -4,7 +4,8 @@ Runs as a child process (own GIL): it resolves the named marker streams, opens o
 blocks in ``pull_sample`` on one thread per inlet (liblsl wakes it when a marker lands: no polling
 delay, no CPU while idle). Each marker must be a JSON object with a ``seq`` field (the live loop's
 decisions; the peers in ``bench_latency_peers.py`` push ``{"seq": n}``). On exit it reports, per
-stream name, ``[[seq, local_clock() at reception], ...]``.
+stream name, ``[[seq, local_clock() at reception], ...]`` (with ``full=True``:
+``[[seq, received, t_end, latency_ms], ...]``, the decision's window end and its own latency).
 
     with marker_client(["eegmamba-motor_imagery"]) as received:
         ...  # decisions are pushed
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 
 
-def _serve(specs: list[str], timeout: float = 20.0) -> None:
+def _serve(specs: list[str], timeout: float = 20.0, full: bool = False) -> None:
     import pylsl
 
     source = dict(s.split("|", 1) if "|" in s else (s, None) for s in specs)
@@ -50,7 +51,9 @@ def _serve(specs: list[str], timeout: float = 20.0) -> None:
             sample, _ = inlet.pull_sample(timeout=0.2)
             if sample is not None:
                 now = pylsl.local_clock()
-                out.append([json.loads(sample[0])["seq"], now])
+                d = json.loads(sample[0])
+                out.append([d["seq"], now, d.get("t_end"), d.get("latency_ms")] if full
+                           else [d["seq"], now])
 
     threads = [threading.Thread(target=pull, args=(n,), daemon=True) for n in names]
     for t in threads:
@@ -64,12 +67,15 @@ def _serve(specs: list[str], timeout: float = 20.0) -> None:
 
 
 @contextlib.contextmanager
-def marker_client(names: list[str], source_ids: list[str] | None = None):
+def marker_client(names: list[str], source_ids: list[str] | None = None, *, full: bool = False,
+                  timeout: float = 20.0):
     """Receive the marker streams ``names`` in a child process while inside; yields a callable that
     returns ``{name: [[seq, received], ...]}`` once the block has exited. ``source_ids``: the
-    streams' source ids (other processes on a shared machine may publish the same names)."""
+    streams' source ids (other processes on a shared machine may publish the same names);
+    ``timeout``: seconds to wait for all the streams; ``full``: see the module docstring."""
     specs = [f"{n}|{s}" for n, s in zip(names, source_ids)] if source_ids else list(names)
-    proc = subprocess.Popen([sys.executable, __file__, *specs], stdin=subprocess.PIPE,
+    opts = [f"--timeout={timeout:g}"] + (["--full"] if full else [])
+    proc = subprocess.Popen([sys.executable, __file__, *opts, *specs], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent)
     result: dict = {}
     try:
@@ -88,4 +94,6 @@ def marker_client(names: list[str], source_ids: list[str] | None = None):
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1:])
+    flags = [a for a in sys.argv[1:] if a.startswith("--")]
+    wait = next((float(a.split("=", 1)[1]) for a in flags if a.startswith("--timeout=")), 20.0)
+    _serve([a for a in sys.argv[1:] if not a.startswith("--")], wait, "--full" in flags)

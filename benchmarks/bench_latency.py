@@ -1,7 +1,15 @@
 """Sample-to-marker latency of ``eegmamba-live`` for the motor-imagery profile, 1 and N streams, with
 the hand-glued peers measured in the same run.
 
-For each stream count N: N replayed EEGMMIDB streams (``S001R04``, 64 ch @ 160 Hz, chunks of 10,
+By default every configuration runs the documented command, ``eegmamba-live --all --workers W``,
+as a subprocess on N fresh replayed streams, for each W of ``--workers`` (``1`` = one process, as
+before; more = a supervisor and W worker processes), with the markers received by another process
+and the accounting read from its ``--summary-json``; how, in ``benchmarks/_live_cli.py``. The whole
+run keeps its LSL traffic to itself (an LSL session id of its own), so ``--all`` takes only its
+streams on a shared machine. CPU: the ``eegmamba-live`` process tree's, and per stream.
+
+``--in-process`` measures instead the loop inside this process, with the stage breakdown:
+for each stream count N: N replayed EEGMMIDB streams (``S001R04``, 64 ch @ 160 Hz, chunks of 10,
 served by a child process so pushing does not share our GIL) are acquired by ONE acquisition thread
 and classified by ONE live loop (the real ``realtime.loop.live.LiveLoop``: shared preprocessing, the
 ``motor_imagery`` profile's windows (3 s every 0.5 s), newest-only scheduling, single-task EEGMamba batched across streams, marker and
@@ -28,12 +36,14 @@ Every window is accounted for: produced = published + dropped (by reason: in the
 ``uncounted`` must be 0.
 The largest N with p99(recv) ≤ 100 ms and nothing uncounted is reported.
 
-    python benchmarks/bench_latency.py --streams 1,16,64 --duration 20 --peers floor,csp,cnn --json out.json
+    python benchmarks/bench_latency.py --streams 1,64,128 --stagger 0,0.5 --workers 1,2 --peers cnn
+    python benchmarks/bench_latency.py --in-process --streams 1,16,64 --duration 20 --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -50,6 +60,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks._live_cli import measure_cli, private_lsl_session  # noqa: E402
 from benchmarks._marker_client import marker_client  # noqa: E402
 from benchmarks.bench_latency_peers import replay_server  # noqa: E402
 
@@ -187,7 +198,9 @@ def _measure(names: list[str], checkpoint: Path, args, stagger: float) -> dict:
     # emitted ones are published, replaced while waiting (stale), or still waiting at the end
     unclassified = drops["stale"] + drops["shutdown"]
     return {
-        "streams": len(names), "stagger_s": stagger, "windows": windows + sum(drops.values()) - unclassified,
+        "streams": len(names), "stagger_s": stagger, "workers": 1, "mode": "in-process",
+        "cpu_pct_per_stream": round(cpu / len(names), 2),
+        "windows": windows + sum(drops.values()) - unclassified,
         "decisions": published, "markers_received": stages["push_to_received"]["n"],
         "dropped": dict(drops), "waiting_at_end": waiting,
         "uncounted": windows - published - unclassified - waiting,
@@ -195,6 +208,18 @@ def _measure(names: list[str], checkpoint: Path, args, stagger: float) -> dict:
         "stages_ms": stages, "batch": _pct(batches),
         "gaps": sum(h.n_gaps for h in health), "process_cpu_pct": round(cpu, 1),
     }
+
+
+def _device_name(device: str) -> str:
+    if device == "cpu":
+        with contextlib.suppress(OSError):
+            for line in open("/proc/cpuinfo"):
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+        return platform.processor() or platform.machine()
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
 
 
 def _peers(args) -> list | None:
@@ -210,32 +235,36 @@ def _peers(args) -> list | None:
 
 
 def _table(results: list, peers: list | None) -> str:
-    lines = ["| pipeline | streams | stagger s | push→recv p50 | p95 | p99 | push→pushed p99 | "
-             "dec/s/stream | dropped | CPU % |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| pipeline | streams | stagger s | workers | push→recv p50 | p95 | p99 | dec/s/stream | "
+             "dropped | CPU % | CPU %/stream |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in peers or []:
-        lines.append(f"| {p['peer']} (peer) | {p['streams']} | – | {p['recv_p50_ms']:.1f} | "
-                     f"{p['recv_p95_ms']:.1f} | {p['recv_p99_ms']:.1f} | {p['p99_ms']:.1f} | "
+        lines.append(f"| {p['peer']} (peer) | {p['streams']} | – | 1 | {p['recv_p50_ms']:.1f} | "
+                     f"{p['recv_p95_ms']:.1f} | {p['recv_p99_ms']:.1f} | "
                      f"{p['decisions'] / p.get('duration_s', 1) / p['streams']:.2f} | "
-                     f"skipped {p['skipped']} | {p['process_cpu_pct']:.0f} |")
+                     f"skipped {p['skipped']} | {p['process_cpu_pct']:.0f} | "
+                     f"{p['process_cpu_pct'] / p['streams']:.1f} |")
     for r in results:
-        s = r["stages_ms"]
-        lines.append(f"| eegmamba-live | {r['streams']} | {r['stagger_s']:g} | {s['push_to_received']['p50']} | "
-                     f"{s['push_to_received']['p95']} | {s['push_to_received']['p99']} | "
-                     f"{s['push_to_pushed']['p99']} | {r['decisions_per_s_per_stream']:.2f} | "
-                     f"{r['dropped'] or 0} (uncounted {r['uncounted']}) | {r['process_cpu_pct']:.0f} |")
-    lines += ["", "| streams | stagger s | stage | p50 ms | p95 ms | p99 ms | max ms |",
-              "|---|---|---|---|---|---|---|"]
-    for r in results:
+        s = r["stages_ms"]["push_to_received"]
+        what = "eegmamba-live" + (" (in-process loop)" if r["mode"] == "in-process" else "")
+        lines.append(f"| {what} | {r['streams']} | {r['stagger_s']:g} | {r['workers']} | {s['p50']} | "
+                     f"{s['p95']} | {s['p99']} | {r['decisions_per_s_per_stream']:.2f} | "
+                     f"{r['dropped'] or 0} (uncounted {r['uncounted']}) | {r['process_cpu_pct']:.0f} | "
+                     f"{r['cpu_pct_per_stream']:.1f} |")
+    staged = [r for r in results if "batch" in r]
+    if staged:
+        lines += ["", "| streams | stagger s | stage | p50 ms | p95 ms | p99 ms | max ms |",
+                  "|---|---|---|---|---|---|---|"]
+    for r in staged:
         for name, _, _ in STAGES[:5]:
             v = r["stages_ms"][name]
-            lines.append(f"| {r['streams']} | {r['stagger_s']:g} | {name.replace('_', ' ')} | {v['p50']} | {v['p95']} | "
-                         f"{v['p99']} | {v['max']} |")
-        lines.append(f"| {r['streams']} | {r['stagger_s']:g} | batch size | {r['batch']['p50']} | {r['batch']['p95']} | "
-                     f"{r['batch']['p99']} | {r['batch']['max']} |")
+            lines.append(f"| {r['streams']} | {r['stagger_s']:g} | {name.replace('_', ' ')} | {v['p50']} | "
+                         f"{v['p95']} | {v['p99']} | {v['max']} |")
+        lines.append(f"| {r['streams']} | {r['stagger_s']:g} | batch size | {r['batch']['p50']} | "
+                     f"{r['batch']['p95']} | {r['batch']['p99']} | {r['batch']['max']} |")
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--file", type=Path, default=DEFAULT_FILE, help="recording to replay")
@@ -267,49 +296,74 @@ def main(argv=None) -> int:
                     help="LiveLoop batch_budget_s, seconds (default: LiveLoop's)")
     ap.add_argument("--peers", default="floor,csp,cnn", help="peers of bench_latency_peers.py run "
                     "on 1 stream in this run (empty: none)")
+    ap.add_argument("--workers", default=f"1,{os.cpu_count() or 1}",
+                    help="comma-separated --workers values of the command; each configuration runs "
+                         "with each (1 = one process)")
+    ap.add_argument("--in-process", action="store_true",
+                    help="measure the live loop inside this process instead of the command (stage "
+                         "breakdown; one process; --workers ignored)")
+    ap.add_argument("--start-timeout", type=float, default=180.0,
+                    help="seconds the command may take to publish every stream's markers")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    lsl_session = private_lsl_session()  # before any LSL use here or in the children
     counts = [int(x) for x in args.streams.split(",")]
     staggers = [float(x) for x in args.stagger.split(",")]
     prefix = f"latbench-{uuid.uuid4().hex[:6]}"
     load0 = os.getloadavg()
     results = []
     peers = _peers(args)
-    with tempfile.TemporaryDirectory() as tmp, \
-            replay_server(args.file, prefix, max(counts), "eegmamba", 10):
+    workers = [1] if args.in_process else [int(x) for x in args.workers.split(",")]
+    configs = [(n, g, w) for n in counts for g in (staggers if n > 1 else staggers[:1])
+               for w in workers if w <= max(n, 1)]
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        if args.in_process:
+            stack.enter_context(replay_server(args.file, prefix, max(counts), "eegmamba", 10))
         ckpt = _checkpoint(args.checkpoint, Path(tmp), args.window_s)
-        for n, stagger in [(n, g) for n in counts for g in (staggers if n > 1 else staggers[:1])]:
-            res = _measure([f"{prefix}-{i}" for i in range(n)], ckpt, args, stagger)
+        for n, stagger, w in configs:
+            if args.in_process:
+                res = _measure([f"{prefix}-{i}" for i in range(n)], ckpt, args, stagger)
+            else:
+                res = measure_cli(n, ckpt, args, stagger, w, _pct)
             results.append(res)
             s = res["stages_ms"]
-            print(f"eegmamba-live {n:>3} stream(s), stagger {stagger:g} s: push→received p50 {s['push_to_received']['p50']} "
-                  f"p99 {s['push_to_received']['p99']} ms; {res['decisions_per_s_per_stream']:.2f} "
-                  f"decisions/s/stream; dropped {res['dropped']}; uncounted {res['uncounted']}; "
-                  f"CPU {res['process_cpu_pct']:.0f}%", flush=True)
-    ok = [(r["streams"], r["stagger_s"]) for r in results
+            print(f"eegmamba-live {n:>3} stream(s), stagger {stagger:g} s, {w} worker(s): push→received "
+                  f"p50 {s['push_to_received']['p50']} p99 {s['push_to_received']['p99']} ms; "
+                  f"{res['decisions_per_s_per_stream']:.2f} decisions/s/stream; dropped "
+                  f"{res['dropped']}; uncounted {res['uncounted']}; CPU {res['process_cpu_pct']:.0f}% "
+                  f"({res['cpu_pct_per_stream']:.1f}% per stream)", flush=True)
+    ok = [(r["streams"], r["stagger_s"], r["workers"]) for r in results
           if r["stages_ms"]["push_to_received"]["p99"] is not None
           and r["stages_ms"]["push_to_received"]["p99"] <= 100 and r["uncounted"] == 0]
     for p in peers or []:
         p["duration_s"] = args.duration
     print()
     print(_table(results, peers))
-    best = {g: max([n for n, sg in ok if sg == g or n == 1], default=0) for g in staggers}
-    for g, n_ok in best.items():
-        print(f"largest stream count with p99 <= 100 ms and every window counted, stagger {g:g} s: "
-              f"{n_ok}")
+    best = {(g, w): max([n for n, sg, sw in ok if sw == w and (sg == g or n == 1)], default=0)
+            for g in staggers for w in workers}
+    for (g, w), n_ok in best.items():
+        print(f"largest stream count with p99 <= 100 ms and every window counted, stagger {g:g} s, "
+              f"{w} worker(s): {n_ok}")
     load1 = os.getloadavg()
     print(f"load average before/after: {load0[0]:.2f} / {load1[0]:.2f}")
     report = {
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs",
         "load_avg_1min_before_after": [round(load0[0], 2), round(load1[0], 2)],
-        "device": args.device, "torch_threads": args.threads, "batch_threads": args.batch_threads, "file": args.file.name,
+        "device": args.device, "device_name": _device_name(args.device),
+        "mode": "in-process" if args.in_process else "cli", "lsl_session": lsl_session,
+        "torch_threads": args.threads, "batch_threads": args.batch_threads, "file": args.file.name,
         "poll_interval_s": args.poll_interval, "duration_s": args.duration,
         "stagger_s": staggers, "batch_budget_s": args.batch_budget, "prime": not args.no_prime,
         "switch_interval_s": args.switch_interval,
         "profile": _profile_text(args.window_s),
         "latency_from": "timestamp (= due/push time) of the window's last input sample",
         "results": results, "peers": peers,
-        "max_streams_p99_le_100ms": {f"{g:g}": n_ok for g, n_ok in best.items()},
+        "max_streams_p99_le_100ms": {f"stagger {g:g}, workers {w}": n_ok
+                                     for (g, w), n_ok in best.items()},
     }
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

@@ -1,4 +1,5 @@
-"""``eegmamba-live``: classify a live LSL EEG stream with one or more task profiles."""
+"""``eegmamba-live``: classify live LSL EEG streams (one, several, or every one that fits) with one or
+more task profiles."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from eegmamba.units import parse_units_option
 from realtime.screen.panels import round_name
 from realtime.stream.lsl_config import quiet_liblsl
 from realtime.stream.markers import parse_marker_map
+from realtime.stream.resolve import StreamQuery
 from realtime.session import Session, SessionOptions, parse_channel_map
 from realtime.stats import quality_notes
 
@@ -31,7 +33,8 @@ def _units(text: str) -> str:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="eegmamba-live",
-        description="Classify a live LSL EEG stream with EEGMamba and publish the decisions on LSL.",
+        description="Classify live LSL EEG streams (one, several, or --all) with EEGMamba and "
+                    "publish the decisions on LSL.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--list", action="store_true",
@@ -42,10 +45,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", action="append", default=[],
                    help="checkpoint folder per --profile, in the same order (default for motor_imagery: "
                         "the bundled demo checkpoint)")
-    src = p.add_argument_group("stream selection (default: the first stream of type EEG)")
-    src.add_argument("--stream", help="LSL stream name to classify")
-    src.add_argument("--type", dest="stype", help="LSL stream type to look for")
-    src.add_argument("--source-id", help="LSL source id to look for")
+    src = p.add_argument_group(
+        "stream selection (default: the first stream of type EEG; several --stream / --source-id, "
+        "or --all: one process serves each stream, outlets eegmamba-<profile>@<stream>)")
+    src.add_argument("--all", action="store_true", dest="all_streams",
+                     help="serve every visible stream the profiles fit (type EEG, or --type; "
+                          "filtered by --stream / --source-id), also those that appear later; "
+                          "--list shows which it takes")
+    src.add_argument("--stream", action="append", default=[], metavar="NAME",
+                     help="LSL stream name to classify (repeat for several)")
+    src.add_argument("--type", dest="stype", action="append", default=[], metavar="TYPE",
+                     help="LSL stream type to look for (repeatable)")
+    src.add_argument("--source-id", action="append", default=[], metavar="ID",
+                     help="LSL source id to look for (repeat for several)")
     src.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the stream")
     truth = p.add_argument_group("truth and cues from a marker stream")
     truth.add_argument("--markers", metavar="NAME",
@@ -99,6 +111,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dashboard", action="store_true", help="print one line per decision instead")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--log", metavar="FILE", help="also write every decision as a JSON line to FILE")
+    p.add_argument("--summary-json", metavar="FILE",
+                   help="also write the final summary (per output: windows, decisions, drops by "
+                        "reason, latency) as JSON to FILE")
+    many = p.add_argument_group("many streams: processes and machines (realtime/serve)")
+    many.add_argument("--workers", type=int, default=None, metavar="N",
+                      help="worker processes sharing out the streams by a stable hash of their "
+                           "source id (default: one per core, at most one per stream; 1 on CUDA "
+                           "and with --replay/--demo; 1 = this process alone)")
+    many.add_argument("--shard", metavar="K/N",
+                      help="serve only the streams whose hash falls to shard K of N (run one "
+                           "process per machine with K = 1..N; no broker needed)")
     p.add_argument("--inference-delay-ms", type=float, default=0.0,
                    help="add this delay to every inference batch (to test the drop policy)")
     chk = p.add_argument_group("stream checks (a stream that is not what it claims gets no decisions)")
@@ -112,7 +135,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def print_summary(session: Session, console: Console) -> None:
+def decision_line(d) -> str:
+    """The line ``--no-dashboard`` prints for one decision."""
+    return (f"{d.profile} #{d.seq} {d.label:<12} p={max(d.probs.values()):.2f} "
+            f"t={d.t_end:.3f} latency={d.latency_ms:.1f} ms v{d.model_version}")
+
+
+def print_summary(session, console: Console) -> None:
+    """The summary table of ``session`` (anything with ``snapshot()``: a Session, a Supervisor)."""
     snap = session.snapshot()
     console.print()
     table = Table(title=f"eegmamba-live summary ({snap.uptime_s:.1f} s, device {snap.device})")
@@ -146,8 +176,29 @@ def print_summary(session: Session, console: Console) -> None:
         )
         if s.message:
             console.print(s.message, style="bold red" if s.hold not in (None, "unverified") else "yellow")
+    for k in snap.skipped:
+        console.print(f"not served: stream {k.name!r} (source_id {k.source_id!r}, host {k.host}): "
+                      f"{k.reason}", highlight=False)
     for note in quality_notes(snap):
         console.print(note, style="bold red", highlight=False)
+
+
+def _stream_queries(args) -> list[StreamQuery]:
+    """The ``--stream`` / ``--source-id`` / ``--type`` options as the queries of a many-stream
+    session: one per name and per source id (each with each ``--type``), else one per type; empty
+    for a one-stream session (each given at most once, no ``--all``)."""
+    names, sids, types = args.stream, args.source_id, args.stype
+    if not args.all_streams and len(names) <= 1 and len(sids) <= 1 and len(types) <= 1:
+        return []
+    ids = [StreamQuery(name=n) for n in names] + [StreamQuery(source_id=s) for s in sids]
+    if not ids:
+        return [StreamQuery(stype=t) for t in types]
+    return [StreamQuery(q.name, t, q.source_id) for q in ids for t in (types or [None])]
+
+
+def _all_queries(args) -> list[StreamQuery]:
+    """The queries ``--all`` would use with the given filters."""
+    return _stream_queries(argparse.Namespace(**{**vars(args), "all_streams": True}))
 
 
 def _starting(args) -> str:
@@ -158,7 +209,10 @@ def _starting(args) -> str:
         if args.calibrate:
             what += "; calibration runs R04 + R08, then the feedback run R12"
         return f"eegmamba-live: starting {what}; loading the model…"
-    source = args.replay or args.stream or args.stype or args.source_id or "the first EEG stream"
+    if args.all_streams:
+        return "eegmamba-live: loading the model, then serving every stream that fits…"
+    source = (args.replay or ", ".join(args.stream + args.source_id + args.stype)
+              or "the first EEG stream")
     return f"eegmamba-live: connecting to {source} and loading the model…"
 
 
@@ -169,7 +223,19 @@ def _list(args) -> int:
     console = Console()
     if not console.is_terminal:  # piped: one line per stream rather than 80-column wrapping
         console = Console(width=400)
-    console.print(render_listing(list_streams(wait, args.checkpoint), wait))
+    entries = list_streams(wait, args.checkpoint)
+    takes = None
+    if args.profile:  # what --all would take with these profiles (and --stream/--type filters)
+        from eegmamba.profiles import load_profile
+        from realtime.finder import would_take
+        from realtime.stream.resolve import StreamSelection
+
+        takes = would_take(entries, StreamSelection(tuple(_all_queries(args))),
+                           [load_profile(n) for n in args.profile],
+                           parse_channel_map(args.channel_map))
+    console.print(render_listing(entries, wait, takes))
+    if takes is None and args.all_streams:
+        console.print("give --profile NAME to see which streams --all takes", highlight=False)
     return 0
 
 
@@ -192,9 +258,12 @@ def _main(argv: Sequence[str] | None) -> int:
             nice=args.calib_nice)
     elif any(v is not None for v in (args.calib_trials, args.calib_seconds, args.calib_out)):
         raise UserInputError("--calib-* options need --calibrate")
+    streams = _stream_queries(args)
+    one = (lambda v: v[0] if v and not streams else None)  # one-stream session: today's options
     opts = SessionOptions(
-        profiles=args.profile, checkpoints=args.checkpoint, stream=args.stream, stype=args.stype,
-        source_id=args.source_id, device=args.device, replay=args.replay, demo=args.demo,
+        profiles=args.profile, checkpoints=args.checkpoint, stream=one(args.stream),
+        stype=one(args.stype), source_id=one(args.source_id), streams=streams,
+        all_streams=args.all_streams, device=args.device, replay=args.replay, demo=args.demo,
         speed=args.speed, log=args.log, channel_map=parse_channel_map(args.channel_map),
         resolve_timeout_s=args.timeout, inference_delay_s=args.inference_delay_ms / 1000.0,
         threads=args.threads, prime=not args.no_prime, units=args.units,
@@ -203,11 +272,17 @@ def _main(argv: Sequence[str] | None) -> int:
         marker_run=args.marker_run, cue_s=args.cue_s, calibrate=calibrate,
         calib_compare=args.calib_compare,
     )
+    from realtime.serve.command import plan, run_supervised, with_share
+
+    n_workers, share = plan(opts, args.workers, args.shard)
+    opts = with_share(opts, share)
     console = Console(stderr=False)
     # SIGTERM (systemd, Docker, supervisors) stops like Ctrl-C: the loop ends at its next step,
     # outlets close, the log is flushed, the summary printed, exit 0. A second one exits at once.
     with StopFlag((signal.SIGINT, signal.SIGTERM), second="exit") as stop:
         stop.abort = True  # while starting there is nothing to finish: stop right away
+        if n_workers > 1:
+            return run_supervised(args, opts, n_workers, share, console, stop)
         with console.status(_starting(args), spinner="dots"):  # imports, model load, warm-up
             session = Session(opts)
         stop.abort = False
@@ -225,8 +300,7 @@ def _run(args, session: Session, console: Console, stop: StopFlag) -> int:
                     if phases.get(c.profile.name) != c.phase:
                         phases[c.profile.name] = c.phase
                         print(f"calibration {c.profile.name}: {c.phase}; {c.message}", flush=True)
-                print(f"{d.profile} #{d.seq} {d.label:<12} p={max(d.probs.values()):.2f} "
-                      f"t={d.t_end:.3f} latency={d.latency_ms:.1f} ms v{d.model_version}", flush=True)
+                print(decision_line(d), flush=True)
 
             session.loop.on_decision = line
         else:
@@ -242,7 +316,13 @@ def _run(args, session: Session, console: Console, stop: StopFlag) -> int:
     finally:
         if dashboard is not None:
             dashboard.stop()
+        session.loop.close()  # windows still waiting are counted (shutdown) before the summary
         print_summary(session, console)
+        if args.summary_json:
+            from realtime.serve.command import write_summary_json
+
+            write_summary_json(args.summary_json, session.snapshot(), {
+                o.name: o.pipeline.stream_key for o in session.loop.outputs})
         session.close()
     return 0
 

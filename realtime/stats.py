@@ -222,6 +222,17 @@ class CalibrationStats:
 
 
 @dataclass(frozen=True)
+class SkippedStream:
+    """A visible stream a many-stream session selected but does not serve, and why (e.g. a profile
+    channel missing; ``realtime.finder``)."""
+
+    name: str
+    source_id: str
+    host: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything the dashboard shows, taken at one instant (``uptime_s`` seconds since start)."""
 
@@ -238,6 +249,8 @@ class Snapshot:
     markers: tuple[MarkerStats, ...] = ()
     calibrations: tuple[CalibrationStats, ...] = ()
     round_names: tuple[str, ...] = ()  # names of LiveLoop rounds (accuracy_by_round keys)
+    skipped: tuple[SkippedStream, ...] = ()  # selected streams not served (many-stream session)
+    selection: str | None = None  # what a many-stream session serves (None: one stream)
 
 
 QUALITY_REASONS = ("rail", "flat_run", "flat", "saturated", "nonfinite")

@@ -145,7 +145,7 @@ class Calibration:
             stderr=subprocess.PIPE, text=True,
             env={**os.environ, "OMP_NUM_THREADS": str(self.options.threads)})
         self.phase = "fine-tuning"
-        self.loop.round += 1  # accuracy from here on is on data the calibration did not see
+        self.loop.new_round()  # accuracy from here on is on data the calibration did not see
         self.round_names.append("after calibration data")
         self.message = (f"{len(y)} windows of {prov['n_trials']} trials; worker pid "
                         f"{self._proc.pid} (nice +{nice}, {self.options.threads} thread(s))")
@@ -153,20 +153,16 @@ class Calibration:
         self._monitor.start()
 
     def _swap(self, model, metadata: dict, done: dict) -> None:
-        engine = self.loop.engine
-        old = engine.models[self.model_key]
-        engine.models[self.model_key] = dataclasses.replace(old, model=model, metadata=metadata,
-                                                            version=old.version + 1)
-        self.loop.round += 1  # decisions are tallied per round: before / after this swap
-        self.round_names.append(f"after swap, v{old.version + 1}")
+        version = self.loop.swap_model(self.model_key, model, metadata)  # and a new round
+        self.round_names.append(f"after swap, v{version}")
         record = {"time": time.strftime("%H:%M:%S"), "profile": self.profile.name,
-                  "version": old.version + 1, "before": done["before"], "after": done["after"],
+                  "version": version, "before": done["before"], "after": done["after"],
                   "summary": done["summary"]}
         self.swaps.append(record)
         logger.info("calibration: model of %s swapped to version %d: %s", self.profile.name,
-                    old.version + 1, done["summary"])
+                    version, done["summary"])
         self.phase = "swapped"
-        self.message = f"v{old.version + 1} decides now; saved to {self.saved}"
+        self.message = f"v{version} decides now; saved to {self.saved}"
         self._write_report(done, swapped=True, folder=Path(self.saved))
 
     # ------------------------------------------------------------------ monitor thread

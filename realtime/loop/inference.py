@@ -6,6 +6,7 @@ device. The engine warms each model up (first CUDA/oneDNN calls are slow) before
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -108,6 +109,21 @@ class InferenceEngine:
                 spec.class_names or tuple(str(i) for i in range(spec.n_classes)),
             )
         return self.models[key]
+
+    def replace(self, key: str, model: torch.nn.Module, metadata: dict) -> LoadedModel:
+        """Put ``model`` (same task and shapes) under ``key`` in place of the current one, one version
+        up; the next ``infer(key, ...)`` uses it. ``LiveLoop.swap_model`` is the live way to call it."""
+        old = self.models[key]
+        new = dataclasses.replace(old, model=model, metadata=metadata, version=old.version + 1)
+        self.models[key] = new
+        return new
+
+    def alias(self, key: str, new_key: str) -> LoadedModel:
+        """The model under ``key`` also under ``new_key`` (it keeps deciding there when ``key`` is
+        replaced, e.g. the uncalibrated reference beside a calibration)."""
+        ref = dataclasses.replace(self.models[key], key=new_key)
+        self.models[new_key] = ref
+        return ref
 
     def warm_up(self, n: int = 3) -> None:
         """Compile (or load from numba's cache) the fused CPU scan, then run each model ``n`` times

@@ -8,6 +8,11 @@ the decision with the EEG it describes.
 
 Probability stream ``eegmamba-<profile>-probs``: type ``Probabilities``, irregular rate, float32,
 one channel per class (channel labels = class names, in class order), same timestamp.
+
+A session serving several EEG streams names each stream's outputs ``<profile>@<stream>``
+(``eegmamba-motor_imagery@S001``, ``...@S001-probs``); the JSON then also carries ``stream`` and
+``stream_source_id`` (the EEG stream's name and source id), and both outlets' descriptions hold a
+``stream`` element (``name``, ``source_id``, ``hostname``) so a client can tell them apart.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import pylsl
 
 from eegmamba._checks import UserInputError
 
-_PROFILE_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_PROFILE_RE = re.compile(r"^[A-Za-z0-9_.-]+(@[A-Za-z0-9_.-]+)?$")
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,8 @@ class Decision:
     latency_ms : float, from the arrival of the window's last sample to the push
     seq : int, decision counter per profile, from 0
     model_version : int, 0 for the loaded checkpoint, +1 for every calibrated model swapped in
+    stream, stream_source_id : str | None, the EEG stream's name and source id (set when a session
+        serves several streams; left out of the JSON when None)
     """
 
     profile: str
@@ -48,15 +55,29 @@ class Decision:
     latency_ms: float
     seq: int
     model_version: int = 0
+    stream: str | None = None
+    stream_source_id: str | None = None
 
     def to_json(self) -> str:
         d = asdict(self)
         d["probs"] = {k: float(v) for k, v in self.probs.items()}
+        for k in ("stream", "stream_source_id"):
+            if d[k] is None:
+                del d[k]
         return json.dumps(d, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> "Decision":
         return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class StreamIdentity:
+    """The EEG stream a session's outputs decide on: LSL name, source id (may be empty), host."""
+
+    name: str
+    source_id: str = ""
+    host: str = ""
 
 
 class DecisionLog:
@@ -94,19 +115,23 @@ class DecisionOutlets:
     Parameters
     ----------
     profile : str
-        Profile name (letters, digits, ``_.-``); streams are ``eegmamba-<profile>[-probs]``.
+        Output name: a profile name (letters, digits, ``_.-``), or ``<profile>@<stream>`` with
+        several streams; streams are ``eegmamba-<profile>[-probs]``.
     classes : sequence of str
         Class names in model output order.
     source_id : str | None
         Base LSL source id; default ``eegmamba-<profile>@<hostname>:<pid>``.
     log : DecisionLog | None
         Also write every decision there (not closed by ``close()``: it may be shared).
+    stream : StreamIdentity | None
+        The EEG stream decided on, written into both outlets' descriptions (``stream`` element).
     """
 
     def __init__(self, profile: str, classes: Sequence[str], *, source_id: str | None = None,
-                 log: DecisionLog | None = None) -> None:
+                 log: DecisionLog | None = None, stream: StreamIdentity | None = None) -> None:
         if not isinstance(profile, str) or not _PROFILE_RE.match(profile):
-            raise ValueError(f"profile name must be letters, digits, '_', '.' or '-', got {profile!r}")
+            raise ValueError(f"profile name must be letters, digits, '_', '.' or '-' (then "
+                             f"optionally @ and a stream key of the same), got {profile!r}")
         classes = tuple(classes)
         if not classes or not all(isinstance(c, str) and c for c in classes):
             raise ValueError(f"classes must be non-empty strings, got {classes!r}")
@@ -125,6 +150,12 @@ class DecisionOutlets:
         pinfo.set_channel_labels(list(classes))
         pinfo.set_channel_units(["probability"] * len(classes))
         pinfo.desc().append_child_value("profile", profile)
+        if stream is not None:
+            for info in (minfo, pinfo):
+                el = info.desc().append_child("stream")
+                for k, v in (("name", stream.name), ("source_id", stream.source_id),
+                             ("hostname", stream.host)):
+                    el.append_child_value(k, v)
         self._markers: pylsl.StreamOutlet | None = pylsl.StreamOutlet(minfo)
         self._probs: pylsl.StreamOutlet | None = pylsl.StreamOutlet(pinfo)
         self.n_pushed = 0

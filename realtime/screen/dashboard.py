@@ -18,13 +18,14 @@ from rich.table import Table
 from rich.text import Text
 
 from eegmamba._checks import check_positive
-from realtime.screen.panels import (calibration_panel, fmt, markers_line, profile_panel,
-                                       signal_panel)
+from realtime.screen.panels import (calibration_panel, fmt, markers_line, outputs_panel,
+                                    profile_panel, signal_panel, skipped_panel)
 from realtime.stats import LatencyStats, Snapshot, StreamHealth, quality_notes
 
 logger = logging.getLogger(__name__)
 
 _STATE_STYLE = {"ok": "green", "lost": "bold red", "waiting": "yellow"}
+COMPACT_OVER = 4  # more outputs than this (or a many-stream session): one row per output
 
 
 _STREAM_COLUMNS = ("state", "ch", "Hz nom/meas", "drift", "jit", "age s", "samples", "dup", "gaps",
@@ -103,7 +104,8 @@ def _drops_panel(drops) -> Panel:
 def render(snapshot: Snapshot) -> RenderableType:
     """Render a stats snapshot: streams (and the marker stream), calibration, one panel per
     profile (decisions and truth strips, accuracy, confusion), the signal panel per profile,
-    latency, drops, errors."""
+    latency, drops, errors. A many-stream session (or more than ``COMPACT_OVER`` outputs) shows
+    one row per output instead of the profile and signal panels, and the streams not served."""
     header = Text(
         f"{snapshot.title}  ·  device {snapshot.device}  ·  up {snapshot.uptime_s:.0f} s", style="bold"
     )
@@ -115,8 +117,16 @@ def render(snapshot: Snapshot) -> RenderableType:
     parts += [Text(n, style="bold red") for n in quality_notes(snapshot)]
     parts += [markers_line(m) for m in snapshot.markers]
     parts += [calibration_panel(c) for c in snapshot.calibrations]
-    parts += [profile_panel(p, snapshot.round_names) for p in snapshot.profiles]
-    parts += [signal_panel(sig) for sig in snapshot.signals]
+    if snapshot.selection is None and len(snapshot.profiles) <= COMPACT_OVER:
+        parts += [profile_panel(p, snapshot.round_names) for p in snapshot.profiles]
+        parts += [signal_panel(sig) for sig in snapshot.signals]
+    else:  # several streams: one row per output
+        n = len({s.key for s in snapshot.streams})
+        title = f"Decisions · {n} stream(s)" + (f" of {snapshot.selection}" if snapshot.selection
+                                               else "")
+        parts.append(outputs_panel(snapshot.profiles, snapshot.signals, title))
+    if snapshot.skipped:
+        parts.append(skipped_panel(snapshot.skipped))
     parts.append(lower)
     if snapshot.n_errors:
         msg = Text(f"{snapshot.n_errors} error(s); last: {snapshot.last_error}", style="red")

@@ -37,6 +37,7 @@ class StreamEntry:
     ch_names: list[str] = field(default_factory=list)
     fits: list[str] = field(default_factory=list)
     misfits: dict[str, str] = field(default_factory=dict)
+    info: object = field(default=None, repr=False, compare=False)  # its pylsl.StreamInfo
 
     @property
     def sends_strings_as_eeg(self) -> bool:
@@ -104,7 +105,7 @@ def list_streams(wait_s: float = 2.0, checkpoints: list[str] | None = None,
     for info in sorted(infos.values(), key=lambda i: (i.name(), i.source_id())):
         e = StreamEntry(info.name(), info.type(), info.channel_count(), info.nominal_srate(),
                         _FORMATS.get(info.channel_format(), str(info.channel_format())),
-                        info.source_id(), info.hostname())
+                        info.source_id(), info.hostname(), info=info)
         if e.sends_strings_as_eeg:
             e.misfits["(format)"] = strings_message(e.name)
         elif not e.is_markers and e.srate > 0:
@@ -123,8 +124,9 @@ def list_streams(wait_s: float = 2.0, checkpoints: list[str] | None = None,
     return entries
 
 
-def render_listing(entries: list[StreamEntry], wait_s: float):
-    """A rich renderable: the streams table, then what fits each one."""
+def render_listing(entries: list[StreamEntry], wait_s: float, takes: dict[int, str] | None = None):
+    """A rich renderable: the streams table, then what fits each one. ``takes``: entry index →
+    what ``eegmamba-live --all`` does with it (a column ``--all``; ``realtime.finder.would_take``)."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -133,9 +135,10 @@ def render_listing(entries: list[StreamEntry], wait_s: float):
         return Text(f"no LSL streams visible within {wait_s:g} s (same network, firewall, "
                     "LSL api config?)")
     table = Table(title="LSL streams", title_justify="left")
-    for col in ("name", "type", "ch", "rate Hz", "format", "source_id", "host", "use with"):
+    cols = ("name", "type", "ch", "rate Hz", "format", "source_id", "host", "use with")
+    for col in cols + (("--all",) if takes is not None else ()):
         table.add_column(col, no_wrap=col in ("name", "source_id", "use with"), overflow="fold")
-    for e in entries:
+    for i, e in enumerate(entries):
         if e.is_markers:
             use = Text(f"--markers {e.name}", style="cyan")
         elif e.sends_strings_as_eeg:
@@ -145,7 +148,11 @@ def render_listing(entries: list[StreamEntry], wait_s: float):
         else:
             use = Text("no profile fits", style="yellow")
         rate = "irregular" if e.srate <= 0 else f"{e.srate:g}"
-        table.add_row(e.name, e.stype, str(e.n_channels), rate, e.fmt, e.source_id, e.host, use)
+        row = [e.name, e.stype, str(e.n_channels), rate, e.fmt, e.source_id, e.host, use]
+        if takes is not None:
+            t = takes.get(i, "-")
+            row.append(Text(t, style="green" if t.startswith("takes") else "yellow" if t != "-" else "dim"))
+        table.add_row(*row)
     lines = []
     for e in entries:
         if e.is_markers:

@@ -14,7 +14,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from realtime.stats import CalibrationStats, MarkerStats, ProfileStats, SignalStats
+from realtime.stats import (CalibrationStats, MarkerStats, ProfileStats, SignalStats,
+                            SkippedStream)
 
 CLASS_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_white", "bright_cyan")
 QUALITY_STYLE = {"ok": "green", "flat": "bold yellow", "railed": "bold red", "NaN": "bold red",
@@ -196,3 +197,41 @@ def calibration_panel(c: CalibrationStats) -> Panel:
     if c.saved:
         body.add_row("saved", c.saved)
     return Panel(body, title=f"Calibration {c.profile}", border_style=PHASE_STYLE.get(c.phase, "blue"))
+
+
+def outputs_panel(profiles: tuple[ProfileStats, ...], signals: tuple[SignalStats, ...] = (),
+                  title: str = "Decisions") -> Panel:
+    """One row per output (``<profile>@<stream>`` with several streams): the label now and its
+    probability, the recent decisions, decisions / windows, latency, windows dropped (the reasons
+    are in the Drops panel), accuracy and the bad channels; for many streams, where a panel per
+    output would not fit a screen."""
+    bad = {sig.name: [ch.name for ch in sig.channels if ch.state not in ("ok", "waiting")]
+           for sig in signals}
+    t = Table(box=None, expand=True, pad_edge=False, collapse_padding=True)
+    width = min(max((len(p.name) for p in profiles), default=10), 32)
+    t.add_column("output", overflow="fold", ratio=1, min_width=width)
+    for col in ("label", "p", "recent", "dec/win", "p50/p99", "drop", "acc", "signal"):
+        t.add_column(col, no_wrap=col != "signal", overflow="fold",
+                     justify="right" if col in ("p", "drop", "acc") else "left")
+    for p in profiles:
+        marks, styles = class_marks(p.classes)
+        label = Text(p.label or "-", style=f"bold {styles.get(p.label, '')}".strip())
+        prob = max(p.probs) if p.probs else None
+        acc = "-" if p.accuracy is None else f"{100 * p.accuracy:.0f}%"
+        b = bad.get(p.name)
+        sig = "-" if b is None else (Text("ok", style="green") if not b else
+                                     Text(f"{len(b)} bad: {', '.join(b[:2])}", style="bold red"))
+        t.add_row(p.name, label, fmt(prob, ".2f"), strip(p.history[-8:], marks, styles),
+                  f"{p.n_decisions}/{p.n_windows}",
+                  f"{fmt(p.latency.p50_ms, '.0f')}/{fmt(p.latency.p99_ms, '.0f')}",
+                  str(sum(p.drops.values())), acc, sig)
+    if not profiles:
+        t.add_row("(no stream served yet)", *[""] * 8)
+    return Panel(t, title=title, border_style="magenta")
+
+
+def skipped_panel(skipped: tuple[SkippedStream, ...]) -> Panel:
+    """The selected streams that are not served, each with why."""
+    lines = [Text(f"{k.name} ({k.source_id or 'no source_id'}, {k.host}): {k.reason}", style="yellow")
+             for k in skipped]
+    return Panel(Group(*lines), title=f"Not served ({len(skipped)})", border_style="yellow")

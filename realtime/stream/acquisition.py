@@ -317,14 +317,15 @@ class Acquisition:
 
     def add(self, query: StreamQuery, *, key: str | None = None, timeout: float = 5.0,
             on_chunk: Callable[[Chunk], None] | None = None, units: str | None = None,
-            accept_measured_rate: bool = False) -> Inlet:
+            accept_measured_rate: bool = False, info: pylsl.StreamInfo | None = None) -> Inlet:
         """Resolve ``query`` (waiting up to ``timeout`` s), open an inlet and acquire it from now on.
+        ``info``: the stream, already resolved (``query`` then only re-finds it after a loss).
 
         ``units``: the unit (``V``, ``mV``, ``uV``, ``nV``) of the stream's EEG channels, overriding
         what it declares; ``accept_measured_rate``: process the stream at its measured rate when it
         differs from the declared one (see :mod:`realtime.stream.monitor`).
         """
-        info = resolve(query, timeout, resolver=self._resolver)
+        info = info if info is not None else resolve(query, timeout, resolver=self._resolver)
         key = key or info.name()
         if any(i.key == key for i in self._inlets):
             raise ValueError(f"a stream with key {key!r} is already acquired")

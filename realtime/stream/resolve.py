@@ -1,4 +1,5 @@
-"""Finding LSL streams: the query users give (name / type / source id) and a resolver with a timeout.
+"""Finding LSL streams: the query users give (name / type / source id), a resolver with a timeout,
+the selection a many-stream session serves and the identity a stream is shared out by.
 
 ``pylsl.resolve_byprop(..., timeout=0.5)`` can block ~5.5 s when the stream appears during the call;
 a ``pylsl.ContinuousResolver`` sees it in ~40 ms, so resolution polls one of those.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import pylsl
 
@@ -80,3 +82,31 @@ def resolve(
     raise UserInputError(
         f"no LSL stream with {query} found within {timeout:g} s; visible streams: {listing}"
     )
+
+
+def stream_key(info: pylsl.StreamInfo) -> str:
+    """A stream's identity across outlets and restarts, for sharing streams out (a stable hash of
+    it picks the worker or shard): its ``source_id``, or ``name@hostname`` when it has none."""
+    sid = info.source_id()
+    return sid if sid else f"{info.name()}@{info.hostname()}"
+
+
+@dataclass(frozen=True)
+class StreamSelection:
+    """Which of the visible streams a multi-stream session serves.
+
+    ``queries``: a stream matching any of them (empty: every stream of type ``EEG``); ``accept``:
+    a further predicate on the stream's info (the worker / shard split keeps only its own streams).
+    Whether a selected stream *fits* the profiles is checked after, on its channel labels.
+    """
+
+    queries: tuple[StreamQuery, ...] = ()
+    accept: Callable[[pylsl.StreamInfo], bool] | None = None
+
+    def matches(self, info: pylsl.StreamInfo) -> bool:
+        queries = self.queries or (StreamQuery(stype="EEG"),)
+        return (any(q.matches(info) for q in queries)
+                and (self.accept is None or bool(self.accept(info))))
+
+    def __str__(self) -> str:
+        return " or ".join(f"({q})" for q in self.queries) if self.queries else "type='EEG'"

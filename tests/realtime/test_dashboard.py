@@ -198,3 +198,26 @@ def test_held_stream_shows_its_message_line():
     text = " ".join(_text(render(Snapshot(streams=(stream,))), width=200).split())
     assert "held" in text and "+25.1%" in text and " 22 " in text
     assert msg in text
+
+
+def test_many_streams_show_one_row_per_output_and_the_streams_not_served():
+    from realtime.stats import SkippedStream
+
+    base = _snapshot()
+    streams = tuple(dataclasses.replace(base.streams[0], key=f"amp{i}", name=f"amp{i}")
+                    for i in range(3))
+    profiles = tuple(dataclasses.replace(base.profiles[0], name=f"motor_imagery@amp{i}")
+                     for i in range(3))
+    signals = (SignalStats("motor_imagery@amp1", (ChannelQuality("C3", "flat", 0.0),
+                                                  ChannelQuality("C4", "ok", 9.0))),)
+    snap = dataclasses.replace(
+        base, streams=streams, profiles=profiles, signals=signals, calibrations=(), markers=(),
+        selection="type='EEG'",
+        skipped=(SkippedStream("cap", "cap-7", "lab2", "missing channel(s) C3"),))
+    text = _text(render(snap), width=80)
+    rows = [ln for ln in text.splitlines() if "motor_imagery@amp" in ln]
+    assert len(rows) == 3 and all("37/40" in r for r in rows)
+    assert "Decisions · 3 stream(s) of type='EEG'" in text and "1 bad: C3" in text
+    assert "Not served (1)" in text and "cap (cap-7, lab2): missing channel(s) C3" in text
+    assert "Profile motor_imagery" not in text  # no panel per output
+    assert max(len(ln) for ln in text.splitlines()) <= 80
