@@ -30,7 +30,7 @@ def collect(out: str | Path) -> dict:
     out = Path(out)
     units = out / "units"
     inner = {d.name: {u["fold"]: u for u in _read(d)} for d in sorted((units / "inner").glob("*"))
-             if d.is_dir()}
+             if d.is_dir() and _read(d)}  # a folder holding only an unfinished fit's state: none yet
     choices = {c["fold"]: c for c in _read(units / "choice")}
     test = {d.name: _read(d) for d in sorted((units / "test").glob("*")) if d.is_dir()}
     for arm in list(test):  # EA networks also scored with the causal live reference
@@ -117,7 +117,9 @@ def write_report(out: str | Path) -> Path:
              f"runs in training: {run.get('with_executed', False)}; refit seeds {run.get('seeds', '?')}", "",
              "## Selection: best validation AUROC per window (step) on the held-out training subjects", ""]
     folds = sorted({f for v in r["inner"].values() for f in v})
-    lines += ["| configuration | " + " | ".join(f"fold {f}" for f in folds) + " | mean |",
+    lines += ["Cell: best validation AUROC (optimiser step at which it peaked); the EEGNet rows give "
+              "EEGNet's own step count for its refit.", "",
+              "| configuration | " + " | ".join(f"fold {f}" for f in folds) + " | mean |",
               "|---|" + "---|" * (len(folds) + 1)]
     for k, v in r["inner"].items():
         cells = [f"{fmt(v[f]['best_val_auroc'])} ({v[f]['best_step']})" if f in v else "–" for f in folds]
