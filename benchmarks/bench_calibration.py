@@ -24,6 +24,7 @@ table with ratios to ``none``; ``--json`` writes the figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -41,6 +42,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks._latency_common import percentiles, stream_server  # noqa: E402
 
 PHASES = ("none", "worker", "worker-2t-nice0", "none-again", "thread")
 
@@ -100,17 +102,16 @@ def main() -> int:
 
     quiet_liblsl()
     torch.set_num_threads(1)
-    name = f"bench-calib-{uuid.uuid4().hex[:6]}"
-    server = subprocess.Popen([sys.executable, "-m", "realtime.replay.cli", str(DEMO_RECORDING),
-                               "--name", name, "--no-markers"], cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    prefix = f"bench-calib-{uuid.uuid4().hex[:6]}"
+    stack = contextlib.ExitStack()
+    stack.enter_context(stream_server(DEMO_RECORDING, prefix, 1, wait_for_consumer=False))
     job = Path(tempfile.mkdtemp(prefix="bench-calib-"))
     _windows(job, args.layers)
     phases = [p for p in args.phases.split(",") if p]
     lat: dict[str, list[float]] = {p: [] for p in phases}
     current = {"phase": None}
     session = Session(SessionOptions(profiles=[DEMO_PROFILE], checkpoints=[str(DEMO_CHECKPOINT)],
-                                     stream=name, device="cpu", resolve_timeout_s=20))
+                                     stream=f"{prefix}-0", device="cpu", resolve_timeout_s=20))
     session.loop.on_decision = lambda d: current["phase"] and lat[current["phase"]].append(d.latency_ms)
 
     def driver() -> None:
@@ -139,22 +140,21 @@ def main() -> int:
         session.loop.run(None, should_stop=done.is_set)
     finally:
         session.close()
-        server.terminate()
-        server.wait(10)
+        stack.close()
     rows = {}
-    base = np.percentile(lat["none"], [50, 95, 99]) if lat.get("none") else None
+    base = percentiles(lat["none"]) if lat.get("none") else None
     print(f"decision latency (ms) while fine-tuning ({args.layers}), {args.phase_s:g} s per phase, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     print(f"{'phase':<18}{'n':>6}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}   p50/p99 vs none")
     for p in phases:
-        v = np.asarray(lat[p])
-        if v.size == 0:
+        r = percentiles(lat[p])
+        if not r["n"]:
             print(f"{p:<18}{0:>6}")
             continue
-        q = np.percentile(v, [50, 95, 99])
-        rows[p] = {"n": int(v.size), "p50": q[0], "p95": q[1], "p99": q[2], "max": float(v.max())}
-        ratio = "" if base is None else f"{q[0] / base[0]:.2f} / {q[2] / base[2]:.2f}"
-        print(f"{p:<18}{v.size:>6}{q[0]:>9.1f}{q[1]:>9.1f}{q[2]:>9.1f}{v.max():>9.1f}   {ratio}")
+        rows[p] = r
+        ratio = "" if base is None else f"{r['p50'] / base['p50']:.2f} / {r['p99'] / base['p99']:.2f}"
+        print(f"{p:<18}{r['n']:>6}{r['p50']:>9.1f}{r['p95']:>9.1f}{r['p99']:>9.1f}{r['max']:>9.1f}"
+              f"   {ratio}")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),

@@ -56,31 +56,16 @@ import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks._live_cli import measure_cli, private_lsl_session  # noqa: E402
+from benchmarks._latency_common import (DEFAULT_FILE, mi_profile, percentiles,  # noqa: E402
+                                        private_lsl_session, stream_server)
+from benchmarks._live_cli import measure_cli  # noqa: E402
 from benchmarks._marker_client import marker_client  # noqa: E402
-from benchmarks.bench_latency_peers import replay_server  # noqa: E402
-
-DEFAULT_FILE = REPO.parent / "shared" / "data" / "motor_imagery" / "S001R04.edf"
 STAGES = (("push_to_arrival", "source", "arrival"), ("arrival_to_preprocessed", "arrival", "preprocessed"),
           ("preprocessed_to_inferred", "preprocessed", "inferred"), ("inferred_to_pushed", "inferred", "pushed"),
           ("pushed_to_received", "pushed", "received"), ("push_to_pushed", "source", "pushed"),
           ("push_to_received", "source", "received"))
-
-
-def _profile(window_s: float | None):
-    """The ``motor_imagery`` profile, with its window length set to ``window_s`` seconds if given."""
-    from eegmamba.profiles import Profile, load_profile
-
-    p = load_profile("motor_imagery")
-    if window_s is None or window_s == p.window.length_s:
-        return p
-    d = p.to_dict()
-    d["window"] = {**d["window"], "length_s": window_s}
-    return Profile.from_dict(d)
 
 
 def _checkpoint(arg: str | None, tmp: Path, window_s: float | None) -> Path:
@@ -90,8 +75,8 @@ def _checkpoint(arg: str | None, tmp: Path, window_s: float | None) -> Path:
 
     if arg:
         return Path(arg)
-    p = _profile(window_s)
-    if DEMO_CHECKPOINT.is_dir() and p.window.length_s == _profile(None).window.length_s:
+    p = mi_profile(window_s)
+    if DEMO_CHECKPOINT.is_dir() and p.window.length_s == mi_profile(None).window.length_s:
         return DEMO_CHECKPOINT
     import torch
 
@@ -105,18 +90,9 @@ def _checkpoint(arg: str | None, tmp: Path, window_s: float | None) -> Path:
 
 
 def _profile_text(window_s: float | None) -> str:
-    p = _profile(window_s)
+    p = mi_profile(window_s)
     return (f"motor_imagery ({p.window.length_s:g} s windows, hop {p.window.hop_s:g} s, "
             f"{p.n_channels} ch, {p.sfreq:g} Hz, classes {list(p.classes)})")
-
-
-def _pct(values) -> dict:
-    v = np.asarray(values, dtype=float)
-    if v.size == 0:
-        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
-    p = np.percentile(v, [50, 95, 99])
-    return {"n": int(v.size), "p50": round(float(p[0]), 2), "p95": round(float(p[1]), 2),
-            "p99": round(float(p[2]), 2), "max": round(float(v.max()), 2)}
 
 
 def _measure(names: list[str], checkpoint: Path, args, stagger: float) -> dict:
@@ -125,7 +101,7 @@ def _measure(names: list[str], checkpoint: Path, args, stagger: float) -> dict:
     from realtime.loop.live import LiveLoop
     from realtime.loop.pipeline import ProfilePipeline
 
-    profile = _profile(args.window_s)
+    profile = mi_profile(args.window_s)
     acq = Acquisition(AcquisitionConfig(**({"poll_interval_s": args.poll_interval}
                                            if args.poll_interval else {})))
     engine = InferenceEngine(args.device, threads=args.threads,
@@ -191,7 +167,8 @@ def _measure(names: list[str], checkpoint: Path, args, stagger: float) -> dict:
         row = {"source": t.source, "arrival": t.arrival, "preprocessed": t.preprocessed,
                "inferred": t.inferred, "pushed": t.pushed, "received": got.get((t.output, t.seq))}
         rows.append(row)
-    stages = {name: _pct([1e3 * (r[b] - r[a]) for r in rows if r[a] is not None and r[b] is not None])
+    stages = {name: percentiles([1e3 * (r[b] - r[a]) for r in rows
+                                 if r[a] is not None and r[b] is not None])
               for name, a, b in STAGES}
     batches = [t.batch for t in timings if t.batch == t.batch]
     # windows = emitted by the windowers (n_windows) + dropped there (gap, nonfinite, quality);
@@ -205,7 +182,7 @@ def _measure(names: list[str], checkpoint: Path, args, stagger: float) -> dict:
         "dropped": dict(drops), "waiting_at_end": waiting,
         "uncounted": windows - published - unclassified - waiting,
         "decisions_per_s_per_stream": round(published / wall / len(names), 3),
-        "stages_ms": stages, "batch": _pct(batches),
+        "stages_ms": stages, "batch": percentiles(batches),
         "gaps": sum(h.n_gaps for h in health), "process_cpu_pct": round(cpu, 1),
     }
 
@@ -322,13 +299,14 @@ def main(argv=None) -> int:
                for w in workers if w <= max(n, 1)]
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         if args.in_process:
-            stack.enter_context(replay_server(args.file, prefix, max(counts), "eegmamba", 10))
+            stack.enter_context(stream_server(args.file, prefix, max(counts), index_channel=True,
+                                              wait_for_consumer=False))
         ckpt = _checkpoint(args.checkpoint, Path(tmp), args.window_s)
         for n, stagger, w in configs:
             if args.in_process:
                 res = _measure([f"{prefix}-{i}" for i in range(n)], ckpt, args, stagger)
             else:
-                res = measure_cli(n, ckpt, args, stagger, w, _pct)
+                res = measure_cli(n, ckpt, args, stagger, w)
             results.append(res)
             s = res["stages_ms"]
             print(f"eegmamba-live {n:>3} stream(s), stagger {stagger:g} s, {w} worker(s): push→received "

@@ -25,7 +25,8 @@ pushes can only be later: the figure is conservative by the pusher's wake-up jit
 ``mne-lsl`` (``PlayerLSL``) stamps the last sample one chunk period in the future, so the push time
 is taken as that timestamp minus ``chunk_size / sfreq`` (the correction the issue describes).
 
-The replayed streams run in a child process so that pushing does not share this process's GIL.
+The replayed streams run in child processes (``_latency_common.stream_server``) so that pushing
+does not share this process's GIL.
 
     python benchmarks/bench_latency_peers.py                       # 1 stream, 20 s per peer
     python benchmarks/bench_latency_peers.py --streams 16 --duration 30 --json peers.json
@@ -34,11 +35,9 @@ The replayed streams run in a child process so that pushing does not share this 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import uuid
@@ -48,66 +47,12 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks._latency_common import (DEFAULT_FILE, mi_profile, percentiles,  # noqa: E402
+                                        stream_server)
 from benchmarks._marker_client import marker_client  # noqa: E402
 
-DEFAULT_FILE = REPO.parent / "shared" / "data" / "motor_imagery" / "S001R04.edf"
-
-def _mi_window() -> tuple[float, float]:
-    """The live motor-imagery profile's window length and hop (s): the peers cut the same windows."""
-    from eegmamba.profiles import load_profile
-
-    p = load_profile("motor_imagery")
-    return p.window.length_s, p.window.hop_s
-
-
-WINDOW_S, HOP_S = _mi_window()
-
-
-def _serve(path: str, prefix: str, n: int, source: str, chunk: int) -> None:
-    """Child process: replay ``path`` as ``n`` streams ``<prefix>-<i>`` until killed."""
-    import mne
-
-    mne.set_log_level("WARNING")
-    if source == "eegmamba":
-        from realtime.replay.player import Replay
-
-        players = [Replay(path, name=f"{prefix}-{i}", repeat=float("inf"), chunk_size=chunk,
-                          index_channel=True, markers=False).start() for i in range(n)]
-    else:
-        from mne_lsl.player import PlayerLSL
-
-        raw = mne.io.read_raw(path, preload=True, verbose="error")
-        idx = mne.io.RawArray(np.arange(raw.n_times, dtype=float)[None], mne.create_info(
-            ["SAMPLE_INDEX"], raw.info["sfreq"], "misc"), verbose="error")
-        raw.add_channels([idx], force_update_info=True)
-        players = [PlayerLSL(raw, chunk_size=chunk, name=f"{prefix}-{i}", source_id=f"{prefix}-{i}",
-                             annotations=False).start() for i in range(n)]
-    print("ready", flush=True)
-    try:
-        sys.stdin.read()  # the parent closes stdin (or kills us) to stop
-    finally:
-        for p in players:
-            p.stop()
-
-
-@contextlib.contextmanager
-def replay_server(path: Path, prefix: str, n: int, source: str = "eegmamba", chunk: int = 10):
-    """Run ``n`` replayed streams ``<prefix>-<i>`` of ``path`` in a child process while inside."""
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--file", str(path), "--chunk-size", str(chunk),
-         "--serve", prefix, str(n), source],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
-    )
-    try:
-        if server.stdout.readline().strip() != "ready":
-            raise RuntimeError("replay server failed to start")
-        yield server
-    finally:
-        server.stdin.close()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+# the live motor-imagery profile's window length and hop (s): the peers cut the same windows
+WINDOW_S, HOP_S = mi_profile().window.length_s, mi_profile().window.hop_s
 
 
 def _csp_lda(path: Path):
@@ -221,9 +166,10 @@ def _run_peer(peer: str, names: list[str], classify, args, fs: float) -> dict:
         for seq, t_recv in received().get(m, []):
             if (i, seq) in sent:
                 recv.append(1e3 * (t_recv - sent[(i, seq)]))
-    r = np.percentile(recv, [50, 95, 99]) if recv else [float("nan")] * 3
-    res.update({"received": len(recv), "recv_p50_ms": float(r[0]), "recv_p95_ms": float(r[1]),
-                "recv_p99_ms": float(r[2])})
+    r = percentiles(recv)
+    nan = float("nan")
+    res.update({"received": len(recv), **{f"recv_{q}_ms": nan if r[q] is None else r[q]
+                                          for q in ("p50", "p95", "p99")}})
     return res
 
 
@@ -276,13 +222,11 @@ def _peer_loop(peer, names, classify, args, fs, reader, outlets, win, hop):
         time.sleep(0.001)
     wall = time.monotonic() - t0
     cpu = 100 * (time.process_time() - cpu0) / wall
-    v = np.array(lat)
-    pct = np.percentile(v, [50, 95, 99]) if v.size else [float("nan")] * 3
+    pct = {k: float("nan") if v is None else v for k, v in percentiles(lat).items()}
     expected = len(names) * args.duration / HOP_S
-    return {"peer": peer, "streams": len(names), "decisions": int(v.size),
+    return {"peer": peer, "streams": len(names), "decisions": len(lat),
             "decisions_expected_approx": int(expected), "skipped": skipped,
-            "incomplete": incomplete, "p50_ms": float(pct[0]), "p95_ms": float(pct[1]),
-            "p99_ms": float(pct[2]), "max_ms": float(v.max()) if v.size else float("nan"),
+            "incomplete": incomplete, **{f"{q}_ms": pct[q] for q in ("p50", "p95", "p99", "max")},
             "process_cpu_pct": round(cpu, 1)}, sent
 
 
@@ -302,13 +246,9 @@ def main(argv=None) -> int:
     p.add_argument("--window-s", type=float, default=None,
                    help="window length, seconds (default: the motor_imagery profile's)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
-    p.add_argument("--serve", nargs=3, metavar=("PREFIX", "N", "SOURCE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     global WINDOW_S
     WINDOW_S = args.window_s or WINDOW_S
-    if args.serve:
-        _serve(str(args.file), args.serve[0], int(args.serve[1]), args.serve[2], args.chunk_size)
-        return 0
     import mne
     import torch
 
@@ -321,7 +261,8 @@ def main(argv=None) -> int:
     prefix = f"peerbench-{uuid.uuid4().hex[:6]}"
     names = [f"{prefix}-{i}" for i in range(args.streams)]
     results = []
-    with replay_server(args.file, prefix, args.streams, args.source, args.chunk_size):
+    with stream_server(args.file, prefix, args.streams, source=args.source, chunk=args.chunk_size,
+                       index_channel=True, wait_for_consumer=False):
         for peer in args.peers.split(","):
             model = peer.removeprefix("acq-")
             classify = {"floor": lambda: (lambda w: None), "csp": lambda: _csp_lda(args.file),

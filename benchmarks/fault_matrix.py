@@ -29,7 +29,8 @@ import pylsl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from eegmamba.testing.fault_outlet import Burst, FaultyOutlet, Gap, Jump, Recreate  # noqa: E402
+from eegmamba.testing.fault_outlet import (Burst, FaultyOutlet, Gap, Jump, Recreate,  # noqa: E402
+                                           Resend)
 
 FS = 160.0
 T_FAULT = 8.0  # seconds into the stream
@@ -74,6 +75,9 @@ SCENARIOS = {
     "gap 2 s": ({"events": [Gap(K, int(2 * FS))]}, None, ()),
     "gap 0.5 s": ({"events": [Gap(K, int(0.5 * FS))]}, None, ()),
     "burst 5 s": ({"events": [Burst(K, 5.0)]}, None, ()),
+    # 7 chunks of 10 samples (62.5 ms) sent again, as the issue-19 wireless driver did
+    "7 chunks re-sent": ({"events": [Resend(K + int(s * FS), 10)
+                                     for s in (0, 1, 2, 3.5, 5, 6.5, 8)]}, None, ()),
     "drift 1 %": ({"true_rate": FS * 1.01}, None, ()),
     "push jitter 20 ms": ({"stamping": "push", "push_jitter_s": 0.02}, None, ()),
     "NaN on C3 for 1 s": ({}, _data_fault("nan"), ()),
@@ -100,6 +104,12 @@ class MarkerReader(threading.Thread):
             samples, _ = inlet.pull_chunk(timeout=0.2)
             now = pylsl.local_clock()
             self.rows += [(now, json.loads(s[0])) for s in samples]
+
+
+def _summary_duplicates(stdout: str) -> int | None:
+    """Duplicate samples dropped, from the summary's stream line (versions that count them)."""
+    m = re.search(r"(\d+) duplicate samples dropped", stdout)
+    return int(m.group(1)) if m else None
 
 
 def _summary_drops(stdout: str) -> tuple[int | None, dict]:
@@ -177,16 +187,17 @@ def run_scenario(name, repo: Path, seconds: float, x, ch, tag: str) -> dict:
         for ev, start, end in outlet.event_times:
             if isinstance(ev, Jump):
                 bad += sum(1 for a, b, _ in spans if a < start < b)
-            elif not isinstance(ev, Burst):  # a burst loses nothing: windows over it are right
+            elif not isinstance(ev, (Burst, Resend)):  # nothing lost: windows over them are right
                 bad += sum(1 for a, b, _ in spans if a < start and b > end)
-        burst = any(isinstance(ev, Burst) for ev, _, _ in outlet.event_times)
+        burst = any(isinstance(ev, (Burst, Resend)) for ev, _, _ in outlet.event_times)
         after = [arr for a, _, arr in spans if (arr > f1 if burst else a > f1)]
         resume = (min(after) - f1) if after else None
     return {"scenario": name, "decisions": len(rows), "windows": windows, "drops": drops,
             "decisions_on_fault": bad, "resume_s": resume, "returncode": proc.returncode,
             "stderr_tail": err.strip().splitlines()[-3:] if err.strip() else [],
-            "samples_pushed": outlet.n_pushed, "t_span": [float(t_sorted[0]), float(t_sorted[-1])]
-            if t_sorted.size else None}
+            "samples_pushed": outlet.n_pushed, "samples_resent": outlet.n_resent,
+            "duplicates_dropped": _summary_duplicates(out),
+            "t_span": [float(t_sorted[0]), float(t_sorted[-1])] if t_sorted.size else None}
 
 
 def _published(r: dict) -> int:
@@ -203,7 +214,10 @@ def _cell(r: dict | None) -> str:
     drops = ", ".join(f"{k} {v}" for k, v in sorted(r["drops"].items())) or "none"
     onf = "" if r["decisions_on_fault"] is None else f", {r['decisions_on_fault']} on the fault"
     resume = "" if r["resume_s"] is None else f", back after {r['resume_s']:.1f} s"
-    return f"{_published(r)} decisions{onf}; dropped: {drops}{resume}"
+    dup = ("" if not r.get("samples_resent") else f"; {r['samples_resent']} samples re-sent, "
+           f"{r.get('duplicates_dropped') if r.get('duplicates_dropped') is not None else '?'} "
+           "dropped as duplicates")
+    return f"{_published(r)} decisions{onf}; dropped: {drops}{resume}{dup}"
 
 
 def compare(before: Path, after: Path) -> str:
@@ -246,7 +260,8 @@ def main(argv=None) -> int:
         resume = "-" if r["resume_s"] is None else f"{r['resume_s']:.1f}"
         onf = "-" if r["decisions_on_fault"] is None else str(r["decisions_on_fault"])
         drops = ", ".join(f"{k} {v}" for k, v in sorted(r["drops"].items())) or "0"
-        print(f"{name:52} {r['decisions']:4d} {onf:>8} {resume:>8}  {drops}", flush=True)
+        dup = f"; duplicates {r['duplicates_dropped']}" if r["samples_resent"] else ""
+        print(f"{name:52} {r['decisions']:4d} {onf:>8} {resume:>8}  {drops}{dup}", flush=True)
     Path(args.out).write_text(json.dumps({"repo": str(args.repo), "seconds": args.seconds,
                                           "load": os.getloadavg(), "results": results}, indent=1))
     print(f"wrote {args.out}")

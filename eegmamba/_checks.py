@@ -7,6 +7,7 @@ into one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -40,6 +41,16 @@ def check_option(value: Any, allowed: Iterable[Any], name: str) -> Any:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
     return value
+
+
+def check_fields(cls: type, d: dict) -> dict:
+    """Raise ``ValueError`` naming the unknown and the known fields unless every key of ``d`` is a
+    field of the dataclass ``cls`` (the ``from_dict`` of configs stored in checkpoints)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}; known: {sorted(known)}")
+    return d
 
 
 def check_file(path: str | Path, what: str = "file") -> Path:

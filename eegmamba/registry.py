@@ -1,12 +1,17 @@
-"""Registry of named model variants (timm style): ``create_model("eegmamba_single", tasks=...)``.
+"""Registry of named models (timm style): ``create_model("eegmamba_single", tasks=...)``.
 
 A variant is a function returning a config; the registry builds the model class registered with it.
-Checkpoints store the variant name and the config dict, and are rebuilt with :func:`build_model`.
+Checkpoints store the variant name and the config dict, and every consumer (``eegmamba-eval``,
+``eegmamba-live``, calibration) rebuilds them with the one :func:`build_model`, whatever the model.
+Besides the EEGMamba variants and EEGM2, the baselines ``eegnet`` and ``eegconformer`` are registered
+as single-task classifiers (``eegmamba.baselines.served``): :func:`trainable_models` lists what
+``eegmamba-train --model`` can train.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -23,7 +28,8 @@ class _Entry:
 
 _REGISTRY: dict[str, _Entry] = {}
 # Modules whose import registers the built-in variants; imported on first registry lookup.
-_BUILTIN_MODULES = ("eegmamba.model.variants", "eegmamba.eegm2")
+_BUILTIN_MODULES = ("eegmamba.model.variants", "eegmamba.eegm2", "eegmamba.baselines.eegnet",
+                    "eegmamba.baselines.served")
 _loaded = False
 
 
@@ -62,6 +68,22 @@ def list_models() -> list[str]:
     """Names of all registered variants, sorted."""
     _load_builtin()
     return sorted(_REGISTRY)
+
+
+def trainable_models() -> list[str]:
+    """Registered classifiers that build from task specs (``fn(tasks, **overrides)``): what
+    ``eegmamba-train --model`` accepts (the EEGM2 encoders build from channel counts instead)."""
+    return [n for n in list_models()
+            if "tasks" in inspect.signature(_REGISTRY[n].make_config).parameters]
+
+
+def task_specs(tasks: Any) -> tuple:
+    """``tasks`` (a TaskSpec, a dict of its fields, or a list of those) as a tuple of TaskSpecs."""
+    from eegmamba.model.config import TaskSpec
+
+    if isinstance(tasks, (TaskSpec, dict)):
+        tasks = [tasks]
+    return tuple(TaskSpec(**t) if isinstance(t, dict) else t for t in tasks)
 
 
 def variant_config(name: str, **kwargs: Any) -> Any:

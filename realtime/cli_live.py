@@ -41,10 +41,17 @@ def _parser() -> argparse.ArgumentParser:
                    help="list the visible LSL streams (name, type, channels, rate, source_id, host) "
                         "and the profiles/checkpoints that fit each, then exit")
     p.add_argument("--profile", action="append", default=[],
-                   help="task profile name or YAML path; repeat to run several profiles on one stream")
+                   help="task profile name or YAML path, one per --checkpoint in the same order "
+                        "(without --checkpoint, motor_imagery runs the bundled checkpoint); it must "
+                        "agree with the checkpoint's stored profile but in live-only settings (hop, "
+                        "smoothing, labels, aliases)")
     p.add_argument("--checkpoint", action="append", default=[],
-                   help="checkpoint folder per --profile, in the same order (default for motor_imagery: "
-                        "the bundled demo checkpoint)")
+                   help="checkpoint folder; alone it runs with the profile stored in it (channels, "
+                        "rate, filter, window, normalisation, quality rules, classes); repeat to run "
+                        "several on one stream")
+    p.add_argument("--profile-over-checkpoint", action="store_true",
+                   help="run --profile's settings where they differ from the checkpoint's stored "
+                        "profile (the differences are logged and shown on the dashboard)")
     src = p.add_argument_group(
         "stream selection (default: the first stream of type EEG; several --stream / --source-id, "
         "or --all: one process serves each stream, outlets eegmamba-<profile>@<stream>)")
@@ -135,6 +142,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _print_notices(notices, console: Console) -> None:
+    """How each checkpoint runs (``Session.notices``): an override in yellow, info plain; unwrapped."""
+    for level, line in notices:
+        console.print(line, style="yellow" if level == "warning" else None, highlight=False,
+                      soft_wrap=True)
+
+
 def decision_line(d) -> str:
     """The line ``--no-dashboard`` prints for one decision."""
     return (f"{d.profile} #{d.seq} {d.label:<12} p={max(d.probs.values()):.2f} "
@@ -159,6 +173,7 @@ def print_summary(session, console: Console) -> None:
         table.add_row(p.name, str(p.n_windows), str(p.n_decisions), drops, fmt(lat.p50_ms),
                       fmt(lat.p95_ms), fmt(lat.p99_ms), acc)
     console.print(table)
+    _print_notices(snap.notices, console)
     for c in snap.calibrations:
         console.print(f"calibration {c.profile}: {c.phase}; {c.message}", highlight=False)
         for sw in c.swaps:
@@ -270,7 +285,7 @@ def _main(argv: Sequence[str] | None) -> int:
         accept_measured_rate=args.accept_measured_rate,
         markers=args.markers, marker_map=parse_marker_map(args.marker_map),
         marker_run=args.marker_run, cue_s=args.cue_s, calibrate=calibrate,
-        calib_compare=args.calib_compare,
+        calib_compare=args.calib_compare, profile_over_checkpoint=args.profile_over_checkpoint,
     )
     from realtime.serve.command import plan, run_supervised, with_share
 
@@ -286,6 +301,7 @@ def _main(argv: Sequence[str] | None) -> int:
         with console.status(_starting(args), spinner="dots"):  # imports, model load, warm-up
             session = Session(opts)
         stop.abort = False
+        _print_notices(session.notices, console)  # also on the dashboard and in the summary
         return _run(args, session, console, stop)
 
 

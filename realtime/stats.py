@@ -251,6 +251,8 @@ class Snapshot:
     round_names: tuple[str, ...] = ()  # names of LiveLoop rounds (accuracy_by_round keys)
     skipped: tuple[SkippedStream, ...] = ()  # selected streams not served (many-stream session)
     selection: str | None = None  # what a many-stream session serves (None: one stream)
+    # how each checkpoint runs, (level, line): "warning" an override, "info" live-only settings
+    notices: tuple[tuple[str, str], ...] = ()
 
 
 QUALITY_REASONS = ("rail", "flat_run", "flat", "saturated", "nonfinite")
@@ -261,16 +263,21 @@ def quality_notes(snapshot: "Snapshot", min_windows: int = 4) -> list[str]:
     """One line per profile that has no decision yet while ``min_windows`` or more of its windows
     were dropped, all for the signal's quality: what to check (the electrodes, and the unit the
     stream is read in — a signal in volts read as µV is flat at every window)."""
+    return list(quality_notes_by_profile(snapshot, min_windows).values())
+
+
+def quality_notes_by_profile(snapshot: "Snapshot", min_windows: int = 4) -> dict[str, str]:
+    """:func:`quality_notes` keyed by profile (output) name."""
     units = "; ".join(f"stream '{s.name}' is read as {s.units}" for s in snapshot.streams
                       if s.nominal_srate > 0)
-    notes = []
+    notes = {}
     for p in snapshot.profiles:
         bad = {r: n for r, n in p.drops.items() if r in QUALITY_REASONS and n}
         other = sum(n for r, n in p.drops.items() if r not in QUALITY_REASONS)
         if p.n_decisions or sum(bad.values()) < min_windows or other > sum(bad.values()):
             continue
         why = ", ".join(f"{r} {n}" for r, n in sorted(bad.items(), key=lambda kv: -kv[1]))
-        notes.append(f"{p.name}: no decision, every window dropped for signal quality ({why}): "
-                     f"check the electrodes and the units ({units or 'no stream'}); if the samples "
-                     "are in another unit, rerun with --units V|mV|uV|nV")
+        notes[p.name] = (f"{p.name}: no decision, every window dropped for signal quality ({why}): "
+                         f"check the electrodes and the units ({units or 'no stream'}); if the "
+                         "samples are in another unit, rerun with --units V|mV|uV|nV")
     return notes

@@ -24,6 +24,10 @@ epochs with "validation stopping" (keep the weights of the lowest validation los
 ``EEGNetTrainConfig.recipe()``. The batch size is not given in the paper; we use 64. Training runs
 through the project's one engine (``fit_eegnet``), so EEGNet can also be trained by the project's
 recipe. Max-norm constraints are applied after every optimiser step, as Keras does.
+
+Registered as ``eegnet`` (``eegmamba.registry``): ``eegmamba-train --model eegnet`` trains it on a
+profile's windows through the engine, and its checkpoint is served by ``eegmamba-live`` and
+``eegmamba-eval`` like an EEGMamba one (the config carries the task: ``eegmamba.baselines.served``).
 """
 
 from __future__ import annotations
@@ -36,10 +40,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from eegmamba.baselines.served import SingleTaskFields, check_task, single_task_config
+from eegmamba.registry import register_variant
+
 
 @dataclass(frozen=True)
-class EEGNetConfig:
-    """Shapes and hyper-parameters (defaults: EEGNet-8,2 at 200 Hz, see module docstring)."""
+class EEGNetConfig(SingleTaskFields):
+    """Shapes and hyper-parameters (defaults: EEGNet-8,2 at 200 Hz, see module docstring); the task
+    it serves (``task_name``, ``ch_names``, ``class_names``, keyword-only) as
+    :class:`~eegmamba.baselines.served.SingleTaskFields`."""
 
     n_chans: int
     n_times: int
@@ -68,6 +77,7 @@ class EEGNetConfig:
                              f"(the two poolings), got {self.n_times}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"EEGNetConfig.dropout must be in [0, 1), got {self.dropout}")
+        super().__post_init__()
 
     @property
     def k1(self) -> int:
@@ -87,7 +97,8 @@ def _same_pad(x: torch.Tensor, k: int) -> torch.Tensor:
 class EEGNet(nn.Module):
     """EEGNet (Lawhern et al., 2018) — our implementation from the paper (module docstring).
 
-    ``forward(x)``: ``x : Tensor, shape (B, n_chans, n_times)`` → logits ``(B, n_outputs)``.
+    ``forward(x, task=None)``: ``x : Tensor, shape (B, n_chans, n_times)`` → logits
+    ``(B, n_outputs)``; ``task``, when given, must be the config's (as for a single-task EEGMamba).
     """
 
     def __init__(self, config: EEGNetConfig) -> None:
@@ -105,8 +116,9 @@ class EEGNet(nn.Module):
         self.drop = nn.Dropout(c.dropout)
         self.dense = nn.Linear(c.f2 * (c.n_times // c.pool1 // c.pool2), c.n_outputs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, task: str | None = None) -> torch.Tensor:
         c = self.config
+        check_task(c, task)
         if x.dim() != 3 or x.shape[1] != c.n_chans or x.shape[2] != c.n_times:
             raise ValueError(f"EEGNet expects input of shape (B, {c.n_chans}, {c.n_times}) "
                              f"(B, n_chans, n_times); got {tuple(x.shape)}")
@@ -124,6 +136,12 @@ class EEGNet(nn.Module):
             flat = w.view(w.shape[0], -1)
             norms = flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
             flat.mul_(torch.clamp(limit / norms, max=1.0))
+
+
+@register_variant("eegnet", EEGNet, EEGNetConfig)
+def eegnet(tasks, **overrides) -> EEGNetConfig:
+    """EEGNet-8,2 (Lawhern et al., 2018; our implementation), one task; dropout 0.25 (cross-subject)."""
+    return single_task_config(EEGNetConfig, tasks, **overrides)
 
 
 @dataclass(frozen=True)

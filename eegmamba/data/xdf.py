@@ -10,8 +10,9 @@ a break is a step over ``BREAK_S`` (0.5 s) instead of pyxdf's max(1 s, 500 sampl
 What is taken from a file:
 
 - the EEG stream: by name (``--xdf-eeg NAME``), else the only stream of type ``EEG``; with several,
-  the one that has the profile's channels; its channel labels and units
-  (``desc/channels/channel/{label,unit}``, converted to µV by ``eegmamba.units``);
+  the one that has the profile's channels; its channel labels, units and types
+  (``desc/channels/channel/{label,unit,type}``, converted to µV by ``eegmamba.units``: an integer
+  unit, mne-lsl's power of ten of volts, only on a voltage-type channel or one with no type);
 - the timestamps of its samples (seconds from its first sample: a step over ``BREAK_S`` is a break,
   kept as a gap, so a window over it is dropped by the windowing rule and no label spans it; a
   segment whose rate is not the nominal one is warned about: ``check_segments``);
@@ -95,19 +96,38 @@ def describe(stream: dict) -> str:
             f"{_field(stream, 'channel_count')} ch @ {_field(stream, 'nominal_srate')} Hz)")
 
 
-def channels(stream: dict) -> tuple[list[str], list[str | None]]:
-    """Channel labels and units from the stream description (``ch<i>`` / None where missing)."""
+def _channel_descs(stream: dict) -> list[dict]:
+    """One dict per channel (``desc/channels/channel``; ``{}`` where the description has none)."""
     n = int(_field(stream, "channel_count", "0"))
     try:
         chans = stream["info"]["desc"][0]["channels"][0]["channel"]
     except (KeyError, IndexError, TypeError):
         chans = []
-    labels, units = [], []
-    for i in range(n):
-        c = chans[i] if i < len(chans) and isinstance(chans[i], dict) else {}
-        labels.append(str(c.get("label", [f"ch{i}"])[0]))
-        units.append(str(c["unit"][0]) if c.get("unit") else None)
-    return labels, units
+    return [chans[i] if i < len(chans) and isinstance(chans[i], dict) else {} for i in range(n)]
+
+
+def channels(stream: dict) -> tuple[list[str], list[str | None]]:
+    """Channel labels and units from the stream description (``ch<i>`` / None where missing)."""
+    descs = _channel_descs(stream)
+    labels = [str(c.get("label", [f"ch{i}"])[0]) for i, c in enumerate(descs)]
+    return labels, [_text(c, "unit") for c in descs]
+
+
+def _text(desc: dict, key: str) -> str | None:
+    """A channel field's text (pyxdf: a one-item list; an empty element reads as ``[None]``)."""
+    value = (desc.get(key) or [None])[0]
+    return None if value is None or not str(value).strip() else str(value)
+
+
+def channel_scales(stream: dict) -> list[float | None]:
+    """µV per value of each channel (``eegmamba.units.scale_to_uv`` of its declared unit and
+    type: mne-lsl's integer units are powers of ten of volts only on voltage-type channels or
+    channels with no type); ``None`` where the unit is not a voltage or not declared."""
+    from eegmamba.units import scale_to_uv
+
+    _, units = channels(stream)
+    types = [_text(c, "type") for c in _channel_descs(stream)]
+    return [scale_to_uv(u, t) for u, t in zip(units, types)]
 
 
 def pick_eeg(streams: list[dict], path, profile=None) -> dict:
@@ -232,7 +252,7 @@ def check_segments(stream: dict, ts: np.ndarray, sfreq: float, path) -> None:
 def read_xdf(path: str | Path, profile):
     """The profile's channels of the file's EEG stream as a ``Recording`` (µV, with timestamps)."""
     from eegmamba.channels import match_channels
-    from eegmamba.units import check_amplitude, scale_to_uv
+    from eegmamba.units import check_amplitude
 
     path = Path(path)
     streams = load_streams(path)
@@ -243,7 +263,8 @@ def read_xdf(path: str | Path, profile):
     except UserInputError as exc:
         raise UserInputError(f"{path} (stream {describe(eeg)}): {exc}") from exc
     x, ts, sfreq = _samples(eeg, path)
-    scales = [scale_to_uv(units[i]) for i in picks]
+    all_scales = channel_scales(eeg)
+    scales = [all_scales[i] for i in picks]
     data = x[:, picks].T * np.array([1.0 if s is None else s for s in scales])[:, None]
     declared = units[picks[0]] if all(s is not None for s in scales) else None
     check = check_amplitude(data, f"recording {path}", declared, option=None)
@@ -273,9 +294,9 @@ def xdf_as_raw(path: str | Path):
 
     streams = load_streams(path)
     eeg = pick_eeg(streams, path)
-    labels, units = channels(eeg)
+    labels, _ = channels(eeg)
     x, ts, sfreq = _samples(eeg, path)
-    scales = np.array([(scale_to_uv_or_one(u)) for u in units])
+    scales = np.array([1.0 if s is None else s for s in channel_scales(eeg)])
     info = mne.create_info(labels, sfreq, ch_types="eeg")
     raw = mne.io.RawArray(x.T * scales[:, None] * 1e-6, info, verbose="error")
     span = float(ts[-1] - ts[0]) + 1.0 / sfreq
@@ -302,13 +323,6 @@ def _samples(eeg: dict, path) -> tuple[np.ndarray, np.ndarray, float]:
         raise UserInputError(f"{path}: stream {describe(eeg)} has no regular sampling rate: "
                              "not an EEG stream (choose one with --xdf-eeg NAME)")
     return x, ts, sfreq
-
-
-def scale_to_uv_or_one(unit: str | None) -> float:
-    from eegmamba.units import scale_to_uv
-
-    s = scale_to_uv(unit)
-    return 1.0 if s is None else s
 
 
 def add_xdf_options(parser) -> None:

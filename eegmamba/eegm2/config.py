@@ -13,18 +13,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from eegmamba._checks import check_option, check_positive
+from eegmamba._checks import check_fields, check_option, check_positive
 from eegmamba.ops.dispatch import BACKENDS
 
 _INT_FIELDS = ("n_chans", "base", "d_state", "d_conv", "expand", "headdim", "ngroups")
 
 
 def _from_dict(cls: type, d: dict[str, Any]) -> Any:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - known
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}; known: {sorted(known)}")
-    d = dict(d)
+    d = dict(check_fields(cls, d))
     if "ch_names" in d:
         d["ch_names"] = tuple(d["ch_names"])
     return cls(**d)
@@ -209,11 +205,7 @@ class EEGM2ClassifierConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EEGM2ClassifierConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"EEGM2ClassifierConfig: unknown fields {sorted(unknown)}")
-        d = dict(d)
+        d = dict(check_fields(cls, d))
         d["encoder"] = EEGM2Config.from_dict(d["encoder"])
         return cls(**d)
 

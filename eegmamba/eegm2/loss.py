@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from eegmamba._checks import check_option
+from eegmamba._checks import check_fields, check_option
 
 FFT_NORMS = ("backward", "ortho")
 
@@ -75,10 +75,7 @@ class ReconLossConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ReconLossConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        if set(d) - known:
-            raise ValueError(f"ReconLossConfig: unknown fields {sorted(set(d) - known)}")
-        return cls(**d)
+        return cls(**check_fields(cls, d))
 
 
 def spectral_term(target: Tensor, recon: Tensor, fft_norm: str = "backward") -> Tensor:

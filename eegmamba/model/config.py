@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from eegmamba._checks import check_option, check_positive
+from eegmamba._checks import check_fields, check_option, check_positive
 from eegmamba.ops.dispatch import BACKENDS  # noqa: F401  (re-exported: the scan backends)
 
 CLS_POSITIONS = ("start", "middle", "end")
@@ -171,11 +171,7 @@ class EEGMambaConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EEGMambaConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"EEGMambaConfig: unknown fields {sorted(unknown)}")
-        d = dict(d)
+        d = dict(check_fields(cls, d))
         d["tasks"] = tuple(
             TaskSpec(**{**t, "ch_names": tuple(t.get("ch_names", ())),
                         "class_names": tuple(t.get("class_names", ()))})

@@ -8,9 +8,10 @@ Normalisation is per task (:class:`TaskBatchNorm`); the paper is silent on the n
 the multi-task model trains on batches that each hold ONE task (Appendix E.4), so a BatchNorm shared
 by all tasks normalises every training batch with that task's own statistics while its running
 statistics, used at evaluation, are a mixture over tasks — each task is then evaluated with a
-normalisation it never trained with (``tools/measure_task_norm.py``, a 3-task tiny model with its
-running statistics re-estimated: eval logits shifted by 16 % (MI), 16 % (seizure), 5 % (sleep) with
-one shared norm, 0.2 %, 0.0 %, 0.0 % with per-task norms). A norm without running statistics (LayerNorm, GroupNorm, or BatchNorm with
+normalisation it never trained with (``tools/measure_task_norm.py`` at commit 9cde568, a 3-task
+tiny model with its running statistics re-estimated: eval logits shifted by 16 % (MI), 16 %
+(seizure), 5 % (sleep) with one shared norm, 0.2 %, 0.0 %, 0.0 % with per-task norms). A norm
+without running statistics (LayerNorm, GroupNorm, or BatchNorm with
 ``track_running_stats=False``) would remove the gap too, but it changes the single-task model the
 paper describes and, per window or per token, discards the window's overall amplitude; batch
 statistics at inference would make one live window's decision depend on the others in its batch.

@@ -1,5 +1,6 @@
 """Fine-tuning an ``EEGM2Classifier`` from an ``eegmamba-pretrain`` output folder, and a small
-fixed-step fine-tuning (used by ``tools/eegm2_experiment.py``) on the one training engine.
+fixed-step fine-tuning on the one training engine (what the pretrained-vs-scratch experiment of
+docs/pretraining.md ran, through ``tools/eegm2_experiment.py`` up to commit 9cde568).
 
 The pretrained encoder fixes the signal: its ordered channels (compared after ``normalize_name``)
 and rate must equal the fine-tuning data's, else ``EEGM2Classifier.check_pretrained`` raises a

@@ -28,6 +28,7 @@ import torch
 
 from eegmamba._checks import UserInputError, check_option
 from eegmamba.checkpoint import save_checkpoint
+from eegmamba.device import resolve_device
 from eegmamba.pretrain.data import PretrainData, common_channels, load_unlabeled, pretrain_profile
 from eegmamba.pretrain.loop import Pretrainer, PretrainConfig
 from eegmamba.pretrain.report import plot_losses, plot_reconstruction, write_history_csv, write_report_md
@@ -36,7 +37,7 @@ from eegmamba.training import provenance as prov
 from eegmamba.training.engine.predict import map_batches
 from eegmamba.training.engine.runfolder import RunFolder, provenance, write_json
 from eegmamba.training.progress import TrainProgress
-from eegmamba.training.trainer import resolve_device, seed_everything
+from eegmamba.training.trainer import seed_everything
 
 #: Autoencoder variants that can be pretrained. ``eegm2_light`` is the encoder only: it is what
 #: ``DIR/encoder`` holds after pretraining ``eegm2`` (as in the official code, where "Light" is the

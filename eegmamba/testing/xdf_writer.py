@@ -41,6 +41,7 @@ class XdfStream:
     timestamps: np.ndarray
     labels: list[str] = field(default_factory=list)
     units: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)  # per channel; default: the stream's type
     source_id: str = ""
     clock_offsets: list[tuple[float, float]] = field(default_factory=list)  # (time, value) s
 
@@ -61,7 +62,8 @@ def _header_xml(s: XdfStream, n_ch: int) -> bytes:
     chans = "".join(
         "<channel>" + f"<label>{escape(lab)}</label>"
         + (f"<unit>{escape(s.units[i])}</unit>" if i < len(s.units) else "")
-        + f"<type>{escape(s.stype)}</type></channel>" for i, lab in enumerate(s.labels))
+        + f"<type>{escape(s.types[i] if i < len(s.types) else s.stype)}</type></channel>"
+        for i, lab in enumerate(s.labels))
     return (f'<?xml version="1.0"?><info><name>{escape(s.name)}</name><type>{escape(s.stype)}</type>'
             f"<channel_count>{n_ch}</channel_count><nominal_srate>{s.srate:g}</nominal_srate>"
             f"<channel_format>{s.channel_format}</channel_format>"

@@ -65,7 +65,7 @@ class ArmSettings:
     eegmamba_patience: int = 10
     eegmamba_batch: int = 128
     eegmamba_variant: str = "eegmamba_single"
-    eegmamba_cls_position: str = "start"  # EEGMambaConfig.cls_position (Eq. 7; ablation tool)
+    eegmamba_cls_position: str = "start"  # EEGMambaConfig.cls_position (Eq. 7; --ablation cls)
     eegnet_epochs: int = 100
     eegnet_patience: int = 10
     eegnet_batch: int = 64

@@ -9,6 +9,13 @@ Examples (EEGMMIDB left/right fist imagery, 19 subjects)::
         --subjects S001-S019 --runs 4 8 12 --out runs/ws
     eegmamba-protocol --protocol calibrated --cross-subject-run runs/xs --within-subject-run runs/ws \\
         --out runs/cal
+
+An ablation (``eegmamba.training.ablation``): EEGMamba arms that differ in one setting only, on the
+same units, with the other ``--models`` as peers::
+
+    eegmamba-protocol --protocol cross-subject --profile seizure --data ../shared/data/seizure \\
+        --folds 2 --ablation norm --arms zscore recording --models eegmamba bandpower_lr \\
+        --out runs/seizure_xs
 """
 
 from __future__ import annotations
@@ -46,10 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", help="recording files/folders (not for calibrated: it reads "
                    "the cross-subject run's)")
     p.add_argument("--out", required=True, help="output folder")
+    from eegmamba.training.ablation import ABLATIONS
     from eegmamba.training.arms import ARMS
 
-    p.add_argument("--models", nargs="+", default=list(MI_ARMS), choices=ARMS,
-                   help="arms to run (bandpower_lr and yasa are the sleep/seizure peers)")
+    p.add_argument("--models", nargs="+", default=None, choices=ARMS,
+                   help=f"arms to run (bandpower_lr and yasa are the sleep/seizure peers); default "
+                   f"{' '.join(MI_ARMS)}, with --ablation eegmamba only")
     p.add_argument("--subjects", nargs="+", help="subjects to use, e.g. S001-S019 (default: all found)")
     p.add_argument("--runs", nargs="+", type=int, help="runs to read (default: all)")
     p.add_argument("--train-runs", nargs="+", type=int, default=[4, 8],
@@ -67,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", metavar="FILE.yaml", help="training recipe of the neural arms "
                    "(eegmamba.training.engine.recipe; preset modern|paper + options); default modern; "
                    "'legacy': the pre-engine settings (EEGMamba paper AdamW 2e-4, EEGNet Adam 1e-3)")
+    p.add_argument("--ablation", choices=sorted(ABLATIONS),
+                   help="EEGMamba arms differing only in this setting, each in OUT/<arm> (resumed "
+                   "if there): norm = the profile's window normalization, cls = the class-token "
+                   "position; the other --models run once, into the first arm's folder")
+    p.add_argument("--arms", nargs="+", metavar="ARM", help="with --ablation: the values to compare, "
+                   "the first as the reference (" + "; ".join(
+                       f"{k}: {', '.join(v)}" for k, v in ABLATIONS.items()) + ")")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue a run in --out (same options), "
                    "or add --models to it")
@@ -91,6 +107,14 @@ def _main(argv: Sequence[str] | None) -> int:
                            recipe=None if a.recipe == "legacy" else
                            load_recipe(a.recipe) if a.recipe else Recipe())
     console = Console()
+    if a.models is None:
+        a.models = ["eegmamba"] if a.ablation else list(MI_ARMS)
+    if (a.arms is None) != (a.ablation is None):
+        raise UserInputError("--ablation and --arms go together (e.g. --ablation cls --arms start "
+                             "middle end)")
+    if a.ablation and a.protocol == "calibrated":
+        raise UserInputError("--ablation runs the cross-subject, within-subject or "
+                             "leave-one-recording-out protocol, not calibrated")
     if a.protocol == "calibrated":
         if not a.cross_subject_run or not a.within_subject_run:
             raise UserInputError("--protocol calibrated needs --cross-subject-run and --within-subject-run")
@@ -106,6 +130,13 @@ def _main(argv: Sequence[str] | None) -> int:
         subjects=subject_range(a.subjects) if a.subjects else None,
         runs=tuple(a.runs) if a.runs else None, train_runs=tuple(a.train_runs),
         test_runs=tuple(a.test_runs), folds=a.folds, seed=a.seed, settings=settings)
+    if a.ablation:
+        from eegmamba.training.ablation import check_arms, run_ablation
+
+        arms = check_arms(a.ablation, [x for arg in a.arms for x in arg.split(",") if x])
+        peers = tuple(m for m in a.models if m != "eegmamba")
+        print(run_ablation(cfg, a.ablation, arms, peers, console=console, argv=argv))
+        return 0
     ProtocolRun(cfg, resume=a.resume, console=console, argv=argv).run()
     return 0
 

@@ -1,4 +1,5 @@
-"""``eegmamba-train``: subject-grouped cross-validation of EEGMamba + classical baseline, a final model.
+"""``eegmamba-train``: subject-grouped cross-validation of EEGMamba (or any registered model, ``--model
+NAME``; several compared on the same folds, ``--model A,B``) + classical baseline, a final model.
 
 Thin command: parse, build a ``RunConfig``, call ``eegmamba.training.experiment.Experiment``. Runs under
 ``torchrun --nproc_per_node N`` as DDP. See ``docs/results.md`` for real runs.
@@ -15,14 +16,15 @@ from eegmamba.data.xdf import add_xdf_options, apply_xdf_options
 # epochs, batch_size, patience, seed: None = the recipe's (file, else the default Recipe: 100, 64,
 # 10, 0), so a --recipe file is not overridden by defaults; given options win over the file
 DEFAULTS = {"folds": 5, "epochs": None, "batch_size": None, "patience": None, "device": "auto",
-            "variant": None, "seed": None, "out": None, "final": True, "baseline": True,
+            "variant": None, "model": None, "seed": None, "out": None, "final": True, "baseline": True,
             "pretrained": None, "freeze": "full", "unfreeze_last": 2, "recipe": None}
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="eegmamba-train", description="Cross-validate EEGMamba on EEG recordings (subject-grouped "
-        "folds), compare with a classical baseline on the same folds, and train a final model.",
+        prog="eegmamba-train", description="Cross-validate EEGMamba (or another registered model: "
+        "--model) on EEG recordings (subject-grouped folds), compare with a classical baseline on the "
+        "same folds, and train a final model that eegmamba-live and eegmamba-eval serve.",
         argument_default=None)
     p.add_argument("--profile", action="append", help="task profile name or YAML path; repeat with "
                    "--data for multi-task training (default: from --run)")
@@ -40,8 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs on the validation "
                    "selection metric (default: the recipe's, 10)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto")
-    p.add_argument("--variant", help="model variant (default eegmamba_single for one task, "
-                   "eegmamba_multi for several)")
+    p.add_argument("--model", metavar="NAME[,NAME...]", help="registered model to train: an EEGMamba "
+                   "variant (eegmamba_single, eegmamba_fb, ...), eegnet or eegconformer (default "
+                   "eegmamba_single for one task, eegmamba_multi for several). Several, comma-"
+                   "separated: each is cross-validated on the same folds, the report says which won on "
+                   "the recipe's selection metric, and the final model is the winner")
+    p.add_argument("--variant", help="the same as --model with one name (kept for old commands)")
     p.add_argument("--pretrained", metavar="DIR", help="fine-tune an EEGM2 classifier whose encoder "
                    "comes from this eegmamba-pretrain output folder (one task only)")
     p.add_argument("--freeze", choices=("frozen", "partial", "full"), help="with --pretrained: which "
@@ -86,14 +92,21 @@ def _main(argv: Sequence[str] | None) -> int:
         raise UserInputError("nothing to train: give --profile P --data PATH (or --run FILE.yaml)")
     if not opts["out"]:
         raise UserInputError("--out is required (the output folder)")
+    if args.model and args.variant:
+        raise UserInputError("give --model or --variant, not both (--variant is --model with one name)")
+    models = tuple(m.strip() for m in (opts["model"] or "").split(",") if m.strip())
+    if opts["model"] is not None and not models:
+        raise UserInputError(f"--model expects NAME or NAME,NAME,..., got {opts['model']!r}")
+    variant = models[0] if len(models) == 1 else opts["variant"]  # one model: recorded as before
     sizes = {k: opts[k] for k in ("epochs", "patience", "seed", "batch_size") if opts[k] is not None}
     train = load_recipe(opts["recipe"], **sizes) if opts["recipe"] else Recipe(**sizes)
     cfg = RunConfig(tasks=tuple(TaskInput(p, tuple(d)) for p, d in tasks), out=opts["out"],
-                    folds=opts["folds"], variant=opts["variant"], device=opts["device"], train=train,
+                    folds=opts["folds"], variant=variant, device=opts["device"], train=train,
                     final=opts["final"], baseline=opts["baseline"], pretrained=opts["pretrained"],
-                    freeze=opts["freeze"], unfreeze_last=opts["unfreeze_last"])
-    if cfg.pretrained and args.variant:
-        raise UserInputError("--pretrained fine-tunes an EEGM2 classifier; drop --variant")
+                    freeze=opts["freeze"], unfreeze_last=opts["unfreeze_last"],
+                    models=models if len(models) > 1 else ())
+    if cfg.pretrained and (args.variant or args.model):
+        raise UserInputError("--pretrained fine-tunes an EEGM2 classifier; drop --model/--variant")
     console = Console(stderr=False)
     try:
         Experiment(cfg, resume=args.resume, console=console, argv=argv).run()

@@ -1,5 +1,14 @@
-"""Subject-grouped cross-validation of EEGMamba (and the classical baseline on the same folds), then
-one final model on all subjects; the library behind ``eegmamba-train``.
+"""Subject-grouped cross-validation of a registered model (EEGMamba by default; ``--model eegnet``
+and the other names of ``eegmamba.registry.trainable_models``) and the classical baseline on the same
+folds, then one final model on all subjects; the library behind ``eegmamba-train``. Every model trains
+through the one engine on the same windows (the profile's preprocessing and alignment), with the same
+recipe and augmentation, and is saved as the same kind of checkpoint (``eegmamba-live`` and
+``eegmamba-eval`` load it without knowing which model it is).
+
+With several models (``--model eegmamba_fb,eegnet``) each is cross-validated on the same folds,
+``eegmamba.training.model_choice`` says which won on the recipe's selection metric (paired per
+fold), and the final checkpoint is trained with the winner; each model's folds are then under
+``models/NAME/folds/`` instead of ``folds/``.
 
 Output folder::
 
@@ -33,6 +42,7 @@ import torch
 from eegmamba._checks import UserInputError
 from eegmamba.checkpoint import save_checkpoint
 from eegmamba.data.dataset import WindowSet, build_windows
+from eegmamba.device import resolve_device
 from eegmamba.profiles import Profile, load_profile
 from eegmamba.training import provenance as prov
 from eegmamba.training.baseline import run_baseline
@@ -43,7 +53,7 @@ from eegmamba.training.engine.hooks import augmentation_for
 from eegmamba.training.engine.loop import steps_per_epoch
 from eegmamba.training.engine.predict import predict_proba
 from eegmamba.training.engine.runfolder import RunFolder, write_json
-from eegmamba.training.trainer import TaskData, TrainConfig, Trainer, resolve_device, seed_everything
+from eegmamba.training.trainer import TaskData, TrainConfig, Trainer, seed_everything
 
 
 @dataclass(frozen=True)
@@ -67,18 +77,31 @@ class RunConfig:
     pretrained: str | None = None  # eegmamba-pretrain output folder: fine-tune an EEGM2 classifier
     freeze: str = "full"  # with pretrained: frozen | partial | full encoder
     unfreeze_last: int = 2  # with freeze=partial: encoder stages that train
+    models: tuple[str, ...] = ()  # several: cross-validated on the same folds, the winner trained
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """The registered models this run cross-validates, in the order given."""
+        if self.pretrained:
+            return ("eegm2_classifier",)
+        if self.models:
+            return tuple(self.models)
+        return (self.variant or ("eegmamba_single" if len(self.tasks) == 1 else "eegmamba_multi"),)
 
     @property
     def resolved_variant(self) -> str:
-        if self.pretrained:
-            return "eegm2_classifier"
-        return self.variant or ("eegmamba_single" if len(self.tasks) == 1 else "eegmamba_multi")
+        return self.candidates[0]
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["tasks"] = [{"profile": t.profile, "data": list(t.data)} for t in self.tasks]
         d["train"] = self.train.to_dict()  # the recipe, recorded in run.json and results.json
-        d["variant"] = self.resolved_variant
+        several = len(self.candidates) > 1
+        d["variant"] = None if several else self.resolved_variant
+        if several:
+            d["models"] = list(self.candidates)
+        else:  # a one-model run records what it did before --model existed (it resumes)
+            d.pop("models")
         return d
 
 
@@ -121,6 +144,30 @@ class Experiment:
             self.device = torch.device("cuda", self.dist.local_rank)
         self.console = console if self.dist.is_main else None
         self._pretrained = None
+        self.candidates = cfg.candidates
+
+    def _mdir(self, name: str) -> Path:
+        """Where model ``name``'s folds go: the run folder itself, or ``models/NAME`` with several."""
+        return self.out if len(self.candidates) == 1 else self.out / "models" / name
+
+    def _check_models(self) -> None:
+        """Every candidate is a registered model that can train on these tasks (one line if not)."""
+        from eegmamba.registry import trainable_models, variant_config
+
+        if self.cfg.pretrained:
+            return
+        if len(set(self.candidates)) != len(self.candidates):
+            raise UserInputError(f"--model names a model twice: {','.join(self.candidates)}")
+        names = trainable_models()
+        for name in self.candidates:
+            if name not in names:
+                raise UserInputError(f"--model {name}: not a model eegmamba-train can train; "
+                                     f"choose from {', '.join(names)}")
+            try:
+                variant_config(name, tasks=[_task_spec(p) for p in self.profiles])
+            except (ValueError, TypeError) as exc:
+                raise UserInputError(f"--model {name} cannot train on "
+                                     f"{', '.join(p.name for p in self.profiles)}: {exc}") from None
 
     # --- setup ---------------------------------------------------------------------------------
     def _prepare_out(self, run_record: dict) -> None:
@@ -154,6 +201,7 @@ class Experiment:
                 notes.append(f"{p.name}: {note}")
         for n in notes:
             _say(self.console, f"[yellow]note:[/] {n}")
+        self._check_models()
         self.folds = {p.name: subject_folds(ws.subjects, n_folds) for p, ws in loaded}
         self.n_folds = n_folds
         files = {}
@@ -180,13 +228,23 @@ class Experiment:
                                                                 for t, fs in files.items()},
                       "provenance": self.provenance}
         self._prepare_out(run_record)
-        fold_results = [self._fold(k) for k in range(n_folds)]
-        final = self._final(fold_results) if cfg.final else None
+        per_model = {m: [self._fold(k, m) for k in range(n_folds)] for m in self.candidates}
+        self.choice = None
+        if len(self.candidates) > 1:
+            from eegmamba.training.model_choice import compare_models
+
+            self.choice = compare_models(per_model, cfg.train.select)
+            c = self.choice
+            _say(self.console, f"[bold]winner on these folds: {c['winner']}[/] ({c['metric']} " +
+                 ", ".join(f"{m} {s['mean']:.3f} ± {s['std']:.3f}" for m, s in c["summary"].items())
+                 + ")")
+        served = self.choice["winner"] if self.choice else self.candidates[0]
+        final = self._final(per_model[served], served) if cfg.final else None
         results: dict = {}  # only rank 0 holds test predictions and writes the results
         if self.dist.is_main:
             from eegmamba.training.report import write_report
 
-            results = self._results(fold_results, final, notes, time.time() - t_start)
+            results = self._results(per_model[served], final, notes, time.time() - t_start, served)
             write_json(self.out / "results.json", results)
             write_report(self.out, results)
             _say(self.console, f"results: {self.out / 'results.json'}, report: {self.out / 'report.md'}")
@@ -195,13 +253,13 @@ class Experiment:
         return results
 
     # --- folds ---------------------------------------------------------------------------------
-    def _model(self, seed: int):
+    def _model(self, seed: int, name: str):
         from eegmamba import create_model
 
         seed_everything(seed)
         if self.cfg.pretrained:
             return self._pretrained_model()
-        return create_model(self.cfg.resolved_variant, tasks=[_task_spec(p) for p in self.profiles])
+        return create_model(name, tasks=[_task_spec(p) for p in self.profiles])
 
     def _pretrained_model(self):
         """A fresh EEGM2 classifier whose encoder is the pretrained one (every fold starts there)."""
@@ -222,17 +280,21 @@ class Experiment:
 
     def _trainer(self, model, train, val, state: Path, label: str, stop_at_step: int = 0) -> Trainer:
         augment = {p.name: augmentation_for(p) for p in self.profiles}
+        # a model's weight constraint after every optimiser step (EEGNet's max-norm, as Keras does)
+        after = (lambda m: m.apply_max_norm()) if hasattr(model, "apply_max_norm") else None
         tr = Trainer(model, train, val, self.cfg.train, self.device, self.dist, state, self.console,
-                     label, self.on_epoch_end, stop_at_step=stop_at_step, augment=augment)
+                     label, self.on_epoch_end, stop_at_step=stop_at_step, augment=augment,
+                     after_step=after)
         if self.resume and state.is_file():
             tr.load_state(state)
             _say(self.console, f"{label}: resuming at epoch {tr.epoch + 1}, step {tr.step}")
         return tr
 
-    def _fold(self, k: int) -> dict:
-        fdir = self.out / "folds" / f"fold_{k + 1}"
+    def _fold(self, k: int, model_name: str) -> dict:
+        fdir = self._mdir(model_name) / "folds" / f"fold_{k + 1}"
+        label = f"fold {k + 1}/{self.n_folds}" + (f" {model_name}" if len(self.candidates) > 1 else "")
         if (fdir / "result.json").is_file():
-            _say(self.console, f"fold {k + 1}/{self.n_folds}: done already (resumed run), skipped")
+            _say(self.console, f"{label}: done already (resumed run), skipped")
             return json.loads((fdir / "result.json").read_text())
         if self.dist.is_main:
             fdir.mkdir(parents=True, exist_ok=True)
@@ -249,37 +311,37 @@ class Experiment:
             _say(self.console, f"fold {k + 1}/{self.n_folds} {name}: test subjects "
                                f"{', '.join(fold.test_subjects)} ({len(fold.test_idx)} windows); "
                                f"{sp.describe()}")
-        model = self._model(self.cfg.train.seed + k)
-        tr = self._trainer(model, train, val, fdir / "state.pt", f"fold {k + 1}/{self.n_folds}")
+        model = self._model(self.cfg.train.seed + k, model_name)
+        tr = self._trainer(model, train, val, fdir / "state.pt", label)
         fit = tr.fit()
         model.load_state_dict(fit.best_state)
-        result = {"fold": k + 1, "best_epoch": fit.best_epoch, "best_step": fit.best_step,
+        result = {"fold": k + 1, "model": model_name, "best_epoch": fit.best_epoch, "best_step": fit.best_step,
                   "steps_per_epoch": fit.steps_per_epoch, "stopped_early": fit.stopped_early,
                   "fit": fit.summary(), "history": fit.history, "evals": fit.evals, "tasks": {}}
         if self.dist.is_main:
             for p in self.profiles:
-                result["tasks"][p.name] = self._evaluate_fold(p, k, model, splits[p.name])
+                result["tasks"][p.name] = self._evaluate_fold(p, k, model, splits[p.name], model_name)
             subjects = sorted({s for p in self.profiles
                                for s in self.sets[p.name].subjects[self.folds[p.name][k].train_idx]})
             training = {**self.provenance, "fold": k + 1, "trained_on_subjects": subjects,
-                        "best_epoch": fit.best_epoch, "finished": prov.now()}
+                        "best_epoch": fit.best_epoch, "finished": prov.now(), "model": model_name}
             save_checkpoint(fdir / "checkpoint", model, prov.checkpoint_metadata(self.profiles, training))
             write_json(fdir / "result.json", result)
             (fdir / "state.pt").unlink(missing_ok=True)
         barrier(self.dist)
         return result
 
-    def _evaluate_fold(self, p: Profile, k: int, model, split) -> dict:
+    def _evaluate_fold(self, p: Profile, k: int, model, split, name: str) -> dict:
         ws, fold = self.sets[p.name], self.folds[p.name][k]
         X, y, subj = ws.X[fold.test_idx], ws.y[fold.test_idx], ws.subjects[fold.test_idx]
         proba = predict_proba(model, X, p.name, self.device, self.cfg.train.batch_size)
         res = {"test_subjects": list(fold.test_subjects), "n_test": len(y), "n_train": len(split.train_idx),
                "n_val": len(split.val_idx), "validation": split.describe(),
-               "eegmamba": compute_metrics(y, proba), "eegmamba_per_subject": per_group_metrics(y, proba, subj),
+               "model": compute_metrics(y, proba), "per_subject": per_group_metrics(y, proba, subj),
                "confusion": confusion(y, proba, len(p.classes)),
                "y_true": y.tolist(), "subjects": subj.tolist(), "proba": proba.round(5).tolist()}
-        m = res["eegmamba"]
-        _say(self.console, f"fold {k + 1} {p.name} EEGMamba: acc {m['acc']:.3f} auroc {m['auroc']:.3f} "
+        m = res["model"]
+        _say(self.console, f"fold {k + 1} {p.name} {name}: acc {m['acc']:.3f} auroc {m['auroc']:.3f} "
                            f"f1w {m['f1_weighted']:.3f}")
         if self.cfg.baseline:
             b = run_baseline(p, ws.X[fold.train_idx], ws.y[fold.train_idx], X, y, subj)
@@ -293,7 +355,7 @@ class Experiment:
         return res
 
     # --- final model ---------------------------------------------------------------------------
-    def _final(self, fold_results: list[dict]) -> dict:
+    def _final(self, fold_results: list[dict], name: str) -> dict:
         fdir = self.out / "final"
         # the selected length in epochs (fractional: validation runs several times per epoch)
         frac = float(np.median([r.get("best_step", r["best_epoch"] * r.get("steps_per_epoch", 1))
@@ -301,15 +363,15 @@ class Experiment:
         epochs = max(1, math.ceil(frac - 1e-9))
         if (fdir / "model.json").is_file():
             _say(self.console, "final model: done already (resumed run), skipped")
-            return {"path": "final", "epochs": epochs, "epochs_selected": round(frac, 4)}
-        _say(self.console, f"final model: all subjects, {frac:.2f} epoch(s) (median selected length "
+            return {"path": "final", "model": name, "epochs": epochs, "epochs_selected": round(frac, 4)}
+        _say(self.console, f"final model ({name}): all subjects, {frac:.2f} epoch(s) (median selected length "
                            "over folds; the schedule as planned for the folds)")
         state_dir = self.out / "final_state"
         if self.dist.is_main:
             state_dir.mkdir(parents=True, exist_ok=True)
         barrier(self.dist)
         train = {n: TaskData(ws.X, ws.y) for n, ws in self.sets.items()}
-        model = self._model(self.cfg.train.seed + 1000)
+        model = self._model(self.cfg.train.seed + 1000, name)
         spe = steps_per_epoch(self.cfg.train, {n: len(d.y) for n, d in train.items()})
         steps = max(1, int(round(frac * spe)))
         fit = self._trainer(model, train, None, state_dir / "state.pt", "final", steps).fit()
@@ -317,19 +379,26 @@ class Experiment:
         if self.dist.is_main:
             subjects = sorted({s for ws in self.sets.values() for s in ws.subjects.tolist()})
             training = {**self.provenance, "fold": None, "trained_on_subjects": subjects,
-                        "epochs": epochs, "finished": prov.now()}
+                        "epochs": epochs, "finished": prov.now(), "model": name}
+            if self.choice is not None:  # what it was chosen over, on which folds and metric
+                training["model_choice"] = {k: self.choice[k] for k in
+                                            ("models", "metric", "winner", "summary", "n_folds")}
             save_checkpoint(fdir, model, prov.checkpoint_metadata(self.profiles, training))
             shutil.rmtree(state_dir, ignore_errors=True)
         barrier(self.dist)
-        return {"path": "final", "epochs": epochs, "epochs_selected": round(frac, 4), "steps": steps,
-                "history": fit.history}
+        return {"path": "final", "model": name, "epochs": epochs, "epochs_selected": round(frac, 4),
+                "steps": steps, "history": fit.history}
 
-    def _results(self, folds: list[dict], final: dict | None, notes: list[str], seconds: float) -> dict:
+    def _results(self, folds: list[dict], final: dict | None, notes: list[str], seconds: float,
+                 served: str) -> dict:
+        """``tasks`` and ``folds``: the served model's (the winner's with several; the others' are
+        in ``model_choice`` and their fold folders)."""
         from eegmamba.training.report import summarize_task
 
-        tasks = {p.name: summarize_task(p, self.sets[p.name], folds) for p in self.profiles}
+        tasks = {p.name: summarize_task(p, self.sets[p.name], folds, served) for p in self.profiles}
         return {"run": {**self.provenance, "config": self.cfg.to_dict(), "finished": prov.now(),
                         "wall_seconds": round(seconds, 1)},
-                "n_folds": self.n_folds, "folds_note": notes, "tasks": tasks,
+                "n_folds": self.n_folds, "folds_note": notes, "model": served,
+                "model_choice": self.choice, "tasks": tasks,
                 "folds": [{k: v for k, v in f.items() if k != "tasks"} for f in folds],
                 "final": final}

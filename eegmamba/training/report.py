@@ -1,5 +1,6 @@
 """``results.json`` summaries and ``report.md`` with PNG plots (confusion matrix, per-subject accuracy,
-learning curves) for a cross-validation run."""
+learning curves) for a cross-validation run. The tables are the served model's (``--model``; the
+winner when several were compared, with the comparison in its own section)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from eegmamba.data.dataset import WindowSet
 from eegmamba.profiles import Profile
 from eegmamba.training.metrics import METRIC_NAMES as _NAMES
 from eegmamba.training.metrics import METRICS, summarize_folds
+from eegmamba.training.model_choice import choice_lines, fold_model_metrics
 
 
-def summarize_task(profile: Profile, ws: WindowSet, folds: list[dict]) -> dict:
+def summarize_task(profile: Profile, ws: WindowSet, folds: list[dict], model: str = "") -> dict:
     """Per-fold metrics, mean ± std over folds, per-subject metrics and the pooled confusion matrix
-    of one task, for EEGMamba and the baseline."""
+    of one task, for the model (registry name ``model``) and the baseline."""
     per_fold, per_subject = [], {}
     n = len(profile.classes)
-    conf = {"eegmamba": np.zeros((n, n), int), "baseline": np.zeros((n, n), int)}
+    conf = {"model": np.zeros((n, n), int), "baseline": np.zeros((n, n), int)}
     baseline_name, baseline_notes = None, []
     for f in folds:
         t = f["tasks"][profile.name]
@@ -27,25 +29,25 @@ def summarize_task(profile: Profile, ws: WindowSet, folds: list[dict]) -> dict:
         baseline_name = baseline_name or b.get("name")
         row = {"fold": f["fold"], "test_subjects": t["test_subjects"], "n_test": t["n_test"],
                "n_train": t["n_train"], "n_val": t["n_val"], "validation": t["validation"],
-               "best_epoch": f["best_epoch"], "eegmamba": t["eegmamba"], "baseline": b.get("metrics")}
+               "best_epoch": f["best_epoch"], "model": fold_model_metrics(t), "baseline": b.get("metrics")}
         if "note" in b:
             row["baseline_note"] = b["note"]
             baseline_notes.append(f"fold {f['fold']}: {b['note']}")
         per_fold.append(row)
-        conf["eegmamba"] += np.asarray(t["confusion"])
+        conf["model"] += np.asarray(t["confusion"])
         if "confusion" in b:
             conf["baseline"] += np.asarray(b["confusion"])
-        for s, m in t["eegmamba_per_subject"].items():
-            per_subject.setdefault(s, {"fold": f["fold"]})["eegmamba"] = m
+        for s, m in t.get("per_subject", t.get("eegmamba_per_subject", {})).items():
+            per_subject.setdefault(s, {"fold": f["fold"]})["model"] = m
         for s, m in b.get("per_subject", {}).items():
             per_subject.setdefault(s, {"fold": f["fold"]})["baseline"] = m
     windows = {s: {c: int(np.sum((ws.subjects == s) & (ws.y == i))) for i, c in enumerate(ws.classes)}
                for s in sorted(set(ws.subjects.tolist()))}
-    summary = {"eegmamba": summarize_folds([r["eegmamba"] for r in per_fold])}
+    summary = {"model": summarize_folds([r["model"] for r in per_fold])}
     complete = [r["baseline"] for r in per_fold if r["baseline"] is not None]
     if complete:
         summary["baseline"] = summarize_folds(complete)
-    return {"profile": profile.name, "classes": list(profile.classes), "windows": windows,
+    return {"profile": profile.name, "model": model, "classes": list(profile.classes), "windows": windows,
             "dropped": dict(ws.drops), "baseline_name": baseline_name, "baseline_notes": baseline_notes,
             "folds": per_fold, "summary": summary, "per_subject": per_subject,
             "confusion": {k: v.tolist() for k, v in conf.items()}}
@@ -70,7 +72,7 @@ def _plots(out: Path, name: str, task: dict, folds: list[dict]) -> list[str]:
 
     files = []
     classes = task["classes"]
-    panels = [("EEGMamba", task["confusion"]["eegmamba"])]
+    panels = [(task["model"], task["confusion"]["model"])]
     if task["baseline_name"]:
         panels.append((task["baseline_name"], task["confusion"]["baseline"]))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
@@ -93,7 +95,7 @@ def _plots(out: Path, name: str, task: dict, folds: list[dict]) -> list[str]:
     subjects = sorted(task["per_subject"])
     fig, ax = plt.subplots(figsize=(max(4, 1.0 * len(subjects) + 2), 3.5))
     x = np.arange(len(subjects))
-    for off, key, label in ((-0.2, "eegmamba", "EEGMamba"), (0.2, "baseline", task["baseline_name"])):
+    for off, key, label in ((-0.2, "model", task["model"]), (0.2, "baseline", task["baseline_name"])):
         vals = [task["per_subject"][s].get(key, {}).get("acc", np.nan) for s in subjects]
         if label:
             ax.bar(x + off, vals, width=0.4, label=label)
@@ -149,37 +151,41 @@ def write_report(out: str | Path, results: dict) -> Path:
     """Write ``report.md`` and its PNGs into ``out``; returns the report path."""
     out = Path(out)
     run = results["run"]
-    lines = ["# EEGMamba cross-validation report", "",
+    served = results.get("model") or run["config"]["variant"]
+    lines = [f"# Cross-validation report: {served}", "",
              f"- command: `{run['command']}`", f"- machine: {run['machine']} (device {run['device']}, "
              f"{run['world_size']} process(es))", f"- wall time: {run['wall_seconds']:.0f} s",
              f"- folds: {results['n_folds']} subject-grouped" +
              (f" ({'; '.join(results['folds_note'])})" if results["folds_note"] else ""),
-             f"- seed: {run['seed']}; variant: {run['config']['variant']}; epochs (max): "
+             f"- seed: {run['seed']}; model: {served}; epochs (max): "
              f"{run['config']['train']['epochs']}, patience {run['config']['train']['patience']}",
              f"- recipe: {_recipe_line(run['config']['train'])}", ""]
+    if results.get("model_choice"):
+        final = (results.get("final") or {}).get("model")
+        lines += choice_lines(results["model_choice"], final)
     for name, task in results["tasks"].items():
         bname = task["baseline_name"] or "baseline"
         lines += [f"## {name}", "", f"Classes: {', '.join(task['classes'])}. Dropped windows: "
                   f"{', '.join(f'{k}={v}' for k, v in sorted(task['dropped'].items())) or 'none'}.", "",
                   "| fold | test subjects | n test | best epoch | " +
-                  " | ".join(f"EEGMamba {_NAMES[m]}" for m in METRICS) + " | " +
+                  " | ".join(f"{served} {_NAMES[m]}" for m in METRICS) + " | " +
                   " | ".join(f"{bname} {_NAMES[m]}" for m in METRICS) + " |",
                   "|" + "---|" * (4 + 2 * len(METRICS))]
         for r in task["folds"]:
             lines.append(f"| {r['fold']} | {', '.join(r['test_subjects'])} | {r['n_test']} | "
-                         f"{r['best_epoch']} | " + " | ".join(_fmt(r["eegmamba"], m) for m in METRICS)
+                         f"{r['best_epoch']} | " + " | ".join(_fmt(r["model"], m) for m in METRICS)
                          + " | " + " | ".join(_fmt(r["baseline"], m) for m in METRICS) + " |")
         s = task["summary"]
         base = s.get("baseline")
-        lines.append("| mean ± std | | | | " + " | ".join(_pm(s["eegmamba"][m]) for m in METRICS) +
+        lines.append("| mean ± std | | | | " + " | ".join(_pm(s["model"][m]) for m in METRICS) +
                      " | " + " | ".join(_pm(base[m]) if base else "–" for m in METRICS) + " |")
         lines += ["", *(f"- {n}" for n in task["baseline_notes"])]
         lines += ["", "Validation (early stopping) per fold:", "",
                   *(f"- fold {r['fold']}: {r['validation']}" for r in task["folds"]), "",
-                  "| subject | windows per class | EEGMamba ACC | " + f"{bname} ACC |", "|---|---|---|---|"]
+                  f"| subject | windows per class | {served} ACC | {bname} ACC |", "|---|---|---|---|"]
         for subj, m in sorted(task["per_subject"].items()):
             counts = ", ".join(f"{c} {n}" for c, n in task["windows"].get(subj, {}).items() if n)
-            lines.append(f"| {subj} | {counts} | {_fmt(m.get('eegmamba'), 'acc')} | "
+            lines.append(f"| {subj} | {counts} | {_fmt(m.get('model'), 'acc')} | "
                          f"{_fmt(m.get('baseline'), 'acc')} |")
         for png in _plots(out, name, task, results["folds"]):
             lines += ["", f"![{png}]({png})"]
@@ -189,10 +195,11 @@ def write_report(out: str | Path, results: dict) -> Path:
         f = results["final"]
         length = (f"{f['epochs_selected']:g} epoch(s), {f['steps']} steps" if "steps" in f
                   else f"{f['epochs']} epoch(s)")
-        lines += ["## Final model", "", f"`final/`: trained on all subjects for {length} (median over "
-                  "folds of the selected validation's position). Its numbers are not in the table: "
-                  "it has no held-out subject; the fold checkpoints in `folds/fold_K/checkpoint` are the "
-                  "ones the table evaluates.", ""]
+        folds = f"models/{served}/folds" if results.get("model_choice") else "folds"
+        lines += ["## Final model", "", f"`final/`: {served}, trained on all subjects for {length} "
+                  "(median over folds of the selected validation's position). Its numbers are not in "
+                  "the table: it has no held-out subject; the fold checkpoints in "
+                  f"`{folds}/fold_K/checkpoint` are the ones the table evaluates.", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from eegmamba._checks import UserInputError
+from eegmamba.device import resolve_device  # noqa: F401  (re-exported; home: eegmamba.device)
 from eegmamba.training.distributed import DistInfo
 from eegmamba.training.engine.loop import Engine, FitResult, TaskData
 from eegmamba.training.engine.optim import build_optimizer
@@ -41,17 +41,6 @@ __all__ = ["TrainConfig", "TaskData", "FitResult", "Trainer", "predict_proba", "
 #: The training settings of ``eegmamba-train`` are the engine's recipe (modern defaults; the paper's
 #: values are ``Recipe.paper()``). The old name stays for callers and saved code.
 TrainConfig = Recipe
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA if available else CPU; ``cuda`` without a GPU is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserInputError("--device cuda: no CUDA GPU is available here; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise UserInputError(f"--device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:

@@ -134,7 +134,8 @@ class Calibration:
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         job = {"base_checkpoint": base.key, "task": base.task, "config": dataclasses.asdict(cfg),
                "threads": self.options.threads, "nice": self.options.nice,
-               "classes": list(self.profile.classes), "provenance": prov}
+               "classes": list(self.profile.classes), "provenance": prov,
+               "profile": self.profile.to_dict()}  # what the windows were made with: stored
         reference = self.out.pipeline.windower.reference  # alignment: stored with the checkpoint
         if reference is not None:
             job["alignment_reference"] = reference.state_dict()
@@ -204,11 +205,12 @@ class Calibration:
         """Save, load and warm up the new model here (not on the loop thread), then hand it over."""
         import torch
 
-        from eegmamba.checkpoint import load_checkpoint
+        from eegmamba.checkpoint import check_checkpoint, load_checkpoint
 
         self.saved = self._save(done)
         device = self.loop.engine.device
         model, meta = load_checkpoint(self.saved, device=device)
+        check_checkpoint(meta, self.profile, model=model, where=f"calibrated checkpoint {self.saved}")
         spec = model.config.tasks[0]
         with torch.inference_mode():
             model(torch.zeros(1, spec.n_chans, spec.n_times, device=device), task=spec.name)

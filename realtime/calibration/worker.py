@@ -25,6 +25,19 @@ def _say(event: str, **fields) -> None:
     print(json.dumps({"event": event, **fields}, allow_nan=False, default=str), flush=True)
 
 
+def _store_profile(metadata: dict, profile: dict) -> dict:
+    """``metadata`` with ``profile`` (``Profile.to_dict()``: the one the live session ran, whose
+    windows the model was fine-tuned on) as the checkpoint's stored profile, so that the calibrated
+    checkpoint alone runs exactly as it was calibrated (``eegmamba.checkpoint.check_checkpoint``)."""
+    from eegmamba.profiles import Profile
+    from eegmamba.training.provenance import task_metadata
+
+    contract = task_metadata(Profile.from_dict(profile, source="calibration job"))
+    tasks = dict(metadata.get("tasks") or {})
+    key = next(iter(tasks)) if len(tasks) == 1 else profile["name"]
+    return {**metadata, **contract, "tasks": {**tasks, key: contract}}
+
+
 def run(job_dir: Path) -> int:
     job = json.loads((job_dir / "job.json").read_text())
     if job.get("nice") and hasattr(os, "nice"):
@@ -53,6 +66,8 @@ def run(job_dir: Path) -> int:
                    "history": res.history, "info": res.info, "trials": trials,
                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     metadata = {**meta.get("metadata", {}), "calibration": calibration}
+    if job.get("profile"):
+        metadata = _store_profile(metadata, job["profile"])
     if "alignment_reference" in job:  # the person's reference: a later session starts aligned
         metadata["alignment_reference"] = job["alignment_reference"]
     out = save_checkpoint(job_dir / "candidate", res.model, metadata)

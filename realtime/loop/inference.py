@@ -17,7 +17,7 @@ import torch
 
 from eegmamba._checks import UserInputError
 from eegmamba.checkpoint import load_checkpoint
-from eegmamba.training.trainer import resolve_device
+from eegmamba.device import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,10 @@ class InferenceEngine:
         self.models: dict[str, LoadedModel] = {}
 
     def load(self, checkpoint: str | Path) -> LoadedModel:
-        """Load (once) the checkpoint folder; the key is its resolved path."""
+        """Load (once) the checkpoint folder; the key is its resolved path. The model is rebuilt
+        from the name and config the checkpoint stores, through the one registry
+        (``load_checkpoint`` → ``eegmamba.registry.build_model``): an EEGMamba variant, EEGNet or
+        the Conformer is served the same way, by its single task (``model.config.tasks``)."""
         key = str(Path(checkpoint).resolve())
         if key not in self.models:
             model, meta = load_checkpoint(checkpoint, device=self.device)

@@ -30,6 +30,7 @@ from typing import Mapping, Sequence
 import pylsl
 
 from eegmamba._checks import UserInputError
+from realtime.stats import quality_notes_by_profile
 
 _PROFILE_RE = re.compile(r"^[A-Za-z0-9_.-]+(@[A-Za-z0-9_.-]+)?$")
 
@@ -81,7 +82,8 @@ class StreamIdentity:
 
 
 class DecisionLog:
-    """Write decisions as JSON lines (one object per line, flushed at once) to ``path``."""
+    """Write decisions as JSON lines (one object per line, flushed at once) to ``path``, and notes
+    the user must read (:meth:`note`: lines with a ``note`` field, never a decision's)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -93,6 +95,7 @@ class DecisionLog:
             raise UserInputError(f"cannot write log file {self.path}: {exc.strerror}") from exc
         self._lock = threading.Lock()
         self.n_written = 0
+        self._noted: set[str] = set()
 
     def write(self, decision: Decision) -> None:
         with self._lock:
@@ -101,6 +104,23 @@ class DecisionLog:
             self._fh.write(decision.to_json() + "\n")
             self._fh.flush()
             self.n_written += 1
+
+    def note(self, key: str, message: str) -> bool:
+        """Write ``{"note": key, "message": message}`` once per ``key`` (e.g. ``quality
+        motor_imagery``); False when ``key`` was written before or the log is closed."""
+        with self._lock:
+            if self._fh is None or key in self._noted:
+                return False
+            self._noted.add(key)
+            self._fh.write(json.dumps({"note": key, "message": message}) + "\n")
+            self._fh.flush()
+            return True
+
+    def note_quality(self, snapshot) -> None:
+        """Note each profile's quality line (:func:`realtime.stats.quality_notes`, what the
+        dashboard and the summary show) once: call it with every snapshot taken."""
+        for name, text in quality_notes_by_profile(snapshot).items():
+            self.note(f"quality {name}", text)
 
     def close(self) -> None:
         with self._lock:

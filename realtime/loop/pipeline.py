@@ -41,22 +41,6 @@ class PendingWindow:
     preprocessed: float = float("nan")
 
 
-def check_stream_against(profile: Profile, n_model_chans: int, n_model_times: int, model_sfreq: float,
-                         model_classes: tuple[str, ...], what: str) -> None:
-    """The checkpoint must agree with the profile it is run under; ``what`` names the checkpoint."""
-    problems = []
-    if n_model_chans != profile.n_channels:
-        problems.append(f"{n_model_chans} channels vs the profile's {profile.n_channels}")
-    if n_model_times != profile.window_samples:
-        problems.append(f"windows of {n_model_times} samples vs the profile's {profile.window_samples}")
-    if abs(model_sfreq - profile.sfreq) > 1e-6:
-        problems.append(f"{model_sfreq:g} Hz vs the profile's {profile.sfreq:g} Hz")
-    if tuple(model_classes) != tuple(profile.classes):
-        problems.append(f"classes {list(model_classes)} vs the profile's {list(profile.classes)}")
-    if problems:
-        raise UserInputError(f"{what} does not fit profile {profile.name!r}: " + "; ".join(problems))
-
-
 class ProfilePipeline:
     """One profile on one stream.
 

@@ -113,7 +113,11 @@ def render(snapshot: Snapshot) -> RenderableType:
     lower.add_column(ratio=1)
     lower.add_column(ratio=1)
     lower.add_row(_latency_panel(snapshot.latency), _drops_panel(snapshot.drops))
-    parts: list[RenderableType] = [header, _streams_panel(snapshot.streams)]
+    parts: list[RenderableType] = [header]
+    # how each checkpoint runs: an override of its profile (warning), live-only settings (info)
+    parts += [Text(line, style="bold yellow" if level == "warning" else "dim")
+              for level, line in snapshot.notices]
+    parts.append(_streams_panel(snapshot.streams))
     parts += [Text(n, style="bold red") for n in quality_notes(snapshot)]
     parts += [markers_line(m) for m in snapshot.markers]
     parts += [calibration_panel(c) for c in snapshot.calibrations]

@@ -3,9 +3,10 @@
 A profile fits a stream when the stream is regularly sampled at a rate the preprocessing can
 resample to the profile's rate, and every profile channel is found among the stream's channel
 labels (the profile's aliases apply, as in the live loop). A checkpoint fits when the profile stored
-in it does. Marker streams (irregular rate, string or type ``Markers``) are shown as usable with
-``--markers NAME``; a stream of strings with a regular rate or of type ``EEG`` fits nothing (one
-line says why: text is not a signal).
+in it does (the profile it runs with alone: ``eegmamba.checkpoint.checkpoint_profile``, by the
+contract check). Marker streams (irregular rate, string or type ``Markers``) are shown as usable
+with ``--markers NAME``; a stream of strings with a regular rate or of type ``EEG`` fits nothing
+(one line says why: text is not a signal).
 """
 
 from __future__ import annotations
@@ -72,8 +73,7 @@ def why_not(profile: Profile, ch_names: list[str], srate: float) -> str | None:
 
 def _candidates(checkpoints: list[str]) -> list[tuple[str, Profile]]:
     """(label, profile) for every shipped profile and every checkpoint (its stored profile)."""
-    from eegmamba.checkpoint import read_metadata
-    from eegmamba.training.evaluate import checkpoint_profile
+    from eegmamba.checkpoint import checkpoint_profile, read_metadata
 
     from realtime.session import DEMO_CHECKPOINT
 

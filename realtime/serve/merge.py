@@ -185,4 +185,5 @@ class Merger:
             # every worker sees (and lists) the same streams that fit no profile: once each
             skipped=tuple({(x.source_id, x.name, x.host): x
                            for s in snaps for x in s.skipped}.values()),
-            selection=next((s.selection for s in snaps if s.selection), None))
+            selection=next((s.selection for s in snaps if s.selection), None),
+            notices=next((s.notices for s in snaps if s.notices), ()))  # same checkpoints in each

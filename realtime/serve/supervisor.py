@@ -243,7 +243,10 @@ class Supervisor:
         self.merger.finish(pylsl.local_clock())
 
     def snapshot(self):
-        return self.merger.snapshot()
+        snap = self.merger.snapshot()
+        if self.log is not None:  # the dashboard's / summary's quality line, logged once
+            self.log.note_quality(snap)
+        return snap
 
 
 def _failure(error: tuple[str, bool]) -> Exception:

@@ -110,3 +110,14 @@ def test_latency_tool_times_every_tokenizer_variant_in_one_run(tmp_path):
         assert r["flops"] > 0 and r["n_params"] > 0
         if k.startswith("EEGMamba") and "single" not in k:
             assert r["n_params"] < dense["n_params"] / 3 and r["flops"] < dense["flops"]
+
+
+def test_latency_common_percentiles_and_server_options(tmp_path):
+    common = _load("_latency_common")
+    r = common.percentiles(list(range(1, 101)))
+    assert r == {"n": 100, "p50": 50.5, "p95": 95.05, "p99": 99.01, "max": 100.0}
+    assert common.percentiles([])["p99"] is None
+    with pytest.raises(ValueError, match="PlayerLSL pushes from the start"):
+        with common.stream_server(tmp_path / "x.edf", "p", 1, source="mne-lsl"):
+            pass
+    assert common.mi_profile(4.0).window.length_s == 4.0

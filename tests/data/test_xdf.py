@@ -165,3 +165,25 @@ def test_pretraining_reads_xdf(xdf_file):
     assert len(names) == 64 and names[0] == "Fc5"
     data = load_unlabeled([xdf_file], pretrain_profile(names[:8]))
     assert len(data) > 10
+
+
+def test_integer_units_are_volts_only_on_voltage_channels(edf, tmp_path):
+    """mne-lsl's integer units (a power of ten of volts) are read with each channel's declared
+    type: ``0`` on ``eeg`` channels is volts, ``0`` on ``misc`` channels is not a voltage (µV
+    assumed and checked, so the same µV samples read the same)."""
+    import mne
+
+    profile = load_profile("motor_imagery")
+    raw = mne.io.read_raw(edf, preload=True, verbose="error").crop(0, 20)
+    n_ch, fs = len(raw.ch_names), raw.info["sfreq"]
+    t = 1000.0 + np.arange(raw.n_times) / fs
+    expected = read_recording(edf, profile).data[:, :raw.n_times]
+    for types, data in ((["eeg"] * n_ch, raw.get_data().T), (["misc"] * n_ch, raw.get_data().T * 1e6)):
+        eeg = XdfStream("amp", "EEG", fs, "double64", data, t, list(raw.ch_names), ["0"] * n_ch,
+                        types=types)
+        path = write_xdf(tmp_path / f"S002R04_{types[0]}.xdf", [eeg])
+        np.testing.assert_allclose(read_recording(path, profile).data, expected, atol=1e-6)
+    mixed = XdfStream("amp", "EEG", fs, "double64", np.zeros((3, 4)), t[:3], ["a", "b", "c", "d"],
+                      ["0", "0", "-6", "-3"], types=["eeg", "misc", "", "stim"])
+    stream = next(iter(xdf.load_streams(write_xdf(tmp_path / "mixed.xdf", [mixed]))))
+    assert xdf.channel_scales(stream) == [1e6, None, 1.0, None]

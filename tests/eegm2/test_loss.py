@@ -76,6 +76,8 @@ def test_masking_hides_patches_and_scores_them():
 
 def test_loss_config_validation():
     assert ReconLossConfig.from_dict(ReconLossConfig(mask_ratio=0.3).to_dict()).mask_ratio == 0.3
+    with pytest.raises(ValueError, match=r"ReconLossConfig: unknown fields \['ratio'\]"):
+        ReconLossConfig.from_dict({"ratio": 0.3})
     with pytest.raises(ValueError, match="fft_norm"):
         ReconLossConfig(fft_norm="forward")
     with pytest.raises(ValueError, match="mask_ratio"):

@@ -90,6 +90,9 @@ def test_task_tokens_change_multi_task_outputs():
 def test_config_validation_and_roundtrip():
     cfg = EEGMambaConfig(tasks=(MI,))
     assert EEGMambaConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError,
+                       match=r"EEGMambaConfig: unknown fields \['n_layer'\]; known: .*n_layers"):
+        EEGMambaConfig.from_dict({**cfg.to_dict(), "n_layer": 2})
     with pytest.raises(ValueError, match="top_k"):
         EEGMambaConfig(tasks=(MI,), n_experts=2, top_k=3)
     with pytest.raises(ValueError, match="backend"):

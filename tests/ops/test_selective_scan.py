@@ -62,6 +62,21 @@ def assert_close(actual, expected, rtol, name):
     assert err <= rtol * scale, f"{name}: max abs err {err:.3g} > {rtol:g} * {scale:.3g}"
 
 
+def assert_same_scan(got, want, t_got, t_want, tol_y, tol_g, tol_state=None):
+    """``got``, ``want``: ``(y, last state)`` of two scans run on ``t_got`` and ``t_want`` (the same
+    values, maybe in other dtypes): outputs within ``tol_y`` (the last state within ``tol_state``,
+    default ``tol_y``); the gradients of the same random projection (:func:`grads`) w.r.t. every
+    given input within ``tol_g``, with the inputs' shapes and dtypes."""
+    (y1, s1), (y0, s0) = got, want
+    assert_close(y1, y0, tol_y, "y")
+    assert_close(s1, s0, tol_y if tol_state is None else tol_state, "last state")
+    g0, g1 = grads(y0, s0, t_want), grads(y1, s1, t_got)
+    assert g1.keys() == g0.keys() == {k for k in NAMES if t_got[k] is not None}
+    for k in g0:
+        assert g1[k].shape == t_got[k].shape and g1[k].dtype == t_got[k].dtype
+        assert_close(g1[k], g0[k], tol_g, f"grad {k}")
+
+
 @pytest.mark.parametrize("L", [1, 7, T_TEST - 1, T_TEST, T_TEST + 1, 1000])
 @pytest.mark.parametrize("flags", [True, False], ids=["D-z-bias-softplus", "plain"])
 def test_ref_matches_sequential_float64(L, flags):
@@ -86,28 +101,17 @@ def test_ref_matches_sequential_float64(L, flags):
 @pytest.mark.parametrize("b_layout", ["grouped", "constant"])
 def test_ref_matches_sequential_other_b_layouts(b_layout):
     t = make_inputs(37, b_layout=b_layout)
-    y0, s0 = run(selective_scan_sequential, t)
-    y1, s1 = run(selective_scan_ref, t, chunk_size=4, segment_len=12)
-    assert_close(y1, y0, 1e-12, "y")
-    assert_close(s1, s0, 1e-12, "last state")
-    g0, g1 = grads(y0, s0, t), grads(y1, s1, t)
-    for k in g0:
-        assert g1[k].shape == t[k].shape
-        assert_close(g1[k], g0[k], 1e-10, f"grad {k}")
+    assert_same_scan(run(selective_scan_ref, t, chunk_size=4, segment_len=12),
+                     run(selective_scan_sequential, t), t, t, 1e-12, 1e-10)
 
 
 def test_float32_close_to_float64_oracle():
     t64 = make_inputs(300)
     t32 = {k: (v.detach().float().requires_grad_() if v is not None else None)
            for k, v in t64.items()}
-    y0, s0 = run(selective_scan_sequential, t64)
     y1, s1 = run(selective_scan_ref, t32)
     assert y1.dtype == torch.float32 and s1.dtype == torch.float32
-    assert_close(y1, y0, 1e-5, "y")
-    assert_close(s1, s0, 1e-5, "last state")
-    g0, g1 = grads(y0, s0, t64), grads(y1, s1, t32)
-    for k in g0:
-        assert_close(g1[k], g0[k], 1e-4, f"grad {k}")
+    assert_same_scan((y1, s1), run(selective_scan_sequential, t64), t32, t64, 1e-5, 1e-4)
 
 
 def test_bfloat16_inputs_computed_in_float32():
@@ -117,14 +121,9 @@ def test_bfloat16_inputs_computed_in_float32():
     # oracle: same (bf16-rounded) inputs in float64; bf16 output rounding ~ 2**-8
     t64 = {k: (v.detach().double().requires_grad_() if v is not None else None)
            for k, v in t.items()}
-    y0, s0 = run(selective_scan_sequential, t64)
-    assert_close(y, y0, 1e-2, "y")
-    assert_close(last, s0, 1e-5, "last state")
-    g, g0 = grads(y, last, t), grads(y0, s0, t64)
-    for k in g0:
-        assert g[k].dtype == torch.bfloat16
-        assert torch.isfinite(g[k].float()).all()
-        assert_close(g[k], g0[k], 3e-2, f"grad {k}")
+    # gradients in bfloat16 (the inputs' dtype), finite (a NaN fails assert_close)
+    assert_same_scan((y, last), run(selective_scan_sequential, t64), t, t64, 1e-2, 3e-2,
+                     tol_state=1e-5)
 
 
 def test_scan_is_not_time_symmetric():

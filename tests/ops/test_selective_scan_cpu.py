@@ -16,7 +16,7 @@ from eegmamba.ops import (
     selective_scan_sequential,
 )
 from eegmamba.ops.dispatch import resolve_backend
-from tests.ops.test_selective_scan import NAMES, assert_close, grads, make_inputs, run
+from tests.ops.test_selective_scan import NAMES, assert_close, assert_same_scan, make_inputs, run
 
 pytestmark = pytest.mark.skipif(not dispatch.has_cpu_fused(),
                                 reason="numba does not import here (the fallback has its own test)")
@@ -38,14 +38,7 @@ def _check(t, softplus=True, fn=fused):
     y1, s1 = run(fn, t, softplus=softplus)
     dtype = t["u"].dtype
     assert y1.dtype == dtype and s1.dtype == dtype and y1.shape == y0.shape
-    tol_y, tol_g = TOL[dtype]
-    assert_close(y1, y0, tol_y, "y")
-    assert_close(s1, s0, tol_y, "last state")
-    g0, g1 = grads(y0, s0, t64), grads(y1, s1, t)
-    assert g1.keys() == g0.keys() == {k for k in NAMES if t[k] is not None}
-    for k in g0:
-        assert g1[k].shape == t[k].shape and g1[k].dtype == dtype
-        assert_close(g1[k], g0[k], tol_g, f"grad {k}")
+    assert_same_scan((y1, s1), (y0, s0), t, t64, *TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
@@ -83,13 +76,8 @@ def test_fused_matches_reference_float32_long():
         "delta_bias": torch.log(torch.expm1(torch.rand(d, generator=g) * 0.1 + 1e-3)),
     }
     t = {k: v.requires_grad_() for k, v in t.items()}
-    y0, s0 = run(functools.partial(selective_scan, backend="ref"), t)
-    y1, s1 = run(fused, t)
-    assert_close(y1, y0, 1e-5, "y")
-    assert_close(s1, s0, 1e-5, "last state")
-    g0, g1 = grads(y0, s0, t), grads(y1, s1, t)
-    for k in g0:
-        assert_close(g1[k], g0[k], 1e-4, f"grad {k}")
+    assert_same_scan(run(fused, t), run(functools.partial(selective_scan, backend="ref"), t), t, t,
+                     1e-5, 1e-4)
 
 
 def test_gradcheck_float64():

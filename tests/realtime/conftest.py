@@ -63,3 +63,20 @@ def find_stream():
         raise AssertionError(f"LSL stream {name!r} not found within {timeout} s")
 
     return find
+
+
+@pytest.fixture(scope="module")
+def seizure_checkpoint(tmp_path_factory) -> Path:
+    """A random-weight tiny EEGMamba checkpoint of the ``seizure`` profile (plumbing, not accuracy)."""
+    import torch
+
+    from eegmamba import TaskSpec, create_model
+    from eegmamba.checkpoint import save_checkpoint
+    from eegmamba.profiles import load_profile
+
+    p = load_profile("seizure")
+    torch.manual_seed(0)
+    model = create_model("eegmamba_tiny", tasks=[TaskSpec(p.task, p.n_channels, p.window_samples,
+                                                          len(p.classes), p.sfreq, p.channels.names,
+                                                          p.classes)])
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "seizure", model.eval(), {})

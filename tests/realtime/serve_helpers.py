@@ -94,7 +94,8 @@ def log_by_output(path: Path) -> dict[str, list[dict]]:
     out = defaultdict(list)
     for line in path.read_text().splitlines():
         d = json.loads(line)  # every line whole: flushed
-        out[d["profile"]].append(d)
+        if "note" not in d:  # a note (DecisionLog.note) is not a decision
+            out[d["profile"]].append(d)
     return out
 
 

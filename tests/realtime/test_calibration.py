@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from eegmamba import TaskSpec, create_model
-from eegmamba.checkpoint import load_checkpoint, save_checkpoint
+from eegmamba.checkpoint import check_checkpoint, load_checkpoint, save_checkpoint
 from eegmamba.profiles import load_profile
 
 pytestmark = pytest.mark.timeout(300)
@@ -107,6 +107,8 @@ def test_calibration_collects_fine_tunes_swaps_and_saves(setup, tmp_path, shared
     assert sum(t["n_windows"] for t in calib["trials"]) == len(y)
     assert calib["marker_stream"]["name"] == "S002R04-markers"
     assert "tasks" in meta["metadata"]  # still evaluable with eegmamba-eval
+    # it stores the profile this session ran: alone it runs as it was calibrated (the contract)
+    assert check_checkpoint(meta, model=model).profile == profile
     report = json.loads((out / "calibration.json").read_text())
     assert report["swapped"] and report["swaps"][0]["version"] == 1
     # the next session starts from it: it loads as a checkpoint of the same profile

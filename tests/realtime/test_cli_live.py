@@ -23,16 +23,6 @@ def _live(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[2])
 
 
-@pytest.fixture(scope="module")
-def seizure_checkpoint(tmp_path_factory) -> Path:
-    p = load_profile("seizure")
-    torch.manual_seed(0)
-    model = create_model("eegmamba_tiny", tasks=[TaskSpec(p.task, p.n_channels, p.window_samples,
-                                                          len(p.classes), p.sfreq, p.channels.names,
-                                                          p.classes)])
-    return save_checkpoint(tmp_path_factory.mktemp("ck") / "seizure", model.eval(), {})
-
-
 @pytest.mark.parametrize("args,message", [
     (["--profile", "no_such_profile", "--replay", "x.edf"], "no_such_profile"),
     (["--profile", "seizure", "--checkpoint", "/nonexistent/ck"], "checkpoint not found"),

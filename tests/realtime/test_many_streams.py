@@ -16,10 +16,7 @@ from pathlib import Path
 
 import pylsl
 import pytest
-import torch
 
-from eegmamba import TaskSpec, create_model
-from eegmamba.checkpoint import save_checkpoint
 from eegmamba.profiles import load_profile
 from realtime.stream.lsl_config import package_config, with_setting
 from realtime.stream.resolve import StreamQuery, StreamSelection, stream_key
@@ -34,16 +31,6 @@ def _live_cmd(*args: str) -> list[str]:
 
 def _env(**extra) -> dict:
     return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **extra}
-
-
-@pytest.fixture(scope="module")
-def seizure_checkpoint(tmp_path_factory) -> Path:
-    p = load_profile("seizure")
-    torch.manual_seed(0)
-    model = create_model("eegmamba_tiny", tasks=[TaskSpec(p.task, p.n_channels, p.window_samples,
-                                                          len(p.classes), p.sfreq, p.channels.names,
-                                                          p.classes)])
-    return save_checkpoint(tmp_path_factory.mktemp("ck") / "seizure", model.eval(), {})
 
 
 def _find(name: str, timeout: float) -> pylsl.StreamInfo:

@@ -65,6 +65,19 @@ def test_marker_and_probability_streams_read_back(unique_name, find_stream, tmp_
     assert [Decision.from_json(line) for line in lines] == sent and log.n_written == 5
 
 
+def test_a_note_is_logged_once_per_key(tmp_path):
+    log = DecisionLog(tmp_path / "decisions.jsonl")
+    assert log.note("quality mi", "mi: no decision ... (flat 4)")
+    assert not log.note("quality mi", "mi: no decision ... (flat 9)")  # same key: not again
+    assert log.note("quality sleep", "sleep: no decision")
+    log.close()
+    assert not log.note("quality eeg", "after close: nothing")
+    lines = [json.loads(x) for x in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+    assert lines == [{"note": "quality mi", "message": "mi: no decision ... (flat 4)"},
+                     {"note": "quality sleep", "message": "sleep: no decision"}]
+    assert log.n_written == 0  # decisions only
+
+
 def test_close_removes_streams_and_rejects_pushes(unique_name, find_stream):
     profile = unique_name.replace("t-", "q")
     outlets = DecisionOutlets(profile, CLASSES)

@@ -27,7 +27,8 @@ print(json.dumps([[i.name(), i.source_id()] for i in r.results() if i.type() == 
 
 
 def test_two_shards_serve_each_stream_exactly_once(tmp_path, mi_recording):
-    from benchmarks._live_cli import outlet_name, stream_server
+    from benchmarks._latency_common import stream_server
+    from benchmarks._live_cli import outlet_name
 
     env = lsl_env(tmp_path)
     prefix = split_prefix(4, 2, shard_of)

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.timeout(150), pytest.mark.slow]
 
 @pytest.fixture
 def four_streams(tmp_path, mi_recording):
-    from benchmarks._live_cli import stream_server
+    from benchmarks._latency_common import stream_server
 
     env = lsl_env(tmp_path)
     prefix = split_prefix(4, 2, worker_of)

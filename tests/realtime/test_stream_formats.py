@@ -4,6 +4,7 @@ the one line a profile gets when every window is dropped for the signal's qualit
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -16,6 +17,7 @@ from eegmamba.units import canonical_unit, scale_to_uv
 from realtime.stats import ProfileStats, Snapshot, StreamHealth, quality_notes
 from realtime.stream.acquisition import Acquisition, StreamQuery
 from realtime.stream.monitor import Declaration, StreamMonitor, strings_message
+from eegmamba.testing.fault_outlet import FaultyOutlet
 from tests.realtime.test_faults import Run, checkpoint, recording  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
@@ -181,3 +183,28 @@ def test_volts_forced_as_microvolts_end_with_the_quality_line(
         console = Console(record=True, width=400)
         console.print(what) if what is not None else print_summary(r.session, console)
         assert console.export_text().count(note) == 1
+
+
+@pytest.mark.slow
+def test_the_quality_line_reaches_the_log_once(checkpoint, recording, unique_name, tmp_path,
+                                               capsys):  # noqa: F811
+    """``eegmamba-live --log`` on the same volts-as-µV stream: the summary's quality line is in
+    the log file, once, as a note (no decision line)."""
+    from realtime.cli_live import main
+
+    x, ch = recording
+    outlet = FaultyOutlet(unique_name, x, ch, 160.0, scale=1e-6, unit="volts", speed=2.0)
+    log = tmp_path / "decisions.jsonl"
+    outlet.start()
+    try:
+        assert main(["--profile", "motor_imagery", "--checkpoint", str(checkpoint), "--stream",
+                     unique_name, "--units", "uV", "--no-dashboard", "--device", "cpu",
+                     "--timeout", "10", "--duration", "8", "--log", str(log)]) == 0
+    finally:
+        outlet.stop()
+    (line,) = [json.loads(x) for x in log.read_text().splitlines()]
+    assert line["note"] == "quality motor_imagery"
+    assert line["message"].startswith("motor_imagery: no decision, every window dropped for "
+                                      "signal quality (flat_run")
+    words = " ".join(capsys.readouterr().out.split())
+    assert " ".join(line["message"].split()) in words  # the summary's line, word for word

@@ -36,8 +36,8 @@ def test_outputs_and_metadata(run, syn):
         assert set(f["test_subjects"]).isdisjoint(
             json.loads((run / "folds" / f"fold_{f['fold']}" / "checkpoint" / "model.json").read_text())
             ["metadata"]["training"]["trained_on_subjects"])
-        assert 0 <= f["eegmamba"]["acc"] <= 1 and f["baseline"] is not None
-    for who in ("eegmamba", "baseline"):
+        assert 0 <= f["model"]["acc"] <= 1 and f["baseline"] is not None
+    for who in ("model", "baseline"):
         assert set(task["summary"][who]) == {"acc", "balanced_acc", "auroc", "f1_weighted", "kappa"}
     assert task["baseline_name"] == "band power+LR"
     assert set(task["per_subject"]) == {"subjA", "subjB", "subjC"}
@@ -76,7 +76,7 @@ def test_eval_cli_reproduces_fold_metrics(run, syn, tmp_path, capsys):
                           "--data", *files, "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     for m in ("acc", "balanced_acc", "f1_weighted", "auroc", "kappa"):
-        assert res["metrics"][m] == pytest.approx(fold["eegmamba"][m], abs=1e-6)
+        assert res["metrics"][m] == pytest.approx(fold["model"][m], abs=1e-6)
     assert "ACC" in capsys.readouterr().out
 
 
@@ -102,7 +102,7 @@ def test_resume_after_interrupt_matches_uninterrupted_run(run, syn, tmp_path):
     res = Experiment(cfg, resume=True).run()
     ref = json.loads((run / "results.json").read_text())
     for a, b in zip(res["tasks"]["syn"]["folds"], ref["tasks"]["syn"]["folds"]):
-        assert a["eegmamba"] == b["eegmamba"] and a["best_epoch"] == b["best_epoch"]
+        assert a["model"] == b["model"] and a["best_epoch"] == b["best_epoch"]
 
 
 @pytest.mark.parametrize("case", ["unreadable", "one_subject", "no_labels", "existing_out", "no_data"])

@@ -11,28 +11,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-from eegmamba import TaskSpec, create_model
 from eegmamba._checks import UserInputError
 from eegmamba.baselines.eegnet import EEGNet, EEGNetConfig
 from eegmamba.training.engine import Engine, Recipe, TaskData, load_recipe
 from eegmamba.training.engine.ema import EMA
 from eegmamba.training.engine.loop import effective_batch
 from eegmamba.training.engine.optim import build_optimizer, lr_factor, no_decay, param_groups
+from tests.training.test_trainer import _data, _model  # the same tiny two-class task and model
 
 CPU = torch.device("cpu")
-
-
-def _data(n=24, C=2, T=200, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    t = np.arange(T) / 200.0
-    X = rng.normal(size=(n, C, T)) + np.where(y[:, None, None] == 1, np.sin(2 * np.pi * 10 * t), 0)
-    return TaskData(X.astype(np.float32), y.astype(np.int64))
-
-
-def _model(seed=0):
-    torch.manual_seed(seed)
-    return create_model("eegmamba_tiny", tasks=[TaskSpec("t", 2, 200, 2)])
 
 
 def test_param_groups_skip_exactly_norms_biases_A_log_D_and_the_class_token():

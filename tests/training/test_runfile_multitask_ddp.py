@@ -82,5 +82,5 @@ def test_torchrun_two_cpu_processes(syn, tmp_path):
     assert p.returncode == 0, stderr[-2000:]
     res = json.loads((out / "results.json").read_text())
     assert res["run"]["world_size"] == 2 and res["n_folds"] == 2
-    assert all(f["eegmamba"]["n"] > 0 for f in res["tasks"]["syn"]["folds"])
+    assert all(f["model"]["n"] > 0 for f in res["tasks"]["syn"]["folds"])
     assert stdout.count("fold 1/2 epoch 1/1") == 1  # only rank 0 prints

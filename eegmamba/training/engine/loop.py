@@ -31,7 +31,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from eegmamba._checks import UserInputError
 from eegmamba._interrupt import StopFlag
 from eegmamba.training.distributed import DistInfo, all_reduce_sum, any_flag, broadcast_buffers, shard
 from eegmamba.training.engine.classify import validate_classification
@@ -41,6 +40,7 @@ from eegmamba.training.engine.ema import EMA
 from eegmamba.training.engine.optim import build_optimizer, set_lr
 from eegmamba.training.engine.predict import to_batch
 from eegmamba.training.engine.recipe import Recipe
+from eegmamba.training.engine.state import engine_state, load_engine_state
 from eegmamba.training.sampling import DynamicSampler
 
 __all__ = ["Engine", "FitResult", "TaskData", "effective_batch", "steps_per_epoch", "class_weights"]
@@ -178,17 +178,9 @@ class Engine:
         for st in self.sampler.epoch(epoch):
             yield st.task, (pools[st.task][st.indices] if pools else st.indices)
 
-    # --- state ---------------------------------------------------------------------------------
+    # --- state (engine/state.py) ---------------------------------------------------------------
     def state_dict(self) -> dict:
-        r = self.result
-        return {"engine": 1, "model": self.core.state_dict(), "optimizer": self.opt.state_dict(),
-                "ema": None if self.ema is None else self.ema.state_dict(),
-                "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
-                "partial": dict(self.partial), "skipped": self.skipped, "history": r.history,
-                "evals": r.evals, "best_epoch": r.best_epoch, "best_step": r.best_step,
-                "best_score": r.best_score, "best_loss": r.best_loss, "best_state": r.best_state,
-                "last_eval": self.last_eval, "recipe": self.recipe.to_dict(),
-                "rng": torch.get_rng_state()}
+        return engine_state(self)
 
     def save_state(self) -> None:
         if self.state_path is not None and self.dist.is_main:
@@ -197,46 +189,8 @@ class Engine:
             tmp.replace(self.state_path)
 
     def load_state(self, path: str | Path) -> None:
-        """Continue from a saved state (also a state of the pre-engine ``Trainer``: its weights,
-        counters and history; its optimiser state where the parameter groups still match)."""
-        s = torch.load(path, map_location="cpu", weights_only=True)
-        self.core.load_state_dict(s["model"])
-        if "engine" not in s:
-            return self._load_legacy(s)
-        diff = sorted(k for k, v in self.recipe.to_dict().items() if s["recipe"].get(k) != v)
-        if diff:
-            raise UserInputError(f"{path} was written with another training recipe ({', '.join(diff)} "
-                                 "differ); resume with the same recipe or start a new run")
-        self.opt.load_state_dict(s["optimizer"])
-        if self.ema is not None and s.get("ema"):
-            self.ema.load_state_dict(s["ema"])
-        self.epoch, self.step, self.global_step = s["epoch"], s["step"], s["global_step"]
-        self.partial, self.skipped = dict(s["partial"]), s["skipped"]
-        self.last_eval = dict(s["last_eval"])
-        r = self.result
-        r.history, r.evals = list(s["history"]), list(s["evals"])
-        r.best_epoch, r.best_step, r.best_score = s["best_epoch"], s["best_step"], s["best_score"]
-        r.best_state, r.best_loss = s["best_state"], s["best_loss"]
-        torch.set_rng_state(s["rng"])
-
-    def _load_legacy(self, s: dict) -> None:
-        if len(s["optimizer"]["param_groups"]) == len(self.opt.param_groups):
-            self.opt.load_state_dict(s["optimizer"])
-        else:
-            self.notes.append("resumed a pre-engine state: optimiser moments restarted")
-        self.epoch, self.step = s["epoch"], s["step"]
-        self.global_step = self.epoch * self.steps_per_epoch + self.step
-        p = list(s["partial"])
-        if len(p) == 2:
-            p = [p[0], p[0], 0.0, 0.0, 0.0, p[1]]
-        names = ("loss", "ce", "aux", "aux_balance", "aux_z")
-        self.partial = {**{k: v for k, v in zip(names, p[:-1])}, "n": p[-1]}
-        r = self.result
-        r.history, r.best_epoch, r.best_state = list(s["history"]), s["best_epoch"], s["best_state"]
-        r.best_step = r.best_epoch * self.steps_per_epoch
-        r.best_score = s["best_loss"] if self.recipe.select == "val_loss" and math.isfinite(
-            s["best_loss"]) else None
-        torch.set_rng_state(s["rng"])
+        """Continue from a saved state (:func:`~eegmamba.training.engine.state.load_engine_state`)."""
+        load_engine_state(self, path)
 
     @property
     def done(self) -> bool:
