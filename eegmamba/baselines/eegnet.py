@@ -182,7 +182,8 @@ def fit_eegnet(model: EEGNet, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | 
     """Train ``model`` with the one engine (``eegmamba.training.engine``) and load the selected
     weights (the last ones when there is no validation set). The max-norm constraints are applied
     after every optimiser step. ``cfg``: an :class:`EEGNetTrainConfig` (the paper's Adam) or an
-    engine ``Recipe``. Returns ``{"best_epoch", "epochs_run", "history", "fit"}``.
+    engine ``Recipe``. Returns ``{"best_epoch", "epochs_run", "history", "fit", "evals"}`` (evals: one
+    record per validation point).
 
     X, X_val : ndarray, shape (N, C, T), float32; y, y_val : ndarray, shape (N,), int64
     """
@@ -201,4 +202,4 @@ def fit_eegnet(model: EEGNet, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | 
     model.load_state_dict(fit.best_state)
     model.eval()
     return {"best_epoch": fit.best_epoch, "epochs_run": len(fit.history), "history": fit.history,
-            "fit": fit.summary()}
+            "fit": fit.summary(), "evals": fit.evals}

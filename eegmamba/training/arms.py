@@ -113,7 +113,8 @@ class Fitted:
             return predict_proba(self.model, w.z, task, torch.device("cpu"), 128)
         if self.arm == "yasa":
             return self.model.proba(w.files, w.t_start)
-        p = self.model.predict_proba(w.uv)
+        groups = w.files if _aligns(self.model) else None
+        p = self.model.predict_proba(w.uv) if groups is None else self.model.predict_proba(w.uv, groups)
         out = np.zeros((len(w), self.n_classes))
         out[:, np.asarray(self.model.classes_, dtype=np.int64)] = p
         return out
@@ -151,19 +152,33 @@ def load_fitted(arm: str, folder: Path, profile: Profile) -> Fitted:
     return Fitted(arm, model.eval(), len(profile.classes), {}, profile)
 
 
-def _classical(arm: str, sfreq: float):
+def _classical(arm: str, sfreq: float, options: dict | None = None):
     from eegmamba.baselines.classical import CSPLDA, BandPowerLR
     from eegmamba.baselines.riemann import MDM, TSLR
 
-    return {"csp_lda": CSPLDA, "ts_lr": TSLR, "mdm": MDM, "bandpower_lr": BandPowerLR}[arm](sfreq=sfreq)
+    cls = {"csp_lda": CSPLDA, "ts_lr": TSLR, "mdm": MDM, "bandpower_lr": BandPowerLR}[arm]
+    try:
+        return cls(sfreq=sfreq, **(options or {}))
+    except TypeError as exc:
+        raise ValueError(f"{arm}: unknown option(s) {sorted(options or {})}: {exc}") from None
+
+
+def _aligns(est) -> bool:
+    """A classical peer that aligns (``align``) or re-centres (``recenter``) per group: its groups
+    are the windows' recordings (each recording aligned with its own unlabelled windows)."""
+    return bool(getattr(est, "align", False) or getattr(est, "recenter", False))
 
 
 def fit_arm(arm: str, profile: Profile, train: Windows, val: Windows | None, settings: ArmSettings,
             seed: int, state_path: Path | None = None, console=None, label: str = "",
-            init: Fitted | None = None, lr: float | None = None) -> Fitted:
+            init: Fitted | None = None, lr: float | None = None, model_overrides: dict | None = None,
+            options: dict | None = None) -> Fitted:
     """Fit ``arm`` on ``train`` (early stopping on ``val`` for the neural arms; classical arms
     train on ``train`` + ``val``). ``init``: start from this fitted neural model (fine-tuning);
-    ``lr``: override the arm's learning rate. ``state_path``: EEGMamba's resumable state."""
+    ``lr``: override the arm's learning rate. ``state_path``: EEGMamba's resumable state.
+    ``model_overrides``: EEGMamba config options of the variant (``d_model``…, issue-17 grid);
+    ``options``: a classical arm's estimator options (``align``, ``recenter``; their groups are the
+    windows' ``files``)."""
     t0 = time.perf_counter()
     n_classes = len(profile.classes)
     if arm == "yasa":
@@ -171,11 +186,17 @@ def fit_arm(arm: str, profile: Profile, train: Windows, val: Windows | None, set
 
         return Fitted(arm, YasaPeer(profile), n_classes, {"n_train": 0, "pretrained": True}, profile)
     if arm in CLASSICAL:
-        both = train if val is None else Windows(np.concatenate([train.z, val.z]),
-                                                 np.concatenate([train.uv, val.uv]),
-                                                 np.concatenate([train.y, val.y]))
-        est = _classical(arm, profile.sfreq)
-        est.fit(both.uv, both.y)
+        both = train if val is None else Windows(
+            np.concatenate([train.z, val.z]), np.concatenate([train.uv, val.uv]),
+            np.concatenate([train.y, val.y]),
+            None if train.files is None or val.files is None else np.concatenate([train.files, val.files]))
+        est = _classical(arm, profile.sfreq, options)
+        if _aligns(est):
+            if both.files is None:
+                raise ValueError(f"{arm} with {options}: the windows' files (alignment groups) are needed")
+            est.fit(both.uv, both.y, both.files)
+        else:
+            est.fit(both.uv, both.y)
         return Fitted(arm, est, n_classes, {"seconds": round(time.perf_counter() - t0, 1),
                                             "n_train": len(both)}, profile)
     if arm == "eegnet":
@@ -190,7 +211,8 @@ def fit_arm(arm: str, profile: Profile, train: Windows, val: Windows | None, set
                          None if val is None else val.y, recipe, augment=augmentation_for(profile),
                          device=settings.device, console=console, label=label)
         info = {"best_epoch": fit["best_epoch"], "epochs_run": fit["epochs_run"],
-                "history": fit["history"], "fit": fit["fit"], "recipe": recipe.to_dict()}
+                "history": fit["history"], "fit": fit["fit"], "evals": fit["evals"],
+                "recipe": recipe.to_dict()}
     elif arm == "eegmamba":
         from eegmamba import create_model
         from eegmamba.training.experiment import _task_spec
@@ -199,7 +221,7 @@ def fit_arm(arm: str, profile: Profile, train: Windows, val: Windows | None, set
         seed_everything(seed)
         model = init.model if init is not None else create_model(
             settings.eegmamba_variant, tasks=[_task_spec(profile)],
-            cls_position=settings.eegmamba_cls_position)
+            **{"cls_position": settings.eegmamba_cls_position, **(model_overrides or {})})
         recipe = settings.recipe_for(arm, seed, lr)
         val_data = None if val is None else {profile.name: TaskData(val.z, val.y)}
         tr = Trainer(model, {profile.name: TaskData(train.z, train.y)}, val_data, recipe,
@@ -214,7 +236,7 @@ def fit_arm(arm: str, profile: Profile, train: Windows, val: Windows | None, set
             state_path.unlink(missing_ok=True)
         info = {"best_epoch": fit.best_epoch, "epochs_run": len(fit.history),
                 "stopped_early": fit.stopped_early, "history": fit.history, "fit": fit.summary(),
-                "recipe": recipe.to_dict()}
+                "evals": fit.evals, "recipe": recipe.to_dict()}
     else:
         raise ValueError(f"unknown arm {arm!r}; known: {', '.join(ARMS)}")
     info.update(seconds=round(time.perf_counter() - t0, 1), n_train=len(train),
