@@ -11,6 +11,7 @@ and the recipe mapping (validated by the training engine's ``Recipe`` where it i
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ if __package__ in (None, ""):  # run as a script without install
 
 from eegmamba._checks import UserInputError  # noqa: E402
 from eegmamba.model.config import TaskSpec  # noqa: E402
+from eegmamba.profile_recipe import AugmentationSpec  # noqa: E402
 from eegmamba.profiles import Profile, load_profile  # noqa: E402
 from eegmamba.registry import list_models, variant_config  # noqa: E402
 
@@ -95,7 +97,10 @@ def load_grid(path: str | Path) -> list[GridConfig]:
     """Validated configurations then peers of the grid file (module docstring)."""
     path = Path(path)
     d = yaml.safe_load(path.read_text())
-    base = load_profile(d.get("profile", "motor_imagery"))
+    # the grid's own sections are the only augmentation: the shipped motor_imagery.yaml now carries
+    # the chosen strong set, which a configuration without augmentation (c6) must not inherit
+    base = dataclasses.replace(load_profile(d.get("profile", "motor_imagery")),
+                               augmentation=AugmentationSpec())
     configs = [_one(c, base, f"{path.name}: configurations", False) for c in d["configurations"]]
     if not 1 <= len(configs) <= MAX_CONFIGS:
         raise UserInputError(f"{path.name}: {len(configs)} configurations; the grid allows 1 to "

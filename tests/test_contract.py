@@ -93,7 +93,7 @@ LIVE = [
     (dict(smoothing=SmoothingSpec("mean", 3)), "smoothing.method none in the checkpoint, mean in"),
     (dict(labels=(LabelRule(("T1",), "left_fist"),)), "labels "),
     (dict(channels=ChannelSpec(MI.channels.names, {"Fz": ("EEG Fz",)})), "channels.aliases {} in"),
-    (dict(augmentation=AugmentationSpec(mirror_p=0.5)), "augmentation.mirror_p 0 in the checkpoint"),
+    (dict(augmentation=AugmentationSpec()), "augmentation.mirror_p 0.5 in the checkpoint, 0 in"),
     (dict(name="my_mi", description="mine"), None),
 ]
 

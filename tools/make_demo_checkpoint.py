@@ -1,10 +1,12 @@
 """Train the bundled demo checkpoint: cross-subject EEGMamba for left vs right fist imagery.
 
-The protocol is the cross-subject one of ``eegmamba-protocol`` (docs/results.md), the one that
-generalises to a subject the model has never seen: single-task EEGMamba, profile ``motor_imagery``,
-trained on EEGMMIDB runs 4, 8 and 12 of the TRAINING subjects (default S001-S018), early-stopped on
-held-out training subjects (``cv.validation_split``, as in every cross-subject fold), paper
-optimiser settings. The demo subject (default S019) is not in the training set; its feedback run
+The configuration is the one the issue-17 nested selection chose by validation on training subjects
+(``experiments/issue17_grid.yaml``, ``runs/issue17``): ``--config`` names a grid configuration
+(tokenizer variant, width, profile with its augmentation and alignment, engine recipe) and
+``--steps`` the optimiser steps at which it peaked on the validation subjects. As in the grid's
+refit, it trains on ALL windows of EEGMMIDB runs 4, 8 and 12 of the TRAINING subjects (default
+S001-S018) for exactly that many steps (no early stopping, no test subject read). The demo subject
+(default S019) is not in the training set; its feedback run
 (``S019R12.edf``) is copied next to the checkpoint as the demo recording and scored offline on the
 live window grid (the windows the live demo decides on). Writes::
 
@@ -13,8 +15,9 @@ live window grid (the windows the live demo decides on). Writes::
     eegmamba/assets/demo/NOTICE.md        (attribution, ODC-By 1.0, training subjects, accuracies)
 
 Usage: ``python tools/make_demo_checkpoint.py [--data ../shared/data/motor_imagery]
-[--train-subjects S001-S018] [--demo-subject S019] [--epochs 20] [--patience 4] [--cv-results
-runs/xs/results.json]`` (the defaults are the protocols' fixed settings, docs/results.md)
+[--train-subjects S001-S018] [--demo-subject S019] [--grid experiments/issue17_grid.yaml]
+[--config c5_filterbank_strong_noea] [--steps 646] [--seed 0]`` (the defaults: fold 1's choice,
+``runs/issue17/units/choice/fold_1.json``; docs/results.md)
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Sequence
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # experiments/ (the grid) is not part of the installed package
 ASSETS = REPO / "eegmamba" / "assets" / "demo"
 DEMO_RUN = 12
 TRAIN_RUNS = (4, 8, 12)
@@ -47,12 +51,12 @@ https://opendatacommons.org/licenses/by/1-0/. Please cite:
 - Goldberger A.L. et al. PhysioBank, PhysioToolkit, and PhysioNet: Components of a New Research
   Resource for Complex Physiologic Signals. Circulation 101(23):e215-e220, 2000.
 
-`mi_checkpoint/` is a single-task EEGMamba (`eegmamba_single`, profile `motor_imagery`: left vs right
-fist imagery, 3 s windows, rest not a class) trained by `tools/make_demo_checkpoint.py` (derived from
-ODC-By data, same attribution) with the cross-subject protocol on EEGMMIDB runs 4, 8 and 12 of
-**{n_subjects} subjects: {train_subjects}** ({n_windows} windows; early stopping on held-out
-training subjects {val_subjects}; best epoch {best_epoch} of {epochs_run}, at most {epochs}; {machine},
-{seconds:.0f} s, seed {seed}).
+`mi_checkpoint/` is a single-task EEGMamba (`{variant}`, {n_params:,} parameters, profile
+`motor_imagery`: left vs right fist imagery, 3 s windows, rest not a class) trained by
+`tools/make_demo_checkpoint.py` (derived from ODC-By data, same attribution) on EEGMMIDB runs 4, 8
+and 12 of **{n_subjects} subjects: {train_subjects}** ({n_windows} windows, the profile's
+augmentation on the fly) with grid configuration `{config}` of `{grid}` for {steps} optimiser steps
+(chosen by validation on training subjects, `runs/issue17`; {machine}, {seconds:.0f} s, seed {seed}).
 
 **Subject {demo_subject} is not in the training set**: the demo classifies a person the model has
 never seen. On `{demo_file}` the checkpoint scores, offline on the live window grid (3 s windows
@@ -77,9 +81,12 @@ def _main(argv: Sequence[str] | None) -> int:
     ap.add_argument("--out", default=str(ASSETS), help="demo assets folder")
     ap.add_argument("--train-subjects", nargs="+", default=["S001-S018"], help="training subjects")
     ap.add_argument("--demo-subject", default="S019", help="held-out subject whose run 12 is shipped")
-    ap.add_argument("--epochs", type=int, default=20, help="max training epochs")
-    ap.add_argument("--patience", type=int, default=4, help="early-stopping patience (epochs)")
-    ap.add_argument("--batch-size", type=int, default=128, help="windows per step")
+    ap.add_argument("--grid", default=str(REPO / "experiments" / "issue17_grid.yaml"),
+                    help="the committed grid the configuration comes from")
+    ap.add_argument("--config", default="c5_filterbank_strong_noea",
+                    help="grid configuration (runs/issue17: chosen on fold 1's validation subjects)")
+    ap.add_argument("--steps", type=int, default=646,
+                    help="optimiser steps (where the configuration peaked on validation subjects)")
     ap.add_argument("--seed", type=int, default=0, help="random seed")
     ap.add_argument("--cv-results", help="results.json of the cross-subject protocol run, for the "
                     "accuracy the CV predicts (written into NOTICE.md)")
@@ -93,10 +100,11 @@ def _main(argv: Sequence[str] | None) -> int:
     from eegmamba.data.recording import subject_and_run
     from eegmamba.profiles import load_profile
     from eegmamba.training import provenance as prov
-    from eegmamba.training.arms import ArmSettings, Windows, fit_arm
+    from eegmamba.training.arms import Windows, fit_arm
     from eegmamba.training.cli_protocol import subject_range
-    from eegmamba.training.cv import validation_split
     from eegmamba.training.metrics import compute_metrics
+    from experiments.grid import load_grid
+    from experiments.nested import settings_for
 
     console = Console()
     data, out = Path(args.data), Path(args.out)
@@ -109,18 +117,22 @@ def _main(argv: Sequence[str] | None) -> int:
         raise SystemExit(f"make_demo_checkpoint: {demo} not found")
     files = sorted(str(f) for f in data.glob("*.edf")
                    if subject_and_run(f)[0] in train_subjects and subject_and_run(f)[1] in TRAIN_RUNS)
-    profile = load_profile("motor_imagery")
+    grid = {c.id: c for c in load_grid(args.grid)}
+    if args.config not in grid or grid[args.config].peer:
+        raise SystemExit(f"make_demo_checkpoint: no EEGMamba configuration {args.config!r} in "
+                         f"{args.grid}; it has {', '.join(k for k, c in grid.items() if not c.peer)}")
+    c = grid[args.config]
+    profile = c.profile
+    if profile != load_profile("motor_imagery"):  # the live demo runs the stored profile = the YAML
+        raise SystemExit(f"make_demo_checkpoint: {args.config}'s profile differs from "
+                         "motor_imagery.yaml; put its augmentation/alignment in the YAML first")
     ws = build_windows(files, profile)
     console.print(ws.summary_table(rich=True))
-    sp = validation_split(np.arange(len(ws)), ws.subjects, ws.files, ws.t_start,
-                          profile.window.length_s, 0.2, args.seed)
-    console.print(sp.describe())
-    settings = ArmSettings(eegmamba_epochs=args.epochs, eegmamba_patience=args.patience,
-                           eegmamba_batch=args.batch_size)
+    settings = settings_for(c, max_steps=args.steps)
     t0 = time.time()
-    take = lambda idx: Windows(ws.X[idx], ws.X[idx], ws.y[idx])  # noqa: E731 (EEGMamba reads z only)
-    fitted = fit_arm("eegmamba", profile, take(sp.train_idx), take(sp.val_idx), settings, args.seed,
-                     console=console, label="demo")
+    fitted = fit_arm("eegmamba", profile, Windows(ws.X, ws.X, ws.y, ws.files, ws.t_start), None,
+                     settings, args.seed, console=console, label="demo",
+                     model_overrides=c.overrides or None)
     seconds = time.time() - t0
     demo_ws = build_windows([demo], profile, hop_s=profile.window.hop_s)
     m = compute_metrics(demo_ws.y, fitted.proba(Windows(demo_ws.X, demo_ws.X, demo_ws.y)))
@@ -128,10 +140,10 @@ def _main(argv: Sequence[str] | None) -> int:
     training = {
         "command": " ".join(["python tools/make_demo_checkpoint.py", *(argv or sys.argv[1:])]),
         "started": prov.now(), "machine": prov.machine(), "device": "cpu", "seed": args.seed,
-        "versions": prov.versions(), "protocol": "cross-subject", "max_epochs": args.epochs,
-        "patience": args.patience, "batch_size": args.batch_size, "seconds": round(seconds, 1),
-        "best_epoch": fitted.info["best_epoch"], "history": fitted.info["history"],
-        "validation": sp.describe(), "trained_on_subjects": sorted(set(ws.subjects.tolist())),
+        "versions": prov.versions(), "protocol": "cross-subject refit", "grid": args.grid,
+        "config": args.config, "variant": c.model, "model_overrides": c.overrides,
+        "recipe": settings.recipe.to_dict(), "steps": args.steps, "seconds": round(seconds, 1),
+        "fit": fitted.info.get("fit"), "trained_on_subjects": sorted(set(ws.subjects.tolist())),
         "files": prov.file_records(files, {str(k): int(v) for k, v in counts.items()}, {}),
         "demo_recording": demo.name, "demo_metrics": m,
     }
@@ -160,8 +172,8 @@ def _main(argv: Sequence[str] | None) -> int:
     (out / "NOTICE.md").write_text(NOTICE.format(
         demo_file=demo.name, demo_subject=args.demo_subject, demo_run=DEMO_RUN,
         n_subjects=len(set(ws.subjects.tolist())), train_subjects=", ".join(sorted(set(ws.subjects.tolist()))),
-        n_windows=len(ws), val_subjects=", ".join(sp.held_out), best_epoch=fitted.info["best_epoch"],
-        epochs_run=fitted.info["epochs_run"], epochs=args.epochs, machine=prov.machine(), seconds=seconds,
+        n_windows=len(ws), variant=c.model, n_params=sum(p.numel() for p in fitted.model.parameters()),
+        config=args.config, grid=Path(args.grid).name, steps=args.steps, machine=prov.machine(), seconds=seconds,
         seed=args.seed, n_demo=m["n"], demo_acc=m["acc"], demo_auroc=m["auroc"],
         demo_bacc=m["balanced_acc"], demo_kappa=m["kappa"], cv_line=cv_line, calib_line=calib_line,
         gd_lo=gd[0], gd_hi=gd[1]))

@@ -4,6 +4,8 @@ validation of the section."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -11,9 +13,11 @@ import torch
 from eegmamba._checks import UserInputError
 from eegmamba.augment import TRANSFORMS, build_augmentation
 from eegmamba.augment.spectral import shift_frequency
+from eegmamba.profile_recipe import AugmentationSpec
 from eegmamba.profiles import AUGMENTATIONS, load_profile
 
-MI = load_profile("motor_imagery")
+SHIPPED = load_profile("motor_imagery")
+MI = dataclasses.replace(SHIPPED, augmentation=AugmentationSpec())  # each test declares its own
 SFREQ = MI.sfreq
 LR = [["left_fist", "right_fist"]]
 
@@ -30,6 +34,17 @@ def _batch(b=64, seed=0):
 
 def _changed(x, out):
     return (out != x).flatten(1).any(1)
+
+
+def test_the_shipped_profile_declares_the_chosen_strong_set():
+    """motor_imagery.yaml carries the augmentation of the configuration the issue-17 nested
+    selection chose (experiments/issue17_grid.yaml, aug_strong), in the grid's order."""
+    aug = build_augmentation(SHIPPED)
+    assert aug is not None and aug.mirror is not None and aug.mirror.p == 0.5
+    assert [(n, p, m) for n, _, p, m in aug.steps] == [
+        ("time_shift", 0.5, 0.25), ("noise", 0.5, 0.1), ("scale", 0.5, 0.2),
+        ("channel_dropout", 0.3, 0.1), ("time_mask", 0.3, 0.3), ("freq_shift", 0.3, 1.0),
+        ("ft_surrogate", 0.2, 0.5)]
 
 
 def test_disabled_is_none_and_zero_probability_is_identity():

@@ -111,19 +111,19 @@ def test_unsaveable_model(tmp_path):
         save_checkpoint(tmp_path / "x", EEGMamba(EEGMambaConfig(tasks=(MI,))))
 
 
-DEMO = Path(__file__).resolve().parents[2] / "eegmamba" / "assets" / "demo" / "mi_checkpoint"
-
-
 def test_count_keyed_checkpoint_loads_and_computes_what_the_old_code_did(tmp_path):
     """Checkpoints of v0.1 (the first bundled demo among them) keyed the spatial branches by channel
-    count and shared the tokenizer norms. Such a checkpoint, made here from the demo's weights, is
-    mapped on loading, and the ST-Adaptive output equals the old computation done by hand from the
-    file's tensors."""
-    demo, meta = load_checkpoint(DEMO)  # the bundled demo loads, whichever format it has
-    if "st_adaptive.spatial.branches.22.0.weight" in load_file(str(DEMO / "model.safetensors")):
-        assert any("channel count [22]" in u for u in meta["upgraded"])
-    folder = save_checkpoint(tmp_path / "v01", demo, meta["metadata"])
-    _rewrite(folder, _old_format(demo.state_dict(), demo.config.tasks), meta["variant"])
+    count and shared the tokenizer norms. Such a checkpoint, made here from a model of the v0.1/v0.2
+    demo's config (dense tokenizer, d 128; tests/model/data) with seeded weights, is mapped on
+    loading, and the ST-Adaptive output equals the old computation done by hand from the file's
+    tensors."""
+    from eegmamba.registry import build_model
+
+    old = json.loads((Path(__file__).with_name("data") / "demo_v02_config.json").read_text())
+    torch.manual_seed(0)
+    demo = build_model(old["variant"], old["config"]).eval()
+    folder = save_checkpoint(tmp_path / "v01", demo, {})
+    _rewrite(folder, _old_format(demo.state_dict(), demo.config.tasks), old["variant"])
     model, meta = load_checkpoint(folder)
     assert any("channel count [22]" in u for u in meta["upgraded"])
     raw = load_file(str(folder / "model.safetensors"))

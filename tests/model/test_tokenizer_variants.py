@@ -1,7 +1,7 @@
 """Tokenizer variants (issue 17): every registered variant builds, tokenizes a 3 s MI window into the
 token count it declares, trains (gradients reach the tokenizer), regularises only in training, saves
-and loads through the checkpoint; the bundled checkpoint's config (no tokenizer fields) still
-builds the original dense paths."""
+and loads through the checkpoint; the config of the checkpoint bundled before them (no tokenizer
+fields) still builds the original dense paths."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from eegmamba.registry import build_model
 
 MI = TaskSpec("motor_imagery", 22, 600, 2)
 DEMO = Path(__file__).resolve().parents[2] / "eegmamba" / "assets" / "demo" / "mi_checkpoint"
+OLD_DEMO_CONFIG = Path(__file__).with_name("data") / "demo_v02_config.json"
 
 
 @pytest.mark.parametrize("name", sorted(TOKENIZER_VARIANTS))
@@ -72,15 +73,28 @@ def test_token_drop_zeroes_whole_windows_only_in_training():
     assert pool_factors(50) == (2, 5, 5) and pool_factors(8) == (2, 2, 2)
 
 
-def test_bundled_checkpoint_config_builds_the_original_paths():
-    meta = json.loads((DEMO / "model.json").read_text())
-    cfg = meta["config"]
+def test_a_checkpoint_written_before_the_variants_builds_the_original_paths(tmp_path):
+    """The config of the demo checkpoint bundled until 2026-12-07 (no tokenizer fields) builds the
+    dense paths, and a checkpoint folder with that config loads as the dense tokenizer."""
+    old = json.loads(OLD_DEMO_CONFIG.read_text())
+    cfg = old["config"]
     assert "tokenizer" not in cfg  # written before the variants
-    model = build_model(meta["variant"], cfg)
+    model = build_model(old["variant"], cfg)
     assert model.st_adaptive.tokenizer.kind == "conv"
     assert model.st_adaptive.tokenizer.small.conv.groups == 1
-    loaded, _ = load_checkpoint(DEMO)
+    folder = save_checkpoint(tmp_path / "v02", model, {})
+    meta = json.loads((folder / "model.json").read_text())
+    meta["config"] = cfg  # as the old file had it
+    (folder / "model.json").write_text(json.dumps(meta))
+    loaded, _ = load_checkpoint(folder)
     assert loaded.config.tokenizer == "conv"
+
+
+def test_the_bundled_checkpoint_is_a_registered_variant_and_loads():
+    meta = json.loads((DEMO / "model.json").read_text())
+    loaded, _ = load_checkpoint(DEMO)
+    assert meta["variant"] in TOKENIZER_VARIANTS or meta["variant"] == "eegmamba_single"
+    assert type(loaded).__name__ and loaded.config.tasks[0].n_chans == 22
 
 
 def test_config_validation():
