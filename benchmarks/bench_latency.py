@@ -47,7 +47,6 @@ import contextlib
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -140,8 +139,8 @@ def _measure(names: list[str], checkpoint: Path, args, stagger: float) -> dict:
 
         loop = LiveLoop(acq, engine, pipelines, on_decision=record_decision)
     marker_names = {o.outlets.marker_name: o.name for o in loop.outputs}
-    # realtime.loop.outlets' default source id: other processes may publish the same stream names
-    ours = [f"{m}@{socket.gethostname()}:{os.getpid()}-markers" for m in marker_names]
+    # other processes may publish the same stream names: ours by their source ids
+    ours = [f"{o.outlets.source_id}-markers" for o in loop.outputs]
     with marker_client(list(marker_names), ours) as received, acq:
         loop.run(args.warmup)  # fill the first windows, settle the clocks
         base_windows = sum(o.pipeline.n_windows for o in loop.outputs)

@@ -81,6 +81,21 @@ class StreamIdentity:
     host: str = ""
 
 
+def default_source_id(profile: str, stream: StreamIdentity | None) -> str:
+    """Base LSL source id of a profile's outlets (``-markers`` / ``-probs`` are appended).
+
+    Deciding on a known EEG stream (``stream``; several streams, workers, shards): derived from that
+    stream's identity only, ``eegmamba-<profile>@<its source id, or name@host>``, so outlets re-made
+    after a restart (a worker killed and replaced, the command started again) keep their source id,
+    and a client's open pylsl inlet recovers onto them by itself (liblsl recovers an inlet only onto
+    an outlet with the same source id). Otherwise ``eegmamba-<profile>@<hostname>:<pid>``: one
+    process's own outlets, which several runs on one host must not share."""
+    if stream is not None:
+        ident = stream.source_id or f"{stream.name}@{stream.host}"
+        return f"eegmamba-{profile.split('@')[0]}@{ident}"
+    return f"eegmamba-{profile}@{socket.gethostname()}:{os.getpid()}"
+
+
 class DecisionLog:
     """Write decisions as JSON lines (one object per line, flushed at once) to ``path``, and notes
     the user must read (:meth:`note`: lines with a ``note`` field, never a decision's)."""
@@ -140,7 +155,7 @@ class DecisionOutlets:
     classes : sequence of str
         Class names in model output order.
     source_id : str | None
-        Base LSL source id; default ``eegmamba-<profile>@<hostname>:<pid>``.
+        Base LSL source id; default :func:`default_source_id`.
     log : DecisionLog | None
         Also write every decision there (not closed by ``close()``: it may be shared).
     stream : StreamIdentity | None
@@ -160,7 +175,7 @@ class DecisionOutlets:
         self.profile, self.classes, self.log = profile, classes, log
         self.marker_name = f"eegmamba-{profile}"
         self.probs_name = f"eegmamba-{profile}-probs"
-        base = source_id or f"eegmamba-{profile}@{socket.gethostname()}:{os.getpid()}"
+        base = self.source_id = source_id or default_source_id(profile, stream)
         minfo = pylsl.StreamInfo(
             self.marker_name, "Markers", 1, pylsl.IRREGULAR_RATE, "string", f"{base}-markers"
         )

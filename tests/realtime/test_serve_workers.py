@@ -56,22 +56,39 @@ def test_two_workers_share_the_streams_and_account_every_window(tmp_path, four_s
         assert r["windows"] == r["decisions"] + unclassified
 
 
-def test_a_killed_worker_comes_back_and_its_lost_windows_are_counted(tmp_path, four_streams):
+def test_a_killed_worker_comes_back_and_its_lost_windows_are_counted(tmp_path, four_streams,
+                                                                     monkeypatch):
+    """... and a client that opened the killed worker's marker outlets before the kill keeps
+    receiving from the same pylsl inlets (the outlets are re-made with the same source id)."""
+    import pylsl
+
+    from benchmarks._marker_client import marker_client
+
     env, streams = four_streams
+    monkeypatch.setenv("LSLAPICFG", env["LSLAPICFG"])  # the marker client joins the test's session
     live = live_all(tmp_path, env, "--workers", "2")
     pids = worker_pids(live)
     for s in streams:
         live.wait_for(rf"@{re.escape(s)} #3 ")
     live.wait_for(r"\[workers\] reserve worker ready")  # what makes a restart quick
-    n_before = len(live.lines)
-    os.kill(pids[1], signal.SIGKILL)
-    assert live.wait_for(r"worker 1 \(pid \d+\) died \(killed by SIGKILL\)", since=n_before)
-    back = live.wait_for(r"worker 1 back \(pid (\d+)\) ([\d.]+) s after it died", since=n_before)[0]
-    assert float(back.group(2)) <= 2.0
-    assert int(back.group(1)) != pids[1]
     owned = [s for s in streams if worker_of(f"eegmamba-replay:{s}", 2) == 0]
-    for s in owned:  # its streams resume: new decisions (a window needs 3 s of samples first)
-        live.wait_for(rf"@{re.escape(s)} #\d+ ", count=2, since=n_before)
+    with marker_client([f"eegmamba-motor_imagery@{s}" for s in owned]) as received:
+        n_open = len(live.lines)
+        for s in owned:  # the client's inlets have received from the first worker
+            live.wait_for(rf"@{re.escape(s)} #\d+ ", count=2, since=n_open)
+        n_before = len(live.lines)
+        t_kill = pylsl.local_clock()
+        os.kill(pids[1], signal.SIGKILL)
+        assert live.wait_for(r"worker 1 \(pid \d+\) died \(killed by SIGKILL\)", since=n_before)
+        back = live.wait_for(r"worker 1 back \(pid (\d+)\) ([\d.]+) s after it died",
+                             since=n_before)[0]
+        assert float(back.group(2)) <= 2.0
+        assert int(back.group(1)) != pids[1]
+        for s in owned:  # its streams resume: new decisions (a window needs 3 s of samples first)
+            live.wait_for(rf"@{re.escape(s)} #\d+ ", count=4, since=n_before)
+    for s in owned:  # the client's inlets, opened on the dead worker's outlets, recovered
+        got = received()[f"eegmamba-motor_imagery@{s}"]
+        assert any(t < t_kill for _, t in got) and any(t > t_kill + 1.0 for _, t in got), got
     rc, err = live.stop(signal.SIGTERM)
     assert rc == 0, err
     assert "\n".join(live.lines).count("eegmamba-live summary") == 1
