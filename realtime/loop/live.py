@@ -133,7 +133,7 @@ class LiveLoop:
         self.latency = LatencyTracker()
         self.round = 0  # scored decisions are tallied per round (advanced by new_round, swap_model)
         self.n_stream_resets = 0
-        self.t_start = time.monotonic()
+        self.t_start = self.last_step = time.monotonic()
         self.switch_interval_s = switch_interval_s
 
     # ------------------------------------------------------------------ outputs
@@ -198,6 +198,7 @@ class LiveLoop:
         the number of decisions."""
         clock = pylsl.local_clock
         woke = clock()
+        self.last_step = time.monotonic()  # the loop's heartbeat (a supervisor spots a hung worker)
         self.served.join()
         inlets = self.acquisition.inlets
         if inlets is not self._inlets:  # a stream was added (copy-on-write tuple)

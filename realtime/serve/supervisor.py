@@ -8,7 +8,9 @@ and a stream never runs in two workers. The supervisor only watches: it merges t
 (``realtime.serve.merge``) for the dashboard and the summary and writes the one ``--log`` file from
 the decisions they forward.
 
-A dead worker is noticed at once (its process sentinel; the loop waits at most ``tick_s``), logged
+A worker that hangs (no report for ``hang_s`` seconds: stopped, or stuck holding the GIL; or a
+live loop that has not stepped for that long) is killed and then handled as a dead one, with that
+reason. A dead worker is noticed at once (its process sentinel; the loop waits at most ``tick_s``), logged
 with its exit reason and replaced by the reserve worker, which has its checkpoints loaded and warm
 already, so the streams resume within about a second; a new reserve then starts. A worker that
 fails while starting stops the run with its error (a wrong option fails the same way in every
@@ -64,6 +66,9 @@ class _Proc:
         self.final = False
         self.error: tuple[str, bool] | None = None
         self.t_assigned = 0.0
+        self.t_heard = time.monotonic()  # last message from it
+        self.loop_age = 0.0  # seconds since its live loop stepped, as its last report said
+        self.hung: str | None = None  # why it was killed as hung
 
     @property
     def pid(self) -> int | None:
@@ -91,7 +96,8 @@ class Supervisor:
     def __init__(self, opts, n_workers: int, share: Share = Share(), *,
                  on_event: Callable[[str], None] = print, on_decision=None, log=None,
                  tick_s: float = 0.05, max_restarts: int = 5, restart_window_s: float = 60.0,
-                 start_timeout_s: float = 300.0, replacement_settle_s: float = 0.3) -> None:
+                 start_timeout_s: float = 300.0, replacement_settle_s: float = 0.3,
+                 hang_s: float = 5.0) -> None:
         # named streams were checked by the supervisor; each worker keeps those of its share,
         # found at the start or later (a worker's share may miss some names: no error there)
         self.opts = dataclasses.replace(opts, log=None, accept=None, all_streams=True)
@@ -102,7 +108,7 @@ class Supervisor:
                                                       out=default_out(opts.calibrate))
         self.n_workers, self.share = n_workers, share
         self.on_event, self.on_decision, self.log = on_event, on_decision, log
-        self.tick_s = tick_s
+        self.tick_s, self.hang_s = tick_s, hang_s
         self.max_restarts, self.restart_window_s = max_restarts, restart_window_s
         self.start_timeout_s, self.replacement_settle_s = start_timeout_s, replacement_settle_s
         self._ctx = mp.get_context("spawn")
@@ -139,6 +145,8 @@ class Supervisor:
         for ready in wait([*by_conn, *by_sentinel], timeout=self.tick_s):
             if ready in by_conn:
                 self._drain(by_conn[ready])
+        if not starting:
+            self._check_hung()
         for p in procs:  # while running, any exit is a death (one SIGTERMed by someone else too)
             if not p.process.is_alive():
                 self._drain(p)
@@ -149,13 +157,33 @@ class Supervisor:
         try:
             while p.conn.poll():
                 self._handle(p, p.conn.recv())
+                p.t_heard = time.monotonic()
         except (EOFError, OSError):
             pass
+
+    def _check_hung(self) -> None:
+        """Kill a serving worker that has sent nothing for ``hang_s`` seconds (stopped, or stuck
+        with the GIL held) or whose live loop has not stepped for that long (stuck in a call):
+        the death is then handled as any other, with this reason."""
+        now = time.monotonic()
+        for p in self.workers.values():
+            if not p.started or p.hung is not None or not p.process.is_alive():
+                continue
+            silent = now - p.t_heard
+            if silent > self.hang_s:
+                p.hung = f"hung: no report for {silent:.1f} s"
+            elif p.loop_age > self.hang_s:
+                p.hung = f"hung: its live loop has not stepped for {p.loop_age:.1f} s"
+            if p.hung is not None:
+                self.on_event(f"worker {p.index + 1} (pid {p.pid}) {p.hung}; killing it")
+                p.process.kill()
 
     def _handle(self, p: _Proc, msg: tuple) -> None:
         kind = msg[0]
         if kind in ("report", "final"):
-            _, snap, decisions, outputs = msg
+            snap, decisions, outputs = msg[1:4]
+            if len(msg) > 4:
+                p.loop_age = msg[4]
             if outputs is not None:  # streams found later: their outputs too
                 p.outputs = outputs
                 self.merger.started(p.index, outputs)
@@ -191,7 +219,7 @@ class Supervisor:
             if again:
                 self.spare = _Proc(self._ctx, self.opts)
             return
-        reason = exit_reason(p.process.exitcode)
+        reason = p.hung or exit_reason(p.process.exitcode)
         if p.error and not p.error[1]:
             reason += ": " + p.error[0].strip().splitlines()[-1]
         if starting or not p.started:

@@ -77,7 +77,9 @@ def _preload(opts) -> None:
 
 
 class _Reporter(threading.Thread):
-    """Sends the decisions every ``decision_every_s`` and a snapshot every ``snapshot_every_s``."""
+    """Sends the decisions every ``decision_every_s`` and a snapshot every ``snapshot_every_s``;
+    every report also says how long ago the live loop last stepped (its own thread: a loop stuck
+    in a call shows as a growing age while the reports go on)."""
 
     def __init__(self, channel: _Channel, session, decision_every_s: float = 0.1,
                  snapshot_every_s: float = 0.5) -> None:
@@ -100,7 +102,8 @@ class _Reporter(threading.Thread):
             if time.monotonic() >= next_snap:
                 next_snap += self.snapshot_every_s
                 snap, outputs = self.session.snapshot(), outputs_of(self.session)
-            if not self.channel.send("report", snap, self.drain(), outputs):
+            loop_age = time.monotonic() - self.session.loop.last_step  # seconds since a step
+            if not self.channel.send("report", snap, self.drain(), outputs, loop_age):
                 return
 
 

@@ -126,3 +126,31 @@ def test_ctrl_c_to_the_process_group_stops_every_worker_with_one_summary(tmp_pat
         assert r["windows"] == r["decisions"] + unclassified
     for pid in pids.values():
         assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read()
+
+
+def test_a_hung_worker_is_killed_and_replaced(tmp_path, four_streams):
+    """A worker that stops answering (SIGSTOP: no report for the supervisor's ``hang_s``, 5 s) is
+    killed, reported as hung, and replaced like a dead one; its streams resume."""
+    env, streams = four_streams
+    live = live_all(tmp_path, env, "--workers", "2")
+    pids = worker_pids(live)
+    for s in streams:
+        live.wait_for(rf"@{re.escape(s)} #2 ")
+    live.wait_for(r"\[workers\] reserve worker ready")
+    n_before = len(live.lines)
+    os.kill(pids[1], signal.SIGSTOP)
+    try:
+        assert live.wait_for(rf"worker 1 \(pid {pids[1]}\) hung: no report for [\d.]+ s; killing it",
+                             since=n_before)
+        assert live.wait_for(rf"worker 1 \(pid {pids[1]}\) died \(hung: no report for", since=n_before)
+        assert live.wait_for(r"worker 1 back \(pid \d+\)", since=n_before)
+        owned = [s for s in streams if worker_of(f"eegmamba-replay:{s}", 2) == 0]
+        for s in owned:
+            live.wait_for(rf"@{re.escape(s)} #\d+ ", count=2, since=n_before)
+    finally:
+        if os.path.exists(f"/proc/{pids[1]}"):
+            os.kill(pids[1], signal.SIGCONT)
+    rc, err = live.stop(signal.SIGTERM)
+    assert rc == 0, err
+    rows = summary_rows(tmp_path / "summary.json")
+    assert any(r["drops"].get("worker_restart", 0) > 0 for r in rows.values())
