@@ -159,6 +159,21 @@ def decision_line(d) -> str:
             f"t={d.t_end:.3f} latency={d.latency_ms:.1f} ms v{d.model_version}")
 
 
+def stream_line(s) -> str:
+    """A stream's summary line (``StreamHealth``); a stream of irregular rate (a cue / marker
+    stream) has no expected rate, jitter or units to report, only its counts."""
+    counts = (f"stream {s.name!r}: {s.n_samples} samples, {s.n_duplicates} duplicate samples "
+              f"dropped, {s.n_gaps} gaps, {s.n_jumps} jumps, {s.n_losses} losses, "
+              f"{s.n_reconnects} reconnects, {s.n_errors} errors; ")
+    expected = s.expected_srate or s.nominal_srate
+    if not expected:
+        return counts + "irregular rate (markers)"
+    rate = "-" if s.measured_srate is None else f"{s.measured_srate:.1f}"
+    jitter = "-" if s.jitter_p95_ms is None else f"{s.jitter_p95_ms:.1f}"
+    return counts + (f"{expected:g} Hz expected, {rate} Hz measured, timestamp jitter p95 {jitter} "
+                     f"ms, units {s.units}")
+
+
 def print_summary(session, console: Console) -> None:
     """The summary table of ``session`` (anything with ``snapshot()``: a Session, a Supervisor)."""
     snap = session.snapshot()
@@ -184,15 +199,7 @@ def print_summary(session, console: Console) -> None:
             console.print(f"  swap at {sw['time']} to model v{sw['version']}: {sw['summary']}",
                           highlight=False)
     for s in snap.streams:
-        rate = "-" if s.measured_srate is None else f"{s.measured_srate:.1f}"
-        jitter = "-" if s.jitter_p95_ms is None else f"{s.jitter_p95_ms:.1f}"
-        console.print(
-            f"stream {s.name!r}: {s.n_samples} samples, {s.n_duplicates} duplicate samples dropped, "
-            f"{s.n_gaps} gaps, {s.n_jumps} jumps, "
-            f"{s.n_losses} losses, {s.n_reconnects} reconnects, {s.n_errors} errors; "
-            f"{s.expected_srate or s.nominal_srate:g} Hz expected, {rate} Hz measured, "
-            f"timestamp jitter p95 {jitter} ms, units {s.units}"
-        )
+        console.print(stream_line(s))
         if s.message:
             console.print(s.message, style="bold red" if s.hold not in (None, "unverified") else "yellow")
     for k in snap.skipped:

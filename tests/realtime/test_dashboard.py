@@ -221,3 +221,18 @@ def test_many_streams_show_one_row_per_output_and_the_streams_not_served():
     assert "Not served (1)" in text and "cap (cap-7, lab2): missing channel(s) C3" in text
     assert "Profile motor_imagery" not in text  # no panel per output
     assert max(len(ln) for ln in text.splitlines()) <= 80
+
+
+def test_summary_line_of_a_marker_stream_names_no_rate_or_units():
+    from realtime.cli_live import stream_line
+    from realtime.stats import StreamHealth
+
+    eeg = StreamHealth("S1", "S1", "sid", "EEG", 64, 160.0, state="ok", measured_srate=160.0,
+                       n_samples=4800, jitter_p95_ms=0.1, units="µV")
+    cues = StreamHealth("S1-markers", "S1-markers", "sid-m", "Markers", 1, 0.0, state="ok",
+                        n_samples=30, units="µV (assumed)")
+    assert stream_line(eeg).endswith("160 Hz expected, 160.0 Hz measured, timestamp jitter p95 "
+                                      "0.1 ms, units µV")
+    line = stream_line(cues)
+    assert line.startswith("stream 'S1-markers': 30 samples") and line.endswith("irregular rate (markers)")
+    assert "Hz expected" not in line and "µV" not in line
