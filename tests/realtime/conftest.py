@@ -80,3 +80,12 @@ def seizure_checkpoint(tmp_path_factory) -> Path:
                                                           len(p.classes), p.sfreq, p.channels.names,
                                                           p.classes)])
     return save_checkpoint(tmp_path_factory.mktemp("ck") / "seizure", model.eval(), {})
+
+
+@pytest.fixture(autouse=True)
+def _no_live_process_left():
+    """``eegmamba-live`` subprocesses a failing test did not stop are killed after it."""
+    yield
+    from tests.realtime.serve_helpers import kill_leftovers
+
+    kill_leftovers()

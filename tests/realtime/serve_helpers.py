@@ -39,13 +39,17 @@ def split_prefix(n: int, n_parts: int, owner) -> str:
 
 
 class Live:
-    """``eegmamba-live`` as a subprocess; stdout lines collected by a thread."""
+    """``eegmamba-live`` as a subprocess; stdout lines collected by a thread. One a failing test
+    left running is killed with its process group after the test (:func:`kill_leftovers`)."""
+
+    running: list["Live"] = []
 
     def __init__(self, args: list[str], env: dict) -> None:
         # its own process group: a Ctrl-C is sent to the group, as a terminal does
         self.proc = subprocess.Popen([sys.executable, "-m", "realtime.cli_live", *args], cwd=ROOT,
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, start_new_session=True)
+        Live.running.append(self)
         self.lines: list[str] = []
         self._t = threading.Thread(target=self._read, daemon=True)
         self._t.start()
@@ -84,6 +88,19 @@ class Live:
                 self.proc.kill()
         self._t.join(5)
         return self.proc.returncode, self.proc.stderr.read()
+
+
+def kill_leftovers() -> None:
+    """Kill every ``eegmamba-live`` process group still running (a test failed before stopping it:
+    its workers must not go on loading the machine during the next tests)."""
+    for live in Live.running:
+        if live.proc.poll() is None:
+            try:
+                os.killpg(live.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            live.proc.wait(10)
+    Live.running.clear()
 
 
 def summary_rows(path: Path) -> dict[str, dict]:
