@@ -24,6 +24,7 @@ pytestmark = pytest.mark.timeout(120)
 def _profile(classes=("rest", "left", "right"), labels=None) -> Profile:
     d = load_profile("motor_imagery").to_dict()
     d["classes"] = list(classes)
+    d.pop("augmentation", None)  # the shipped one swaps left_fist/right_fist, classes renamed here
     d["labels"] = labels or [{"description": ["T0"], "class": "rest"},
                              {"description": ["T1"], "class": "left"},
                              {"description": ["T2"], "class": "right"}]
