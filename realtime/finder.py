@@ -183,7 +183,7 @@ class StreamFinder:
                 self._error(f"{describe_info(info)}: no description ({type(exc).__name__})")
             return None
         ch_names = full.get_channel_labels() or [f"ch{i}" for i in range(info.channel_count())]
-        key = self._key(info)
+        key = self._key(info, visible)
         pipelines, reasons = fit(self.profiles, self.model_keys, key, ch_names,
                                  info.nominal_srate(), self.channel_map, self.alignment_states,
                                  strings=info.channel_format() == pylsl.cf_string)
@@ -222,12 +222,16 @@ class StreamFinder:
         logger.info("serving %s as %r", describe_info(info), key)
         return key
 
-    def _key(self, info: pylsl.StreamInfo) -> str:
+    def _key(self, info: pylsl.StreamInfo, visible: Sequence[pylsl.StreamInfo] = ()) -> str:
         """The acquisition key (and outlet suffix): the stream's name, made unique with its source
-        id (or host) when another served stream has that name."""
+        id (or host) when another served stream has that name, or another visible EEG stream does
+        (served by another worker or shard, or not yet: each process decides alike from what it
+        sees, so two workers never publish the same outlet name)."""
         taken = {i.key for i in self.acquisition.inlets} | set(self.served.values())
         key = info.name() or "stream"
-        if key in taken:
+        twin = any(v.name() == info.name() and stream_key(v) != stream_key(info)
+                   and v.type().lower() == info.type().lower() for v in visible)
+        if key in taken or twin:
             key = f"{key}.{re.sub(r'[^A-Za-z0-9_.-]', '_', info.source_id() or info.hostname())}"
         base, n = key, 2
         while key in taken:

@@ -206,3 +206,31 @@ def test_accept_keeps_one_share_of_the_streams(seizure_checkpoint, player, short
     assert [s.name for s in snap.streams] == [mine.name]
     assert [p.name for p in snap.profiles] == [f"seizure@{mine.name}"]
     assert snap.profiles[0].n_decisions > 0 and not snap.skipped
+
+
+def test_same_named_streams_in_two_workers_get_distinct_outlet_names(
+        seizure_checkpoint, player, short_recording, unique_name):
+    """Two headsets sending under one name (different source ids), each served by another worker
+    (``accept`` = its share): each worker sees the twin and adds the source id to its stream's
+    outlet name, so no two outlets on the network share a name."""
+    from realtime.session import Session, SessionOptions
+
+    a, b = (player(short_recording, name=unique_name, source_id=f"{unique_name}-{x}", speed=2.0,
+                   repeat=math.inf, markers=False).start() for x in "ab")
+    sessions = []
+    try:
+        for mine in (a, b):
+            sessions.append(Session(SessionOptions(
+                profiles=["seizure"], checkpoints=[str(seizure_checkpoint)], device="cpu",
+                streams=[StreamQuery(name=unique_name)], all_streams=True,
+                accept=lambda info, sid=mine.source_id: stream_key(info) == sid,
+                resolve_timeout_s=3.0)))
+        for s in sessions:
+            s.loop.run(0.5)  # the found streams' outputs join at the loop's next step
+        names = [[o.name for o in s.loop.outputs] for s in sessions]
+        markers = [[o.outlets.marker_name for o in s.loop.outputs] for s in sessions]
+    finally:
+        for s in sessions:
+            s.close()
+    assert names == [[f"seizure@{unique_name}.{unique_name}-a"], [f"seizure@{unique_name}.{unique_name}-b"]]
+    assert len({m for ms in markers for m in ms}) == 2
