@@ -160,13 +160,11 @@ class StreamFinder:
             time.sleep(0.05)
 
     def settle(self, seconds: float) -> None:
-        """Scan for ``seconds`` (a resolver needs a moment to see every outlet of a busy lab)."""
-        end = time.monotonic() + seconds
-        while True:
-            self.scan()
-            if time.monotonic() >= end:
-                return
-            time.sleep(0.1)
+        """Let the resolver look for ``seconds`` (it needs a moment to see every outlet of a busy
+        lab), then scan. Nothing is taken before: a stream taken at the first sight, before its
+        same-named twin is seen, would keep an outlet name another worker also publishes."""
+        time.sleep(max(0.0, seconds))
+        self.scan()
 
     def _matched(self, q: StreamQuery) -> bool:
         infos = [i for i in self.resolver.results() if q.matches(i)]
