@@ -66,6 +66,7 @@ class ArmSettings:
     eegmamba_batch: int = 128
     eegmamba_variant: str = "eegmamba_single"
     eegmamba_cls_position: str = "start"  # EEGMambaConfig.cls_position (Eq. 7; --ablation cls)
+    eegmamba_d_model: int | None = None  # the variant's width (None: the variant's own)
     eegnet_epochs: int = 100
     eegnet_patience: int = 10
     eegnet_batch: int = 64
@@ -221,7 +222,9 @@ def fit_arm(arm: str, profile: Profile, train: Windows, val: Windows | None, set
         seed_everything(seed)
         model = init.model if init is not None else create_model(
             settings.eegmamba_variant, tasks=[_task_spec(profile)],
-            **{"cls_position": settings.eegmamba_cls_position, **(model_overrides or {})})
+            **{"cls_position": settings.eegmamba_cls_position,
+               **({} if settings.eegmamba_d_model is None else {"d_model": settings.eegmamba_d_model}),
+               **(model_overrides or {})})
         recipe = settings.recipe_for(arm, seed, lr)
         val_data = None if val is None else {profile.name: TaskData(val.z, val.y)}
         tr = Trainer(model, {profile.name: TaskData(train.z, train.y)}, val_data, recipe,

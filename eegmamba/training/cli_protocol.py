@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=10, help="EEGMamba early-stopping patience")
     p.add_argument("--batch-size", type=int, default=128, help="EEGMamba batch size")
     p.add_argument("--variant", default="eegmamba_single", help="EEGMamba variant")
+    p.add_argument("--d-model", type=int, default=None,
+                   help="EEGMamba width (default: the variant's; the issue-17 grid used 64)")
     p.add_argument("--eegnet-epochs", type=int, default=100, help="EEGNet max epochs")
     p.add_argument("--eegnet-patience", type=int, default=10, help="EEGNet early-stopping patience")
     p.add_argument("--cross-subject-run", help="calibrated: the cross-subject run folder")
@@ -101,8 +103,11 @@ def _main(argv: Sequence[str] | None) -> int:
     for name in ("folds", "epochs", "patience", "batch_size", "eegnet_epochs", "eegnet_patience"):
         if getattr(a, name) < 1:
             raise UserInputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
+    if a.d_model is not None and a.d_model < 8:
+        raise UserInputError(f"--d-model must be >= 8, got {a.d_model}")
     settings = ArmSettings(eegmamba_epochs=a.epochs, eegmamba_patience=a.patience,
                            eegmamba_batch=a.batch_size, eegmamba_variant=a.variant,
+                           eegmamba_d_model=a.d_model,
                            eegnet_epochs=a.eegnet_epochs, eegnet_patience=a.eegnet_patience,
                            recipe=None if a.recipe == "legacy" else
                            load_recipe(a.recipe) if a.recipe else Recipe())

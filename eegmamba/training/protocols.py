@@ -71,6 +71,8 @@ class ProtocolConfig:
         d.pop("arms")  # arms may be added to a run folder later
         if d["settings"]["recipe"] is None:  # legacy settings: recorded as a pre-engine run was
             d["settings"].pop("recipe")
+        if d["settings"]["eegmamba_d_model"] is None:  # recorded only when set: older runs resume
+            d["settings"].pop("eegmamba_d_model")
         return d
 
 

@@ -141,3 +141,19 @@ def test_subject_range():
     assert subject_range(["S001-S003", "S010"]) == ("S001", "S002", "S003", "S010")
     with pytest.raises(ValueError, match="empty"):
         subject_range(["S005-S002"])
+
+
+def test_d_model_sets_the_width_and_is_recorded(tmp_path, shared_data, capsys):
+    out = tmp_path / "xs"
+    argv = ["--protocol", "cross-subject", "--data", str(shared_data / "motor_imagery"),
+            "--subjects", "S002-S003", "--runs", "4", "--folds", "2", "--out", str(out),
+            "--models", "eegmamba", *FAST, "--d-model", "24"]
+    assert cli_protocol.main(argv) == 0
+    unit = sorted((out / "units" / "eegmamba").glob("*.json"))[0].stem
+    meta = read_metadata(out / "units" / "eegmamba" / unit / "eegmamba")
+    assert json.dumps(meta).count('"d_model": 24') >= 1
+    assert json.loads((out / "run.json").read_text())["config"]["settings"]["eegmamba_d_model"] == 24
+    assert cli_protocol.main(argv[:-1] + ["16", "--resume"]) == 2  # another width: not the same run
+    assert "differ" in capsys.readouterr().err
+    assert cli_protocol.main(argv[:-2] + ["--d-model", "4"]) == 2
+    assert "--d-model must be >= 8" in capsys.readouterr().err
