@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
+import threading
 from typing import Sequence
 
 from eegmamba.cli_common import run_cli
@@ -68,8 +70,8 @@ def _main(argv: Sequence[str] | None) -> int:
         f"{replay.sfreq:g} Hz, speed {replay.speed:g}x, repeat {args.repeat}){markers}; Ctrl-C to stop",
         flush=True,
     )
-    replay.start()
     try:
+        replay.start()
         while not replay.wait(0.2):
             pass
     except KeyboardInterrupt:
@@ -85,6 +87,10 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # "Ctrl-C to stop" holds even when started with SIGINT ignored (a script's background job, a
+    # parent that ignored it while spawning): Python leaves an inherited SIG_IGN in place
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     quiet_liblsl()  # before any LSL call (see realtime.stream.lsl_config)
     return run_cli(_main, argv)
 

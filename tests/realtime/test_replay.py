@@ -131,11 +131,15 @@ def test_cli_finite_run_options_take_effect(short_recording, unique_name, capsys
     assert "pushed 2560 samples in 40 chunks, 0 markers" in out
 
 
-def test_cli_streams_until_ctrl_c(short_recording, unique_name, find_stream):
+@pytest.mark.parametrize("sigint_ignored", [False, True])
+def test_cli_streams_until_ctrl_c(short_recording, unique_name, find_stream, sigint_ignored):
+    """Ctrl-C stops it and it reports what it pushed, also when started with SIGINT ignored (a
+    script's background job; Python keeps an inherited SIG_IGN unless told otherwise)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "realtime.replay.cli", str(short_recording), "--name", unique_name,
          "--source-id", f"{unique_name}-src", "--index-channel"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
     )
     try:
         info = find_stream(unique_name, timeout=20)
@@ -145,7 +149,7 @@ def test_cli_streams_until_ctrl_c(short_recording, unique_name, find_stream):
         _, ts = inlet.pull_chunk(timeout=1.0, max_samples=64, as_numpy=True)
         assert len(ts) > 0
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
+        out, err = proc.communicate(timeout=30)  # ~0.3 s; a loaded CI machine once took > 10 s
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
