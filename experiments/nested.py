@@ -22,7 +22,10 @@ Per outer fold ``k`` (in this order, so partial results are useful):
 Every unit's JSON is written as soon as it finishes; a rerun skips finished units (an interrupted
 EEGMamba fit continues from its per-epoch state). ``with_executed``: the executed left/right-fist
 runs 3/7/11 of the training subjects are added to every arm's training windows (validation and test
-stay imagery-only, the folds are those of the imagery windows).
+stay imagery-only, the folds are those of the imagery windows). ``choices_from``: no selection is
+run; each fold's choice (configuration and step counts) is read from an earlier run of the same grid
+on the same folds and only the refits and peers run (issue 17's "with the executed runs" comparison:
+the settings nested validation chose without them, refit with them).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from eegmamba.training.engine.recipe import PRESETS
 from eegmamba.training.engine.runfolder import RunFolder, write_json
 from eegmamba.training.metrics import compute_metrics, per_group_metrics
 from eegmamba.training.protocols import ProtocolConfig, _build, cross_subject_units, select_files
+from eegmamba._checks import UserInputError
 from experiments.grid import GridConfig, load_grid
 
 IMAGERY_RUNS = (4, 8, 12)
@@ -66,6 +70,7 @@ class NestedConfig:
     seeds: tuple[int, ...] | None = None
     with_executed: bool = False
     data: tuple[str, ...] | None = None
+    choices_from: str | None = None
 
 
 def trial_ids(files: np.ndarray, t_start: np.ndarray, y: np.ndarray, hop_s: float) -> np.ndarray:
@@ -173,13 +178,14 @@ class NestedRun:
     def _open(self, files: list[str]) -> dict:
         record = {"grid": self.grid_path.name, "grid_sha256": prov.sha256_file(self.grid_path),
                   "with_executed": self.cfg.with_executed, "seeds": list(self.seeds),
+                  "choices_from": self.cfg.choices_from,
                   "protocol": dataclasses.asdict(self.pcfg) | {"settings": None, "out": None},
                   "files": [Path(f).name for f in files],
                   "data_sha256": [prov.sha256_file(f) for f in files]}
         return RunFolder(self.out).open(record, self.resume, argv=self.argv, resume_creates=True,
                                         program="python -m experiments.run_grid",
                                         compare=("grid_sha256", "with_executed", "protocol", "files",
-                                                 "data_sha256"))
+                                                 "data_sha256", "choices_from"))
 
     # --- data --------------------------------------------------------------------------------
     def _profile(self, c: GridConfig) -> Profile:
@@ -292,9 +298,12 @@ class NestedRun:
         for u in self.units:
             if self.cfg.folds and u.fold not in self.cfg.folds:
                 continue
-            inner = {c.id: self.inner_unit(c, u) for c in self.configs + [self.peers[p] for p in
-                                                                        NEURAL_PEERS if p in self.peers]}
-            choice = self.choose(u, inner)
+            if self.cfg.choices_from:
+                choice = self.borrowed_choice(u)
+            else:
+                inner = {c.id: self.inner_unit(c, u) for c in self.configs + [
+                    self.peers[p] for p in NEURAL_PEERS if p in self.peers]}
+                choice = self.choose(u, inner)
             write_report(self.out)
             if stop_after == "choice":
                 continue
@@ -356,6 +365,33 @@ class NestedRun:
         write_json(path, choice)
         self._say(f"fold {u.fold}: chose {best} (val AUROC {choice['chosen_val_auroc']:.3f}, "
                   f"{choice['chosen_step']} steps)")
+        return choice
+
+    def borrowed_choice(self, u) -> dict:
+        """The fold's choice copied from ``choices_from`` (same grid file, same folds), written
+        before any test window of this run is indexed."""
+        path = self.path("choice", "", u.fold)
+        if path.is_file():
+            return json.loads(path.read_text())
+        src = Path(self.cfg.choices_from)
+        run = json.loads((src / "run.json").read_text()) if (src / "run.json").is_file() else {}
+        if run.get("grid_sha256") != self.record["grid_sha256"]:
+            raise UserInputError(f"--choices-from {src}: its grid is not {self.grid_path} (sha256 "
+                                 "differs or no run.json); borrow choices only from a run of this grid")
+        theirs = src / "units" / "choice" / f"fold_{u.fold}.json"
+        if not theirs.is_file():
+            raise UserInputError(f"--choices-from {src}: fold {u.fold} has no choice yet "
+                                 f"({theirs} missing); run that fold's selection first")
+        choice = json.loads(theirs.read_text())
+        for unit in sorted((src / "units" / "test").glob(f"*/fold_{u.fold}*.json"))[:1]:
+            if json.loads(unit.read_text())["test_subjects"] != list(u.test_subjects):
+                raise UserInputError(f"--choices-from {src}: fold {u.fold} tested other subjects "
+                                     "there; its folds are not this run's")
+        choice |= {"borrowed_from": str(theirs), "borrowed_sha256": prov.sha256_file(theirs),
+                   "borrowed_written": choice.get("written"), "written": prov.now()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, choice)
+        self._say(f"fold {u.fold}: {choice['chosen']} ({choice['chosen_step']} steps) as chosen in {src}")
         return choice
 
     def test_unit(self, arm_id: str, c: GridConfig, u, steps: int, seed: int | None) -> dict:

@@ -61,6 +61,9 @@ def collect(out: str | Path) -> dict:
                                  "steps_run": u.get("total_steps_run"), "seconds": u["seconds"]}
                              for f, u in v.items()} for k, v in inner.items()},
                "choices": choices, "arms": arms, "paired": paired_tests(arms)}
+    run = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
+    if run.get("choices_from"):
+        results["vs_choices_from"] = against(test, Path(run["choices_from"]))
     (out / "results.json").write_text(json.dumps(results, indent=1, allow_nan=True) + "\n")
     return results
 
@@ -79,6 +82,36 @@ def wilcoxon(a: dict, b: dict) -> dict:
         r = _w(x, y, alternative="two-sided")
         res.update(statistic=float(r.statistic), p=float(r.pvalue))
     return res
+
+
+def _subject_auroc(units: list[dict], keys: set, level: str) -> dict:
+    """Per-subject AUROC at ``level`` averaged over the units whose (fold, seed) is in ``keys``."""
+    subj = defaultdict(list)
+    for u in units:
+        if (u["fold"], u["seed"]) in keys:
+            for s, m in u[f"per_subject_{level.split('_')[1]}"].items():
+                subj[s].append(m["auroc"])
+    return {s: float(np.mean(v)) for s, v in subj.items()}
+
+
+def against(test: dict, src: Path) -> dict:
+    """Each arm of this run against the same arm of ``src`` (the run its choices came from), on
+    the (fold, seed) units both hold: per-subject AUROC, paired Wilcoxon (this − src)."""
+    out = {}
+    for arm, us in test.items():
+        if "[" in arm:
+            continue
+        theirs = _read(src / "units" / "test" / arm)
+        keys = {(u["fold"], u["seed"]) for u in us} & {(u["fold"], u["seed"]) for u in theirs}
+        if keys:
+            out[arm] = {"units": len(keys), **{lv: wilcoxon(_subject_auroc(us, keys, lv),
+                                                             _subject_auroc(theirs, keys, lv))
+                                                for lv in LEVELS},
+                        "mean_this": {lv: float(np.mean(list(_subject_auroc(us, keys, lv).values())))
+                                      for lv in LEVELS},
+                        "mean_src": {lv: float(np.mean(list(_subject_auroc(theirs, keys, lv).values())))
+                                     for lv in LEVELS}}
+    return out
 
 
 def paired_tests(arms: dict) -> dict:
@@ -148,6 +181,17 @@ def write_report(out: str | Path) -> Path:
             for lv, t in v.items():
                 lines.append(f"| {k} | {lv} | {t['n']} | {fmt(t['mean_diff'])} | {t['wins']}/{t['losses']} "
                              f"| {fmt(t['statistic'])} | {fmt(t['p'])} |")
+    if r.get("vs_choices_from"):
+        lines += ["", f"## This run − {run.get('choices_from')} (same arm, same folds and seeds; "
+                  "per-subject AUROC, mean over the shared seeds)", "",
+                  "| arm | units | level | this | there | mean diff | wins/losses | p |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for arm, v in r["vs_choices_from"].items():
+            for lv in LEVELS:
+                t = v[lv]
+                lines.append(f"| {arm} | {v['units']} | {lv} | {fmt(v['mean_this'][lv])} | "
+                             f"{fmt(v['mean_src'][lv])} | {fmt(t['mean_diff'])} | {t['wins']}/{t['losses']} "
+                             f"| {fmt(t['p'])} |")
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -4,6 +4,7 @@
     python -m experiments.run_grid ... --out runs/issue17 --resume          # continue / skip done units
     python -m experiments.run_grid ... --folds 1 --stop-after choice         # fold 1's selection only
     python -m experiments.run_grid ... --with-executed --out runs/issue17_exec  # + runs 3/7/11 in training
+    python -m experiments.run_grid ... --with-executed --choices-from runs/issue17 --out ...  # refits only
     python -m experiments.run_grid --report runs/issue17                     # report of what is on disk
 
 Long runs: ``nice -n 10`` with ``OMP_NUM_THREADS=1``; the process may be stopped and continued
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, help="refit seeds (default: the grid's)")
     p.add_argument("--with-executed", action="store_true",
                    help="add the executed runs 3/7/11 of the training subjects to training")
+    p.add_argument("--choices-from", metavar="RUN", help="run no selection: each fold's choice "
+                   "(configuration, step counts) from RUN, a run of the same grid; refits and peers only")
     p.add_argument("--data", nargs="+", help="recordings (default: the grid's protocol.data)")
     p.add_argument("--stop-after", choices=("choice",), help="end each fold after its choice")
     p.add_argument("--report", metavar="RUN", help="only write RUN's report from its units")
@@ -54,7 +57,7 @@ def _main(argv: Sequence[str] | None) -> int:
     torch.set_num_threads(1)
     cfg = NestedConfig(grid=a.grid, out=a.out, folds=tuple(a.folds) if a.folds else None,
                        seeds=tuple(a.seeds) if a.seeds else None, with_executed=a.with_executed,
-                       data=tuple(a.data) if a.data else None)
+                       data=tuple(a.data) if a.data else None, choices_from=a.choices_from)
     NestedRun(cfg, resume=a.resume, console=Console(), argv=argv).run(stop_after=a.stop_after)
     print(write_report(a.out))
     return 0

@@ -158,3 +158,46 @@ def test_with_executed_adds_runs_3_7_11_to_training_only(run, tmp_path):
         assert set(subj[ue.refit_idx]) == set(subj[ue.fit_idx]) | set(subj[ue.val_idx])
         # imagery windows of the unit are those of the imagery-only run
         assert len(ue.val_idx) == len(ui.val_idx) and len(ue._test_idx) == len(ui._test_idx)
+
+
+def test_choices_from_refits_the_borrowed_choice_and_compares_with_its_run(run, tmp_path, capsys):
+    import shutil
+
+    out, _, grid = run
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        shutil.copy(out.parent / "data" / f"S00{i + 1}R04.edf", data)
+        write_edf(data / f"S00{i + 1}R03.edf", seed=10 * i + 3, duration_s=24.0)
+    x = tmp_path / "x"
+    argv = ["--grid", grid, "--out", str(x), "--with-executed", "--choices-from", str(out),
+            "--data", str(data), "--seeds", "0"]
+    assert run_grid.main(argv) == 0
+    assert not (x / "units" / "inner").exists()  # no selection ran
+    theirs = {c["fold"]: c for c in _units(out, "choice").values()}
+    mine = {c["fold"]: c for c in _units(x, "choice").values()}
+    assert sorted(mine) == [1, 2]
+    for f, c in mine.items():
+        assert (c["chosen"], c["chosen_step"], c["peers"]) == (
+            theirs[f]["chosen"], theirs[f]["chosen_step"], theirs[f]["peers"])
+        assert c["borrowed_from"].endswith(f"fold_{f}.json")
+    test, before = _units(x, "test"), _units(out, "test")
+    assert {t["seed"] for t in test.values() if t["arm"] == "eegmamba_chosen"} == {0}
+    for name, t in test.items():
+        assert t["n_train"] > before[name]["n_train"]  # the executed runs joined training
+        assert t["test_subjects"] == before[name]["test_subjects"]
+        if t["arm"] == "eegmamba_chosen":
+            assert t["steps"] == t["steps_run"] == mine[t["fold"]]["chosen_step"]
+    r = collect(x)
+    assert r["vs_choices_from"]["eegmamba_chosen"]["units"] == 2  # folds 1-2 of seed 0 in both
+    assert r["vs_choices_from"]["csp_lda"]["per_window"]["n"] == 4
+    assert "## This run −" in (x / "report.md").read_text()
+    # a run of another grid is refused with a one-line error
+    g = yaml.safe_load(open(grid))
+    g["name"] = "other"
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(g))
+    capsys.readouterr()
+    assert run_grid.main(["--grid", str(other), "--out", str(tmp_path / "y"), "--choices-from",
+                          str(out), "--data", str(data)]) == 2
+    assert "borrow choices only from a run of this grid" in capsys.readouterr().err
