@@ -97,7 +97,7 @@ class STAdaptive(nn.Module):
             small, wide = _st_inference.tokens(self, x, task)
         else:
             y = self.spatial(x, task)
-            small, wide = self.tokenizer.small(y, task), self.tokenizer.wide(y, task)
+            small, wide = self.tokenizer.paths(y, task)
         cls = self.cls_token.expand(x.shape[0], -1, -1)
         if self.cls_position == "start":
             return torch.cat([cls, small, wide], dim=1), 0

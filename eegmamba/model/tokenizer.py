@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from eegmamba.model.tokenizer_paths import (PATH_KINDS, FilterBankPath, SeparablePath, StackPath,
-                                            TokenDrop)
+                                            TokenDrop, fft_length)
 from eegmamba.ops._strided_conv import conv1d_tokens, inference_segment_weight
 
 
@@ -141,5 +141,14 @@ class DualPathTokenizer(nn.Module):
         """Total tokens ``N = N_s + N_w`` for a window of ``n_times`` samples."""
         return sum(self.n_tokens_per_path(n_times))
 
+    def paths(self, y: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(small (B, N_s, D), wide (B, N_w, D))`` tokens of ``y (B, D, L)``."""
+        if self.kind == "filterbank":  # one spectrum of y for both filter banks
+            L = y.shape[-1]
+            n = max(fft_length(L, p.kernel, p.kernel // 2) for p in (self.small, self.wide))
+            spec = (n, torch.fft.rfft(y, n))
+            return self.small(y, task, spec), self.wide(y, task, spec)
+        return self.small(y, task), self.wide(y, task)
+
     def forward(self, y: torch.Tensor, task: str) -> torch.Tensor:
-        return torch.cat([self.small(y, task), self.wide(y, task)], dim=1)
+        return torch.cat(self.paths(y, task), dim=1)

@@ -14,7 +14,7 @@ import torch
 from eegmamba import TaskSpec, create_model
 from eegmamba.checkpoint import load_checkpoint, save_checkpoint
 from eegmamba.model.config import EEGMambaConfig
-from eegmamba.model.tokenizer_paths import TokenDrop, pool_factors
+from eegmamba.model.tokenizer_paths import TokenDrop, depthwise_fft, fft_length, pool_factors
 from eegmamba.model.variants import TOKENIZER_VARIANTS
 from eegmamba.registry import build_model
 
@@ -108,9 +108,49 @@ def test_config_validation():
 
 @pytest.mark.parametrize("k, L", [(50, 600), (100, 600), (7, 33), (100, 80)])
 def test_fft_depthwise_conv_equals_conv1d(k, L):
-    from eegmamba.model.tokenizer_paths import depthwise_fft
-
     g = torch.Generator().manual_seed(k)
     y, w = torch.randn(3, 8, L, generator=g), torch.randn(8, 1, k, generator=g)
     ref = torch.nn.functional.conv1d(y, w, padding=k // 2, groups=8)
     assert torch.allclose(depthwise_fft(y, w, k // 2), ref, atol=1e-4)
+    n = fft_length(L, k, k // 2)
+    assert n % 2 == 0 and n >= L + k // 2
+    for n_fft in (n, L + k // 2 + (L + k // 2) % 2, 1 << (L + k).bit_length()):  # any long-enough n
+        assert torch.allclose(depthwise_fft(y, w, k // 2, n_fft), ref, atol=1e-4)
+    with pytest.raises(ValueError, match="would wrap"):
+        depthwise_fft(y, w, k // 2, L + k // 2 - 1)
+
+
+def test_fft_length_is_the_smallest_even_5_smooth_size():
+    assert fft_length(600, 100, 50) == 720 and fft_length(600, 50, 25) == 640
+    assert fft_length(2, 1, 0) == 2 and fft_length(33, 7, 3) == 36
+
+
+def test_filterbank_shares_y_spectrum_and_caches_weight_spectrum_only_in_inference():
+    torch.manual_seed(0)
+    model = create_model("eegmamba_fb", tasks=[MI], backend="ref", d_model=16)
+    tok = model.st_adaptive.tokenizer
+    paths = (tok.small, tok.wide)
+    x = torch.randn(2, MI.n_chans, MI.n_times)
+    model.eval()
+    with torch.no_grad():
+        a = model(x, task=MI.name)
+        b = model(x, task=MI.name)  # from the cached weight spectra
+    assert all(getattr(p, "_w_spec", None) is not None for p in paths)
+    assert torch.equal(a, b)
+    y = torch.randn(2, 16, MI.n_times)
+    n = max(fft_length(MI.n_times, p.kernel, p.kernel // 2) for p in paths)
+    for p in paths:  # the shared length and the cached spectrum: the same filters as conv1d
+        ref = torch.nn.functional.conv1d(y, p.temporal.weight, padding=p.kernel // 2, groups=16)
+        with torch.no_grad():
+            got = depthwise_fft(y, p.temporal.weight, p.kernel // 2, n, None, p.weight_spectrum(n))
+        assert torch.allclose(got, ref, atol=1e-4)
+    with torch.no_grad():  # an in-place weight change (optimizer step, load_state_dict) is seen
+        paths[0].temporal.weight.mul_(0.5)
+        c = model(x, task=MI.name)
+        paths[0].temporal.weight.mul_(2.0)
+        d = model(x, task=MI.name)
+    assert not torch.allclose(a, c, atol=1e-4) and torch.allclose(a, d, atol=1e-5)
+    model.train()  # training: no cache, gradients reach the filters
+    assert paths[0].weight_spectrum(n) is None
+    model(x, task=MI.name).sum().backward()
+    assert all(p.temporal.weight.grad.abs().sum() > 0 for p in paths)
