@@ -179,18 +179,24 @@ def print_summary(session, console: Console) -> None:
     snap = session.snapshot()
     console.print()
     table = Table(title=f"eegmamba-live summary ({snap.uptime_s:.1f} s, device {snap.device})")
-    for col in ("profile", "windows", "decisions", "dropped", "p50 ms", "p95 ms", "p99 ms", "accuracy"):
-        table.add_column(col)
+    # 80 columns hold it: decisions / windows in one column (as the dashboard writes them), the three
+    # latency percentiles in one; long names fold instead of ending in "…" (with many headsets the
+    # output names differ at the end, motor_imagery@headset-07 / -08)
+    table.add_column("profile", overflow="fold")
+    table.add_column("decided / windows", overflow="fold")
+    table.add_column("dropped", overflow="fold")
+    table.add_column("p50 / p95 / p99 ms", overflow="fold")
+    table.add_column("accuracy", overflow="fold")
+    fmt = (lambda v: "-" if v is None else f"{v:.1f}")
     for p in snap.profiles:
         drops = ", ".join(f"{k} {v}" for k, v in sorted(p.drops.items())) or "0"
         lat = p.latency
-        fmt = (lambda v: "-" if v is None else f"{v:.1f}")
         acc = "-" if p.accuracy is None else f"{p.accuracy:.1%} of {p.n_scored}"
         if len(p.accuracy_by_round) > 1 or (snap.round_names and p.accuracy_by_round):
             acc += "".join(f"\n{round_name(r, snap.round_names)}: {a:.1%} of {n}"
                            for r, (a, n) in p.accuracy_by_round.items())
-        table.add_row(p.name, str(p.n_windows), str(p.n_decisions), drops, fmt(lat.p50_ms),
-                      fmt(lat.p95_ms), fmt(lat.p99_ms), acc)
+        table.add_row(p.name, f"{p.n_decisions} / {p.n_windows}", drops,
+                      " / ".join(fmt(v) for v in (lat.p50_ms, lat.p95_ms, lat.p99_ms)), acc)
     console.print(table)
     _print_notices(snap.notices, console)
     for c in snap.calibrations:

@@ -236,3 +236,25 @@ def test_summary_line_of_a_marker_stream_names_no_rate_or_units():
     line = stream_line(cues)
     assert line.startswith("stream 'S1-markers': 30 samples") and line.endswith("irregular rate (markers)")
     assert "Hz expected" not in line and "µV" not in line
+
+
+def test_summary_table_folds_long_output_names_instead_of_cutting_them():
+    """Two headsets whose output names differ only at the end stay distinguishable in the exit
+    summary at 80 columns (it used to print ``motor_i…`` for both)."""
+    from realtime.cli_live import print_summary
+
+    base = _snapshot()
+    names = ("motor_imagery@eegmamba-bench-headset-07", "motor_imagery@eegmamba-bench-headset-08")
+    snap = dataclasses.replace(base, calibrations=(), markers=(), streams=(), profiles=tuple(
+        dataclasses.replace(base.profiles[0], name=n, accuracy_by_round={}) for n in names))
+
+    class _Session:  # print_summary reads snapshot() only
+        def snapshot(self):
+            return snap
+
+    console = Console(record=True, width=80)
+    print_summary(_Session(), console)
+    text = console.export_text()
+    first = "".join(ln.split("│")[1].strip() for ln in text.splitlines() if ln.count("│") > 2)
+    assert all(n in first for n in names), text
+    assert "…" not in text and max(len(ln) for ln in text.splitlines()) <= 80
