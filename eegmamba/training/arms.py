@@ -14,6 +14,8 @@ reproduce old runs: EEGMamba by ``Recipe.paper()``, EEGNet by the paper's Adam 1
   have no early stopping, so the validation windows are training data for them).
 * ``bandpower_lr`` — log band powers + logistic regression (sleep, seizure), windows in µV.
 * ``yasa`` — YASA's pretrained sleep staging (no training), given each test window's recording.
+* ``gssc`` — the Greifswald Sleep Stage Classifier's pretrained CNN + GRU (no training), the same way
+  (hard stages: one-hot probabilities; :mod:`eegmamba.baselines.gssc_peer`).
 
 An arm is fitted by ``fit_arm`` and returns a ``Fitted`` (``proba(X_z, X_uv)``). Neural arms can be
 saved (``save``) and reloaded (``load_fitted``) so the calibrated protocol starts from the
@@ -36,10 +38,11 @@ from eegmamba.training.engine.recipe import Recipe
 
 NEURAL = ("eegmamba", "eegnet")
 CLASSICAL = ("csp_lda", "ts_lr", "mdm", "bandpower_lr")
-PRETRAINED = ("yasa",)
+PRETRAINED = ("yasa", "gssc")
 ARMS = NEURAL + CLASSICAL + PRETRAINED
 ARM_NAMES = {"eegmamba": "EEGMamba", "eegnet": "EEGNet-8,2 (ours)", "csp_lda": "CSP+LDA",
-             "ts_lr": "TS+LR", "mdm": "MDM", "bandpower_lr": "band power+LR", "yasa": "YASA"}
+             "ts_lr": "TS+LR", "mdm": "MDM", "bandpower_lr": "band power+LR", "yasa": "YASA",
+             "gssc": "GSSC"}
 
 
 @dataclass
@@ -112,7 +115,7 @@ class Fitted:
 
             task = self.profile.name if self.arm == "eegmamba" else None
             return predict_proba(self.model, w.z, task, torch.device("cpu"), 128)
-        if self.arm == "yasa":
+        if self.arm in PRETRAINED:
             return self.model.proba(w.files, w.t_start)
         groups = w.files if _aligns(self.model) else None
         p = self.model.predict_proba(w.uv) if groups is None else self.model.predict_proba(w.uv, groups)
@@ -182,10 +185,12 @@ def fit_arm(arm: str, profile: Profile, train: Windows, val: Windows | None, set
     windows' ``files``)."""
     t0 = time.perf_counter()
     n_classes = len(profile.classes)
-    if arm == "yasa":
-        from eegmamba.baselines.yasa_peer import YasaPeer
-
-        return Fitted(arm, YasaPeer(profile), n_classes, {"n_train": 0, "pretrained": True}, profile)
+    if arm in PRETRAINED:
+        if arm == "yasa":
+            from eegmamba.baselines.yasa_peer import YasaPeer as Peer
+        else:
+            from eegmamba.baselines.gssc_peer import GsscPeer as Peer
+        return Fitted(arm, Peer(profile), n_classes, {"n_train": 0, "pretrained": True}, profile)
     if arm in CLASSICAL:
         both = train if val is None else Windows(
             np.concatenate([train.z, val.z]), np.concatenate([train.uv, val.uv]),

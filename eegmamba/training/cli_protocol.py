@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     from eegmamba.training.arms import ARMS
 
     p.add_argument("--models", nargs="+", default=None, choices=ARMS,
-                   help=f"arms to run (bandpower_lr and yasa are the sleep/seizure peers); default "
+                   help=f"arms to run (bandpower_lr, yasa and gssc are the sleep/seizure peers); default "
                    f"{' '.join(MI_ARMS)}, with --ablation eegmamba only")
     p.add_argument("--subjects", nargs="+", help="subjects to use, e.g. S001-S019 (default: all found)")
     p.add_argument("--runs", nargs="+", type=int, help="runs to read (default: all)")
