@@ -204,6 +204,10 @@ class LiveLoop:
         if inlets is not self._inlets:  # a stream was added (copy-on-write tuple)
             self._inlets, self._inlet_of = inlets, {i.key: i for i in inlets}
         for inlet in inlets:
+            # the heartbeat follows progress, not whole steps: under overload one step may drain
+            # many streams' backlogs for seconds, which is slow, not hung (a supervisor killed such
+            # a worker at 128 streams on 2 cores and lost 10 s of decisions)
+            self.last_step = time.monotonic()
             outputs = self.served.by_stream.get(inlet.key)
             if not outputs:
                 self.served.join()  # attached between the _join above and the inlet's add
@@ -225,6 +229,7 @@ class LiveLoop:
         if not items:
             return 0
         key = items[0].pipeline.model_key
+        self.last_step = time.monotonic()
         t0 = clock()
         probs = self.engine.infer(key, np.stack([p.window.data for p in items]))
         inferred = clock()

@@ -9,7 +9,7 @@ and a stream never runs in two workers. The supervisor only watches: it merges t
 the decisions they forward.
 
 A worker that hangs (no report for ``hang_s`` seconds: stopped, or stuck holding the GIL; or a
-live loop that has not stepped for that long) is killed and then handled as a dead one, with that
+live loop that has made no progress for that long: no stream taken in and no batch started) is killed and then handled as a dead one, with that
 reason. A dead worker is noticed at once (its process sentinel; the loop waits at most ``tick_s``), logged
 with its exit reason and replaced by the reserve worker, which has its checkpoints loaded and warm
 already, so the streams resume within about a second; a new reserve then starts. A worker that
@@ -67,7 +67,7 @@ class _Proc:
         self.error: tuple[str, bool] | None = None
         self.t_assigned = 0.0
         self.t_heard = time.monotonic()  # last message from it
-        self.loop_age = 0.0  # seconds since its live loop stepped, as its last report said
+        self.loop_age = 0.0  # seconds since its live loop made progress, as its last report said
         self.hung: str | None = None  # why it was killed as hung
 
     @property
@@ -163,7 +163,8 @@ class Supervisor:
 
     def _check_hung(self) -> None:
         """Kill a serving worker that has sent nothing for ``hang_s`` seconds (stopped, or stuck
-        with the GIL held) or whose live loop has not stepped for that long (stuck in a call):
+        with the GIL held) or whose live loop has made no progress for that long (stuck in a call;
+        a slow step under overload still progresses stream by stream):
         the death is then handled as any other, with this reason."""
         now = time.monotonic()
         for p in self.workers.values():
@@ -173,7 +174,7 @@ class Supervisor:
             if silent > self.hang_s:
                 p.hung = f"hung: no report for {silent:.1f} s"
             elif p.loop_age > self.hang_s:
-                p.hung = f"hung: its live loop has not stepped for {p.loop_age:.1f} s"
+                p.hung = f"hung: its live loop has made no progress for {p.loop_age:.1f} s"
             if p.hung is not None:
                 self.on_event(f"worker {p.index + 1} (pid {p.pid}) {p.hung}; killing it")
                 p.process.kill()

@@ -102,7 +102,7 @@ class _Reporter(threading.Thread):
             if time.monotonic() >= next_snap:
                 next_snap += self.snapshot_every_s
                 snap, outputs = self.session.snapshot(), outputs_of(self.session)
-            loop_age = time.monotonic() - self.session.loop.last_step  # seconds since a step
+            loop_age = time.monotonic() - self.session.loop.last_step  # since the loop's last progress
             if not self.channel.send("report", snap, self.drain(), outputs, loop_age):
                 return
 

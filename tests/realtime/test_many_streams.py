@@ -234,3 +234,35 @@ def test_same_named_streams_in_two_workers_get_distinct_outlet_names(
             s.close()
     assert names == [[f"seizure@{unique_name}.{unique_name}-a"], [f"seizure@{unique_name}.{unique_name}-b"]]
     assert len({m for ms in markers for m in ms}) == 2
+
+
+def test_the_loop_heartbeat_follows_progress_within_a_slow_step(
+        seizure_checkpoint, player, short_recording):
+    """The heartbeat a supervisor reads (``LiveLoop.last_step``) is refreshed stream by stream and
+    before each batch, so an overloaded step that drains many streams for seconds is not taken for a
+    hung worker (issue 18: at 128 streams on 2 cores a busy worker was killed as hung)."""
+    from realtime.session import Session, SessionOptions
+
+    streams = [player(short_recording, speed=2.0, repeat=math.inf, markers=False).start()
+               for _ in "ab"]
+    session = Session(SessionOptions(
+        profiles=["seizure"], checkpoints=[str(seizure_checkpoint)], device="cpu",
+        streams=[StreamQuery(name=s.name) for s in streams], all_streams=True,
+        resolve_timeout_s=3.0))
+    ages: list[float] = []
+    loop = session.loop
+    try:
+        def slow_tap(chunks, hold):  # a stream whose processing takes 0.3 s
+            ages.append(time.monotonic() - loop.last_step)
+            time.sleep(0.3)
+
+        loop.run(2.0)  # both streams attached
+        assert len(loop.served.by_stream) == 2
+        for key in list(loop.served.by_stream):
+            loop.taps.setdefault(key, []).append(slow_tap)
+        loop.run(3.0)
+    finally:
+        session.close()
+    assert len(ages) >= 4
+    # each stream's processing starts with a fresh heartbeat although the one before it took 0.3 s
+    assert max(ages) < 0.1, ages
