@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from eegmamba._checks import UserInputError
+from eegmamba.baselines.epoch_peer import EpochPeer
 from eegmamba.channels import match_channels
 from eegmamba.profiles import Profile
 
-EPOCH_S = 30.0
 GSSC_STAGES = ("W", "N1", "N2", "N3", "REM")  # GSSC's output index → stage (its hypnogram codes 0–4)
 
 _NETS: tuple | None = None
@@ -83,28 +83,15 @@ def gssc_stages(path: str | Path, profile: Profile) -> np.ndarray:
     return np.array([index.get(GSSC_STAGES[int(s)], -1) for s in stages], dtype=np.int64)
 
 
-class GsscPeer:
-    """Looks up GSSC's stages for windows given by file and start time (per-file cache)."""
+class GsscPeer(EpochPeer):
+    """GSSC's stages looked up per window as one-hot probabilities (module docstring;
+    :class:`~eegmamba.baselines.epoch_peer.EpochPeer`)."""
 
     name = "GSSC"
 
-    def __init__(self, profile: Profile) -> None:
-        if abs(profile.window.length_s - EPOCH_S) > 1e-9:
-            raise UserInputError(f"GSSC scores {EPOCH_S:g} s epochs; profile {profile.name!r} has "
-                                 f"{profile.window.length_s:g} s windows")
-        self.profile = profile
-        self._cache: dict[str, np.ndarray] = {}
-
-    def proba(self, files: np.ndarray, t_start: np.ndarray) -> np.ndarray:
-        """``(N, n_classes)`` one-hot (module docstring) for windows of ``files`` starting at
-        ``t_start`` seconds."""
-        out = np.zeros((len(files), len(self.profile.classes)))
-        for i, (f, t) in enumerate(zip(files, t_start)):
-            if f not in self._cache:
-                self._cache[f] = gssc_stages(f, self.profile)
-            k = int(round(t / EPOCH_S))
-            if abs(t - k * EPOCH_S) > 0.1 or k >= len(self._cache[f]):
-                raise ValueError(f"window at {t:.2f} s of {f} is not on GSSC's 30 s epoch grid")
-            if self._cache[f][k] >= 0:
-                out[i, self._cache[f][k]] = 1.0
+    def stage_file(self, path: str | Path) -> np.ndarray:
+        stages = gssc_stages(path, self.profile)
+        out = np.zeros((len(stages), len(self.profile.classes)))
+        known = stages >= 0
+        out[np.flatnonzero(known), stages[known]] = 1.0
         return out

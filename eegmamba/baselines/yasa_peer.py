@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from eegmamba._checks import UserInputError
+from eegmamba.baselines.epoch_peer import EpochPeer
 from eegmamba.channels import match_channels
 from eegmamba.profiles import Profile
 
-EPOCH_S = 30.0
 YASA_SFREQ = 100.0  # Hz, the rate YASA resamples to and computes its features at
 _YASA = {"W": "WAKE", "N1": "N1", "N2": "N2", "N3": "N3", "REM": "REM"}
 
@@ -59,26 +59,10 @@ def yasa_proba(path: str | Path, profile: Profile) -> np.ndarray:
     return out
 
 
-class YasaPeer:
-    """Looks up YASA's probabilities for windows given by file and start time (per-file cache)."""
+class YasaPeer(EpochPeer):
+    """YASA's probabilities looked up per window (:class:`~eegmamba.baselines.epoch_peer.EpochPeer`)."""
 
     name = "YASA"
 
-    def __init__(self, profile: Profile) -> None:
-        if abs(profile.window.length_s - EPOCH_S) > 1e-9:
-            raise UserInputError(f"YASA scores {EPOCH_S:g} s epochs; profile {profile.name!r} has "
-                                 f"{profile.window.length_s:g} s windows")
-        self.profile = profile
-        self._cache: dict[str, np.ndarray] = {}
-
-    def proba(self, files: np.ndarray, t_start: np.ndarray) -> np.ndarray:
-        """``(N, n_classes)`` for windows of ``files`` starting at ``t_start`` seconds."""
-        out = np.zeros((len(files), len(self.profile.classes)))
-        for i, (f, t) in enumerate(zip(files, t_start)):
-            if f not in self._cache:
-                self._cache[f] = yasa_proba(f, self.profile)
-            k = int(round(t / EPOCH_S))
-            if abs(t - k * EPOCH_S) > 0.1 or k >= len(self._cache[f]):
-                raise ValueError(f"window at {t:.2f} s of {f} is not on YASA's 30 s epoch grid")
-            out[i] = self._cache[f][k]
-        return out
+    def stage_file(self, path: str | Path) -> np.ndarray:
+        return yasa_proba(path, self.profile)
