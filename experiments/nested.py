@@ -41,6 +41,7 @@ from types import SimpleNamespace
 import numpy as np
 import yaml
 
+from eegmamba._checks import UserInputError
 from eegmamba.data.dataset import build_windows
 from eegmamba.data.recording import subject_and_run
 from eegmamba.profiles import Profile, load_profile
@@ -51,7 +52,6 @@ from eegmamba.training.engine.recipe import PRESETS
 from eegmamba.training.engine.runfolder import RunFolder, write_json
 from eegmamba.training.metrics import compute_metrics, per_group_metrics
 from eegmamba.training.protocols import ProtocolConfig, _build, cross_subject_units, select_files
-from eegmamba._checks import UserInputError
 from experiments.grid import GridConfig, load_grid
 
 IMAGERY_RUNS = (4, 8, 12)
