@@ -104,13 +104,11 @@ def against(test: dict, src: Path) -> dict:
         theirs = _read(src / "units" / "test" / arm)
         keys = {(u["fold"], u["seed"]) for u in us} & {(u["fold"], u["seed"]) for u in theirs}
         if keys:
-            out[arm] = {"units": len(keys), **{lv: wilcoxon(_subject_auroc(us, keys, lv),
-                                                             _subject_auroc(theirs, keys, lv))
-                                                for lv in LEVELS},
-                        "mean_this": {lv: float(np.mean(list(_subject_auroc(us, keys, lv).values())))
-                                      for lv in LEVELS},
-                        "mean_src": {lv: float(np.mean(list(_subject_auroc(theirs, keys, lv).values())))
-                                     for lv in LEVELS}}
+            mine = {lv: _subject_auroc(us, keys, lv) for lv in LEVELS}
+            src_ = {lv: _subject_auroc(theirs, keys, lv) for lv in LEVELS}
+            out[arm] = {"units": len(keys), **{lv: wilcoxon(mine[lv], src_[lv]) for lv in LEVELS},
+                        "mean_this": {lv: float(np.mean(list(mine[lv].values()))) for lv in LEVELS},
+                        "mean_src": {lv: float(np.mean(list(src_[lv].values()))) for lv in LEVELS}}
     return out
 
 

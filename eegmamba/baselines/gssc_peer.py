@@ -6,7 +6,8 @@ context GRU over the night) whose weights ship inside the ``gssc`` wheel, so it 
 passes it to 0.3–30 Hz, cuts it into 30 s epochs from the first sample (the remainder at the end is
 cut off), resamples each to 2560 samples (85.3 Hz), z-scores each channel over the night and stages
 every epoch. Epoch k is therefore exactly our 30 s window k (hop 30 s from the file start), as for
-YASA (the last full epoch is kept, see :func:`gssc_stages`). It is given one EEG channel (the one the profile picks; no EOG in the DREAMS excerpts).
+YASA (the last full epoch is kept, see :func:`gssc_stages`). It is given one EEG channel (the one the
+profile picks; no EOG in the DREAMS excerpts).
 
 Two things to know when reading its figures:
 
@@ -76,7 +77,8 @@ def gssc_stages(path: str | Path, profile: Profile) -> np.ndarray:
     data = raw.get_data()
     raw = mne.io.RawArray(np.concatenate([data, data[:, -1:]], axis=1), raw.info, verbose="error")
     infer = _infer()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), mne.utils.use_log_level("error"):
+    with (warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()),
+          mne.utils.use_log_level("error")):
         warnings.simplefilter("ignore")  # its notices about filters and CUDA
         stages, _ = infer.mne_infer(raw, eeg=[ch], eog=[], eeg_drop=False, eog_drop=True)
     index = {c: k for k, c in enumerate(profile.classes)}

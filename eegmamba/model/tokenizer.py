@@ -145,7 +145,7 @@ class DualPathTokenizer(nn.Module):
         """``(small (B, N_s, D), wide (B, N_w, D))`` tokens of ``y (B, D, L)``."""
         if self.kind == "filterbank":  # one spectrum of y for both filter banks
             L = y.shape[-1]
-            n = max(fft_length(L, p.kernel, p.kernel // 2) for p in (self.small, self.wide))
+            n = max(fft_length(L, p.kernel // 2) for p in (self.small, self.wide))
             spec = (n, torch.fft.rfft(y, n))
             return self.small(y, task, spec), self.wide(y, task, spec)
         return self.small(y, task), self.wide(y, task)

@@ -50,7 +50,7 @@ class TokenDrop(nn.Module):
         return t
 
 
-def fft_length(L: int, kernel: int, padding: int) -> int:
+def fft_length(L: int, padding: int) -> int:
     """The FFT length for :func:`depthwise_fft` of ``L`` samples: the smallest even 2·3·5-smooth
     n ≥ L + padding (a circular convolution of that length leaves the kept outputs free of
     wrap-around; see there). Even 5-smooth sizes are what MKL/pocketfft do fastest: at L = 600,
@@ -82,13 +82,13 @@ def depthwise_fft(y: torch.Tensor, weight: torch.Tensor, padding: int, n_fft: in
     """
     L, k = y.shape[-1], weight.shape[-1]
     n_out = L + 2 * padding - k + 1
-    n = n_fft or fft_length(L, k, padding)
+    n = n_fft or fft_length(L, padding)
+    if n < L + padding:
+        raise ValueError(f"n_fft {n} < L + padding = {L + padding}: the circular convolution would wrap")
     if y_spec is None:
         y_spec = torch.fft.rfft(y, n)
     if w_spec is None:
         w_spec = torch.fft.rfft(weight[:, 0].flip(-1), n)
-    if n < L + padding:
-        raise ValueError(f"n_fft {n} < L + padding = {L + padding}: the circular convolution would wrap")
     # circular: c[t] = full[t] + full[t + n] with full[t] = sum_j w[j] y[t - (k-1) + j] (length
     # L + k - 1); the kept outputs t in [k-1-padding, L+padding) hold no wrapped term when n >= L + padding
     full = torch.fft.irfft(y_spec * w_spec, n)
@@ -142,8 +142,7 @@ class FilterBankPath(nn.Module):
                 ) -> torch.Tensor:
         """``y_spec``: ``(n_fft, rfft(y, n_fft))`` when the tokenizer computed it once for both paths
         (``n_fft`` ≥ :func:`fft_length` of this path)."""
-        n, spec = y_spec if y_spec is not None else (fft_length(y.shape[-1], self.kernel,
-                                                                self.kernel // 2), None)
+        n, spec = y_spec if y_spec is not None else (fft_length(y.shape[-1], self.kernel // 2), None)
         z = depthwise_fft(y, self.temporal.weight, self.kernel // 2, n, spec, self.weight_spectrum(n))
         z = self.norm_in(z[..., : y.shape[-1]], task)
         power = F.avg_pool1d(z * z, self.pool, self.stride)  # (B, D, N)

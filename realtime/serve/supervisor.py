@@ -8,13 +8,14 @@ and a stream never runs in two workers. The supervisor only watches: it merges t
 (``realtime.serve.merge``) for the dashboard and the summary and writes the one ``--log`` file from
 the decisions they forward.
 
-A worker that hangs (no report for ``hang_s`` seconds: stopped, or stuck holding the GIL; or a
-live loop that has made no progress for that long: no stream taken in and no batch started) is killed and then handled as a dead one, with that
-reason. A dead worker is noticed at once (its process sentinel; the loop waits at most ``tick_s``), logged
-with its exit reason and replaced by the reserve worker, which has its checkpoints loaded and warm
-already, so the streams resume within about a second; a new reserve then starts. A worker that
-fails while starting stops the run with its error (a wrong option fails the same way in every
-worker), as does one that keeps dying (``max_restarts`` within ``restart_window_s``).
+A worker that hangs (no report for ``hang_s`` seconds: stopped, or stuck holding the GIL; or a live
+loop that has made no progress for that long: no stream taken in and no batch started) is killed and
+then handled as a dead one, with that reason. A dead worker is noticed at once (its process
+sentinel; the loop waits at most ``tick_s``), logged with its exit reason and replaced by the
+reserve worker, which has its checkpoints loaded and warm already, so the streams resume within
+about a second; a new reserve then starts. A worker that fails while starting stops the run with its
+error (a wrong option fails the same way in every worker), as does one that keeps dying
+(``max_restarts`` within ``restart_window_s``).
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def test_fft_depthwise_conv_equals_conv1d(k, L):
     y, w = torch.randn(3, 8, L, generator=g), torch.randn(8, 1, k, generator=g)
     ref = torch.nn.functional.conv1d(y, w, padding=k // 2, groups=8)
     assert torch.allclose(depthwise_fft(y, w, k // 2), ref, atol=1e-4)
-    n = fft_length(L, k, k // 2)
+    n = fft_length(L, k // 2)
     assert n % 2 == 0 and n >= L + k // 2
     for n_fft in (n, L + k // 2 + (L + k // 2) % 2, 1 << (L + k).bit_length()):  # any long-enough n
         assert torch.allclose(depthwise_fft(y, w, k // 2, n_fft), ref, atol=1e-4)
@@ -121,8 +121,8 @@ def test_fft_depthwise_conv_equals_conv1d(k, L):
 
 
 def test_fft_length_is_the_smallest_even_5_smooth_size():
-    assert fft_length(600, 100, 50) == 720 and fft_length(600, 50, 25) == 640
-    assert fft_length(2, 1, 0) == 2 and fft_length(33, 7, 3) == 36
+    assert fft_length(600, 50) == 720 and fft_length(600, 25) == 640
+    assert fft_length(2, 0) == 2 and fft_length(33, 3) == 36
 
 
 def test_filterbank_shares_y_spectrum_and_caches_weight_spectrum_only_in_inference():
@@ -138,7 +138,7 @@ def test_filterbank_shares_y_spectrum_and_caches_weight_spectrum_only_in_inferen
     assert all(getattr(p, "_w_spec", None) is not None for p in paths)
     assert torch.equal(a, b)
     y = torch.randn(2, 16, MI.n_times)
-    n = max(fft_length(MI.n_times, p.kernel, p.kernel // 2) for p in paths)
+    n = max(fft_length(MI.n_times, p.kernel // 2) for p in paths)
     for p in paths:  # the shared length and the cached spectrum: the same filters as conv1d
         ref = torch.nn.functional.conv1d(y, p.temporal.weight, padding=p.kernel // 2, groups=16)
         with torch.no_grad():
